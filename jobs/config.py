@@ -1,0 +1,195 @@
+"""Typed configuration: `conf/default.yaml`, merged with `--conf FILE` and `--set key=value`.
+
+Every key is declared here, so an unknown key or a value of the wrong type is an error that names
+the key; the rest of the code receives one immutable `Config` and never reads YAML itself.
+"""
+from __future__ import annotations
+
+import copy
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from jobs.errors import ConfigError
+from schemas.raw import RAW_LAYOUTS
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Paths(_Section):
+    landing: Path
+    lake: Path
+    outbox: Path
+
+
+class Carrier(_Section):
+    format: str
+
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, value: str) -> str:
+        if value not in RAW_LAYOUTS:
+            raise ValueError(f"unknown format {value!r} (known: {', '.join(sorted(RAW_LAYOUTS))})")
+        return value
+
+
+class Spark(_Section):
+    master: str
+    app_name: str
+    driver_memory: str
+    shuffle_partitions: int = Field(gt=0)
+    extra: dict[str, str | int | float | bool] = {}
+
+
+class Ingest(_Section):
+    rows_per_file: int = Field(gt=0)
+    volume_history_days: int = Field(gt=0)
+    volume_min_ratio: float = Field(ge=0, le=1)
+
+
+class Sequential(_Section):
+    window_minutes: int = Field(gt=0)
+    min_run: int = Field(gt=1)
+    max_step: int = Field(gt=0)
+    min_order: float = Field(ge=0, le=1)
+
+
+class Goip(_Section):
+    min_score: float = Field(ge=0, le=1)
+    min_calls: int = Field(gt=0)
+
+
+class Congestion(_Section):
+    baseline_days: int = Field(gt=0)
+    min_baseline_days: int = Field(gt=0)
+    min_robust_z: float = Field(gt=0)
+    min_calls: int = Field(gt=0)
+
+
+class Detectors(_Section):
+    sequential: Sequential
+    goip: Goip
+    congestion: Congestion
+
+
+class Dens(_Section):
+    min_edge_weight: float = Field(ge=0)
+    seed: int
+    match_min_overlap: float = Field(ge=0, le=1)
+    match_max_distance_m: float = Field(ge=0)
+
+
+class Export(_Section):
+    warning_min_call_s: int = Field(ge=0)
+    chinese_headers: bool
+
+
+class Config(_Section):
+    paths: Paths
+    timezone: str
+    carriers: dict[str, Carrier] = Field(min_length=1)
+    spark: Spark
+    ingest: Ingest
+    detectors: Detectors
+    dens: Dens
+    export: Export
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {value!r}") from None
+        return value
+
+    def with_paths(self, **paths: str | Path | None) -> Config:
+        """The same configuration with some of landing/lake/outbox replaced (CLI flags)."""
+        given = {k: Path(v) for k, v in paths.items() if v is not None}
+        return self.model_copy(update={"paths": self.paths.model_copy(update=given)})
+
+
+def load_config(conf_file: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Default YAML, then `conf_file` merged over it, then each `dotted.key=value` override."""
+    raw = yaml.safe_load(resources.files("conf").joinpath("default.yaml").read_text(encoding="utf-8"))
+    if conf_file is not None:
+        raw = _merge(raw, _read_yaml(Path(conf_file)), str(conf_file))
+    for item in overrides:
+        _apply_override(raw, item)
+    if isinstance(raw.get("carriers"), dict):  # `cu: null` in a conf file switches a carrier off
+        raw["carriers"] = {code: fmt for code, fmt in raw["carriers"].items() if fmt is not None}
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_describe(err)) from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such configuration file") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: not valid YAML ({getattr(err, 'problem', err)})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+    return data
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any], source: str, prefix: str = "") -> dict[str, Any]:
+    """Deep-merge `over` into a copy of `base`; keys absent from the defaults are refused here
+    (except under free-form mappings: carriers and spark.extra) so the message can name the file."""
+    merged = copy.deepcopy(base)
+    for key, value in over.items():
+        dotted = f"{prefix}{key}"
+        free_form = prefix in ("carriers.", "spark.extra.") or dotted in ("carriers", "spark.extra")
+        if key not in merged and not free_form:
+            raise ConfigError(f"{source}: unknown configuration key {dotted!r}")
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value, source, f"{dotted}.")
+        else:
+            merged[key] = value
+    return merged
+
+
+def _apply_override(raw: dict[str, Any], item: str) -> None:
+    key, sep, text = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {item!r}: expected dotted.key=value")
+    try:
+        value = yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError:
+        value = text
+    key = key.strip()
+    # spark.* settings contain dots themselves: everything after spark.extra. is one key
+    parts = ["spark", "extra", key[len("spark.extra."):]] if key.startswith("spark.extra.") else key.split(".")
+    nested: Any = value
+    for part in reversed(parts):
+        nested = {part: nested}
+    raw.update(_merge(raw, nested, f"--set {key}"))
+
+
+def _describe(err: ValidationError) -> str:
+    """Pydantic's report as one line per problem: `dotted.key: what is wrong (got value)`."""
+    lines = []
+    for problem in err.errors():
+        key = ".".join(str(p) for p in problem["loc"])
+        message = problem["msg"].removeprefix("Value error, ")
+        if problem["type"] == "extra_forbidden":
+            message = "unknown configuration key"
+        elif problem["type"] == "missing":
+            message = "missing"
+        got = problem.get("input")
+        shown = "" if problem["type"] in ("extra_forbidden", "missing") or isinstance(got, dict) else f" (got {got!r})"
+        lines.append(f"conf {key}: {message}{shown}")
+    return "; ".join(lines)

@@ -1,0 +1,13 @@
+"""Errors that the CLI reports as one clear line (no stack trace)."""
+
+
+class CdrwatchError(Exception):
+    """A problem with the input or configuration that the user can fix; the message says what."""
+
+
+class ConfigError(CdrwatchError):
+    """A configuration key is unknown or its value is not acceptable."""
+
+
+class NotBuiltYet(CdrwatchError):
+    """A pipeline step the design names but this version does not have yet."""

@@ -1,0 +1,108 @@
+"""truth/: the labels of a simulated scenario, for the tests and `cdrwatch evaluate`.
+
+Flat UTF-8 CSVs with a date column, rows in a fixed order; numbers in the lake's E.164 form.
+"""
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import polars as pl
+
+from jobs.simulate.city import CARRIERS, DISTRICTS, City
+from jobs.simulate.dens import Den, DenDay
+from jobs.simulate.events import SimRegistry
+from jobs.simulate.numbers import e164
+from jobs.simulate.writers import WrittenFile
+
+SCHEMAS = {
+    "dens": {"date": pl.String, "den_id": pl.String, "kind": pl.String, "pattern": pl.String, "lat": pl.Float64,
+             "lon": pl.Float64, "district": pl.String, "cells": pl.String, "moved": pl.Boolean},
+    "den_sims": {"date": pl.String, "den_id": pl.String, "msisdn": pl.String, "carrier": pl.String,
+                 "imsi": pl.String, "imei": pl.String},
+    "victims": {"date": pl.String, "den_id": pl.String, "number": pl.String, "first_contact": pl.String,
+                "longest_call_s": pl.Int64, "n_calls": pl.Int64},
+    "congestion": {"date": pl.String, "cause": pl.String, "den_id": pl.String, "lat": pl.Float64,
+                   "lon": pl.Float64, "district": pl.String, "cells": pl.String, "hours": pl.String},
+    "hard_negatives": {"number": pl.String, "kind": pl.String, "date": pl.String},
+    "counts": {"date": pl.String, "carrier": pl.String, "files": pl.Int64, "rows": pl.Int64, "corrupt": pl.Int64,
+               "duplicated": pl.Int64, "accepted": pl.Int64},
+    "corrupt_lines": {"date": pl.String, "carrier": pl.String, "source_file": pl.String, "line": pl.Int64,
+                      "kind": pl.String},
+}
+SORT_KEYS = {
+    "dens": ["date", "den_id"], "den_sims": ["date", "den_id", "msisdn"], "victims": ["date", "den_id", "number"],
+    "congestion": ["date", "cause", "den_id"], "hard_negatives": ["kind", "number", "date"],
+    "counts": ["date", "carrier"], "corrupt_lines": ["date", "carrier", "source_file", "line"],
+}
+
+
+@dataclass
+class Truth:
+    rows: dict[str, list[dict]] = field(default_factory=lambda: defaultdict(list))
+
+    def den_day(self, day: date, day_start: int, den: Den, result: DenDay, registry: SimRegistry,
+                city: City, timezone: str, index: int) -> None:
+        calls = result.calls
+        n = result.den_calls
+        lat, lon = den.position(index, city)
+        district = DISTRICTS[city.site_district[den.site(index)]]
+        used = city.cell_ids(np.r_[calls.a_cell[:n], calls.b_cell[n:]])
+        self.rows["dens"].append(dict(date=day.isoformat(), den_id=den.den_id, kind=den.kind, pattern=den.pattern,
+                                      lat=lat, lon=lon, district=district, cells=";".join(used),
+                                      moved=den.moved(index)))
+        self.rows["congestion"].append(dict(date=day.isoformat(), cause="den", den_id=den.den_id, lat=lat, lon=lon,
+                                            district=district, cells=";".join(used), hours=den.hours))
+        for sim in den.sims:
+            self.rows["den_sims"].append(dict(
+                date=day.isoformat(), den_id=den.den_id, msisdn=e164(int(registry.msisdn[sim])),
+                carrier=CARRIERS[registry.carrier[sim]], imsi=str(registry.imsi[sim]), imei=str(registry.imei[sim])))
+        # every contact between the den and a victim's number that day: dialled (first n) or called back
+        other = np.r_[calls.b_num[:n], calls.a_num[n:]]
+        for number in np.unique(other[result.victims]):
+            mine = other == number
+            first = int(calls.sod[mine].min())
+            self.rows["victims"].append(dict(
+                date=day.isoformat(), den_id=den.den_id, number=e164(int(number)),
+                first_contact=_local_iso(day_start + first, timezone),
+                longest_call_s=int(calls.dur[mine].max()), n_calls=int(mine.sum())))
+
+    def crowd(self, day: date, site: int, city: City, hours: tuple[int, int], members: np.ndarray) -> None:
+        self.rows["congestion"].append(dict(
+            date=day.isoformat(), cause="crowd", den_id=None, lat=round(float(city.site_lat[site]), 6),
+            lon=round(float(city.site_lon[site]), 6), district=DISTRICTS[city.site_district[site]],
+            cells=";".join(city.site_cells(site)), hours=f"{hours[0]:02d}-{hours[1]:02d}"))
+        self.hard_negatives(members, "crowd", day.isoformat())
+
+    def hard_negatives(self, numbers: np.ndarray, kind: str, day: str | None = None) -> None:
+        """Honest numbers that look suspicious; `day` None means every day of the run."""
+        self.rows["hard_negatives"].extend(dict(number=e164(int(n)), kind=kind, date=day) for n in numbers)
+
+    def files(self, day: date, carrier: str, written: list[WrittenFile]) -> None:
+        rows = sum(f.rows for f in written)
+        corrupt = sum(len(f.corrupt) for f in written)
+        duplicated = sum(f.duplicated for f in written)
+        self.rows["counts"].append(dict(date=day.isoformat(), carrier=carrier, files=len(written), rows=rows,
+                                        corrupt=corrupt, duplicated=duplicated,
+                                        accepted=rows - corrupt - duplicated))
+        for f in written:
+            self.rows["corrupt_lines"].extend(dict(date=day.isoformat(), carrier=carrier, source_file=f.path,
+                                                   line=line, kind=kind) for line, kind in f.corrupt)
+
+    def write(self, folder: Path, scenario: dict) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, schema in SCHEMAS.items():
+            frame = pl.DataFrame(self.rows.get(name, []), schema=schema, orient="row")
+            frame.sort(SORT_KEYS[name], maintain_order=True).write_csv(folder / f"{name}.csv", float_precision=6)
+        (folder / "scenario.json").write_text(json.dumps(scenario, indent=2, ensure_ascii=False) + "\n",
+                                              encoding="utf-8")
+
+
+def _local_iso(instant: int, timezone: str) -> str:
+    """Local wall-clock time without offset, e.g. 2026-11-20T10:15:03."""
+    return datetime.fromtimestamp(instant, ZoneInfo(timezone)).replace(tzinfo=None).isoformat()

@@ -1,0 +1,394 @@
+"""Great Expectations checks on one ingested lake partition (`lake/cdr/date=D/carrier=C`).
+
+`validate_cdr_partition` runs one GX 1.x expectation suite over the partition's Spark DataFrame and
+returns a `ValidationOutcome`:
+
+* `success` – every *critical* expectation held. A failure fails the ingest run.
+* `suspect` – the day's row count is under `ingest.volume_min_ratio` x the median of the carrier's
+  recent accepted row counts. Reported (the expectation has GX severity "warning"), never a failed
+  run: a carrier that delivers half a day is news for the analysts, not a broken pipeline.
+* `failures` – one short line per failed expectation, naming it, its column and what was observed.
+* `gx_result` – GX's own result as a JSON-able dict (what `save_validation` writes).
+
+Cost: the suite is run with counts but without GX's per-expectation sample queries, which keeps
+it to about a dozen Spark jobs over the (cached) partition; only when something fails is a second,
+small run made over the failed expectations alone to fetch a few offending values for the report.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import statistics
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+from zoneinfo import ZoneInfo
+
+from jobs import lake
+from jobs.config import Config
+from jobs.errors import CdrwatchError
+from schemas.tables import CDR
+
+# The carriers' own subscribers are mobiles: +86, then 1[3-9] and nine more digits.
+MSISDN_REGEX = r"^\+861[3-9]\d{9}$"
+E164_REGEX = r"^\+\d{7,15}$"
+SERVICE_NUMBER_REGEX = r"^\d{3,6}$"
+IMSI_REGEX = r"^\d{15}$"
+IMEI_REGEX = r"^\d{14,16}$"
+MAX_DURATION_S = 86_400
+NO_HISTORY = "no history yet"
+
+_META_KEY = "cdrwatch_check"  # expectation meta: which of our checks this is
+_VOLUME = "volume"
+_SAMPLES = 5  # offending values shown per failed expectation
+# Counts only: no partial_unexpected_list query per expectation (Spark's LIMIT 0 runs no job).
+_COUNTS_ONLY = {"result_format": "BASIC", "partial_unexpected_count": 0}
+_WITH_SAMPLES = {"result_format": "BASIC", "partial_unexpected_count": _SAMPLES}
+
+
+@dataclass(frozen=True)
+class ValidationOutcome:
+    """What `validate_cdr_partition` found. `gx_result["success"]` is GX's own verdict, which also
+    counts the volume expectation (severity "warning"); `success` here leaves that one out."""
+
+    carrier: str
+    day: dt.date
+    success: bool  # all critical expectations met (the volume check is not one of them)
+    suspect: bool  # low volume against recent history
+    row_count: int | None
+    volume: str  # "no history yet" | "ok: ..." | "suspect: ..."
+    failures: tuple[str, ...]  # "expect_column_values_to_be_between(duration_s): 3 of 51234 rows are outside 0..86400 (e.g. -5)"
+    gx_result: dict[str, Any] = field(repr=False)
+    _gx_object: Any = field(default=None, repr=False, compare=False)  # for the HTML page
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "carrier": self.carrier,
+            "date": self.day.isoformat(),
+            "success": self.success,
+            "suspect": self.suspect,
+            "row_count": self.row_count,
+            "volume": self.volume,
+            "failures": list(self.failures),
+            "gx_result": self.gx_result,
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# recent volume
+
+
+def read_accepted_counts(path: str | Path) -> dict[str, int]:
+    """Per-carrier accepted row counts from one ingest run summary.
+
+    Assumed shape (only these keys are read; anything else is ignored):
+    `{"carriers": {"cm": {"accepted": 123, ...}, "cu": {...}, ...}, ...}`
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise CdrwatchError(f"{path}: not valid JSON ({err.msg}, line {err.lineno})") from None
+    carriers = data.get("carriers") if isinstance(data, dict) else None
+    if not isinstance(carriers, dict):
+        raise CdrwatchError(f"{path}: expected an object with a 'carriers' mapping")
+    counts: dict[str, int] = {}
+    for code, entry in carriers.items():
+        accepted = entry.get("accepted") if isinstance(entry, dict) else None
+        if isinstance(accepted, bool) or not isinstance(accepted, int) or accepted < 0:
+            raise CdrwatchError(f"{path}: carriers.{code}.accepted should be a row count, got {accepted!r}")
+        counts[code] = accepted
+    return counts
+
+
+def recent_row_counts(config: Config, carrier: str, day: dt.date) -> list[int]:
+    """The carrier's accepted row counts of the `ingest.volume_history_days` days before `day`,
+    oldest first, from `lake/_runs/ingest/date=*/summary.json`. Days without a run summary, or
+    whose summary does not list the carrier (it delivered nothing), are left out, so the list may
+    be shorter or empty ("no history yet"). A summary that cannot be read raises CdrwatchError."""
+    counts = []
+    for back in range(config.ingest.volume_history_days, 0, -1):
+        path = lake.run_summary_path(config, "ingest", day - dt.timedelta(days=back))
+        if path.is_file():
+            accepted = read_accepted_counts(path).get(carrier)
+            if accepted is not None:
+                counts.append(accepted)
+    return counts
+
+
+# --------------------------------------------------------------------------------------------
+# the suite
+
+
+@dataclass(frozen=True)
+class _Check:
+    key: str
+    problem: str  # what an unexpected row is, for the failure text ("outside 0..86400")
+    build: Callable[[dict], Any]  # meta -> a fresh GX Expectation
+    rows: str = "rows"  # what the expectation counts ("sms rows" under a row condition)
+
+
+def _checks(carrier: str, day: dt.date, config: Config, min_rows: int | None) -> list[_Check]:
+    import great_expectations.expectations as gxe
+    from great_expectations.expectations.metadata_types import FailureSeverity
+    from great_expectations.expectations.row_conditions import Column
+
+    tz = ZoneInfo(config.timezone)
+    # The partition holds the events of the local calendar day D: [D 00:00, D+1 00:00) local time.
+    # Aware datetimes, so that Spark compares instants whatever the machine's own timezone.
+    day_start = dt.datetime.combine(day, dt.time(), tz)
+    day_end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tz)
+    window = f"[{day_start:%Y-%m-%d %H:%M}, {day_end:%Y-%m-%d %H:%M}) {config.timezone}"
+
+    checks = [
+        _Check("columns", "", lambda m: gxe.ExpectTableColumnsToMatchSet(
+            column_set=CDR.names, exact_match=False, meta=m)),
+    ]
+    for column in CDR.columns:
+        if not column.nullable:
+            checks.append(_Check(f"not_null.{column.name}", "are null", lambda m, c=column.name: (
+                gxe.ExpectColumnValuesToNotBeNull(column=c, meta=m))))
+    checks += [
+        _Check("unique.record_id", "share their record_id with another row", lambda m: (
+            gxe.ExpectColumnValuesToBeUnique(column="record_id", meta=m))),
+        _Check("set.carrier", f"are not {carrier!r}", lambda m: (
+            gxe.ExpectColumnValuesToBeInSet(column="carrier", value_set=[carrier], meta=m))),
+        _Check("set.direction", "are not in {out, in}", lambda m: (
+            gxe.ExpectColumnValuesToBeInSet(column="direction", value_set=["out", "in"], meta=m))),
+        _Check("set.service", "are not in {voice, sms}", lambda m: (
+            gxe.ExpectColumnValuesToBeInSet(column="service", value_set=["voice", "sms"], meta=m))),
+        # `mostly`: a carrier's own subscribers are nearly all 11-digit mobiles, but the carriers
+        # also bill IoT/M2M SIMs with 13-digit numbers (+86 1064..., +86 1440...), which are
+        # legitimate subscribers of the partition. Up to 0.1 % of such rows are accepted; a broken
+        # normaliser hits far more rows than that.
+        _Check("regex.msisdn", f"do not match {MSISDN_REGEX} (up to 0.1 % allowed)", lambda m: (
+            gxe.ExpectColumnValuesToMatchRegex(column="msisdn", regex=MSISDN_REGEX, mostly=0.999, meta=m))),
+        # `mostly`: the peer is whatever the network delivered: besides E.164 and short service
+        # numbers, SMS arrive from alphanumeric sender ids ("BANK") and long SMS-gateway ports,
+        # which are real events. Up to 0.1 % of rows may be such; nulls (withheld) are not checked.
+        _Check("regex.other_party",
+               f"match neither {E164_REGEX} nor {SERVICE_NUMBER_REGEX} (up to 0.1 % allowed)", lambda m: (
+                   gxe.ExpectColumnValuesToMatchRegexList(
+                       column="other_party", regex_list=[E164_REGEX, SERVICE_NUMBER_REGEX], match_on="any",
+                       mostly=0.999, meta=m))),
+        _Check("range.duration_s", f"are outside 0..{MAX_DURATION_S}", lambda m: (
+            gxe.ExpectColumnValuesToBeBetween(column="duration_s", min_value=0, max_value=MAX_DURATION_S, meta=m))),
+        # Expressible in GX 1.x as a row condition: only rows with service == "sms" are checked.
+        _Check("sms.duration_s", "have a duration other than 0", lambda m: (
+            gxe.ExpectColumnValuesToBeBetween(
+                column="duration_s", min_value=0, max_value=0, row_condition=Column("service") == "sms", meta=m)),
+            rows="sms rows"),
+        _Check("range.start_time", f"are outside {window}", lambda m: (
+            gxe.ExpectColumnValuesToBeBetween(
+                column="start_time", min_value=day_start, max_value=day_end, strict_max=True, meta=m))),
+        # GX map expectations skip nulls: imsi/imei are checked where present.
+        _Check("regex.imsi", f"do not match {IMSI_REGEX}", lambda m: (
+            gxe.ExpectColumnValuesToMatchRegex(column="imsi", regex=IMSI_REGEX, meta=m))),
+        _Check("regex.imei", f"do not match {IMEI_REGEX}", lambda m: (
+            gxe.ExpectColumnValuesToMatchRegex(column="imei", regex=IMEI_REGEX, meta=m))),
+    ]
+    if min_rows is not None:
+        checks.append(_Check(_VOLUME, "", lambda m: gxe.ExpectTableRowCountToBeBetween(
+            min_value=min_rows, severity=FailureSeverity.WARNING, meta=m)))
+    return checks
+
+
+def _suite(name: str, checks: list[_Check]):
+    import great_expectations as gx
+
+    suite = gx.ExpectationSuite(name=name)
+    for check in checks:
+        suite.add_expectation(check.build({_META_KEY: check.key}))
+    return suite
+
+
+def _batch_definition():
+    """Ephemeral GX context -> Spark data source -> DataFrame asset -> whole-frame batch definition.
+
+    Made afresh for every partition: it costs ~12 ms here (importing GX, once, is the slow part),
+    holds no state between runs and so cannot outlive a restarted SparkSession or be shared by
+    two threads validating two carriers."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    # persist=False: caching is decided (and undone) by validate_cdr_partition, not left behind by GX.
+    source = context.data_sources.add_spark(name="cdrwatch_lake", persist=False)
+    asset = source.add_dataframe_asset(name="cdr_partition")
+    return asset.add_batch_definition_whole_dataframe("whole_partition")
+
+
+# --------------------------------------------------------------------------------------------
+# validate
+
+
+def validate_cdr_partition(df, carrier: str, day: dt.date, config: Config, recent_rows: list[int]) -> ValidationOutcome:
+    """Run the CDR expectation suite over one lake partition (a Spark DataFrame, CDR schema).
+
+    `recent_rows`: the carrier's accepted row counts of the previous `ingest.volume_history_days`
+    days (see `recent_row_counts`); empty means "no history yet" and no volume check. The
+    DataFrame is cached for the run unless the caller has cached it already (then it is left as is).
+    """
+    from pyspark import StorageLevel
+
+    history = [int(n) for n in recent_rows]
+    median = statistics.median(history) if history else None
+    min_rows = math.ceil(config.ingest.volume_min_ratio * median) if history else None
+    checks = _checks(carrier, day, config, min_rows)
+    by_key = {c.key: c for c in checks}
+    name = f"cdr.{carrier}.{day.isoformat()}"
+
+    tz = ZoneInfo(config.timezone)
+    cached_here = not df.is_cached
+    if cached_here:
+        df.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        batch = _batch_definition().get_batch(batch_parameters={"dataframe": df})
+        result = batch.validate(_suite(name, checks), result_format=_COUNTS_ONLY)
+        failed_map = [
+            r for r in result.results
+            if not r.success and "unexpected_count" in (r.result or {}) and _key(r) in by_key
+        ]
+        if failed_map:  # rare: fetch a few offending values of the failed expectations only
+            keys = [_key(r) for r in failed_map]
+            detail = batch.validate(_suite(name + ".samples", [by_key[k] for k in keys]),
+                                    result_format=_WITH_SAMPLES)
+            samples = {_key(r): (r.result or {}).get("partial_unexpected_list") for r in detail.results}
+            for r in failed_map:
+                if samples.get(_key(r)) is not None:
+                    r.result["partial_unexpected_list"] = [_aware(v, tz) for v in samples[_key(r)]]
+    finally:
+        if cached_here:
+            df.unpersist()
+
+    row_count = _row_count(result)
+    order = {c.key: i for i, c in enumerate(checks)}
+    failures, suspect = [], False
+    for r in sorted(result.results, key=lambda r: order.get(_key(r), len(order))):
+        if r.success:
+            continue
+        if _key(r) == _VOLUME and not _raised(r):
+            suspect = True
+        else:
+            failures.append(_describe(r, by_key.get(_key(r)), tz))
+
+    if not history:
+        volume = NO_HISTORY
+    else:
+        shown_median = int(median) if median == int(median) else round(median, 1)
+        volume = (f"{'suspect' if suspect else 'ok'}: {row_count} rows; median of {len(history)} recent days"
+                  f" {shown_median}, minimum {min_rows}")
+        if suspect:
+            volume += f" ({config.ingest.volume_min_ratio:g} x median)"
+
+    return ValidationOutcome(
+        carrier=carrier,
+        day=day,
+        success=not failures,
+        suspect=suspect,
+        row_count=row_count,
+        volume=volume,
+        failures=tuple(failures),
+        gx_result=result.to_json_dict(),
+        _gx_object=result,
+    )
+
+
+def _key(r) -> str | None:
+    return (r.expectation_config.meta or {}).get(_META_KEY)
+
+
+def _raised(r) -> str | None:
+    """The exception message if GX could not evaluate the expectation."""
+    info = r.exception_info or {}
+    if info.get("raised_exception"):
+        return info.get("exception_message") or "error"
+    for value in info.values():  # GX 1.x may key exception info by metric id
+        if isinstance(value, dict) and value.get("raised_exception"):
+            return value.get("exception_message") or "error"
+    return None
+
+
+def _row_count(result) -> int | None:
+    for r in result.results:
+        if _key(r) == _VOLUME and isinstance(r.result.get("observed_value"), int):
+            return r.result["observed_value"]
+    for r in result.results:
+        if _key(r) == "not_null.record_id" and isinstance(r.result.get("element_count"), int):
+            return r.result["element_count"]
+    return None
+
+
+def _describe(r, check: _Check | None, tz: ZoneInfo) -> str:
+    config = r.expectation_config
+    column = config.kwargs.get("column")
+    head = f"{config.type}({column})" if column else config.type
+    error = _raised(r)
+    if error:
+        return f"{head}: could not be evaluated: {error.strip().splitlines()[-1][:300]}"
+    res = r.result or {}
+    if "unexpected_count" in res:
+        total = res.get("element_count")
+        rows, problem = (check.rows, check.problem) if check else ("rows", "are unexpected")
+        text = f"{head}: {res['unexpected_count']} of {total} {rows} {problem}"
+        samples = list(dict.fromkeys(_show(v, tz) for v in res.get("partial_unexpected_list") or [] if v is not None))
+        if samples:
+            text += " (e.g. " + ", ".join(samples) + ")"
+        return text
+    if config.type == "expect_table_columns_to_match_set":
+        missing = res.get("details", {}).get("mismatched", {}).get("missing", [])
+        return f"{head}: missing columns {', '.join(missing)}"
+    return f"{head}: observed {res.get('observed_value')!r}"
+
+
+def _aware(value: Any, tz: ZoneInfo) -> Any:
+    """PySpark returns timestamps as naive datetimes in the machine's local time: make them
+    unambiguous instants in the configured timezone."""
+    if isinstance(value, dt.datetime) and value.tzinfo is None:
+        return value.astimezone(tz)
+    return value
+
+
+def _show(value: Any, tz: ZoneInfo) -> str:
+    if isinstance(value, dt.datetime):
+        return _aware(value, tz).astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+    return repr(value)
+
+
+# --------------------------------------------------------------------------------------------
+# save
+
+
+def save_validation(outcome: ValidationOutcome, path: str | Path) -> Path:
+    """Write the outcome as JSON to `path` (e.g. `lake/_runs/ingest/date=D/validation_<carrier>.json`)
+    and GX's rendered validation page next to it (same name, `.html`). Both are written atomically.
+    The HTML is GX's data-docs page; it pulls its CSS/JS from public CDNs, so offline it is plain,
+    unstyled HTML (the content is all there)."""
+    path = Path(path)
+    lake.write_json(path, outcome.to_dict())
+    if outcome._gx_object is not None:
+        _write_atomic(path.with_suffix(".html"), _render_html(outcome._gx_object))
+    return path
+
+
+def _render_html(result) -> str:
+    from great_expectations.render.renderer import ValidationResultsPageRenderer
+    from great_expectations.render.view import DefaultJinjaPageView
+
+    return DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(result))
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write a sibling temporary file, then rename it over `path`: readers see old or new, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

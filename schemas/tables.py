@@ -1,0 +1,108 @@
+"""Every table of the lake and the outbox (DESIGN.md "The lake", "Outputs")."""
+from schemas.table import Column as C, Table
+
+CDR = Table(
+    "cdr",
+    (
+        C("record_id", "string", False, "carrier's id of the record; unique per carrier"),
+        C("carrier", "string", False, "carrier code from conf (cm, cu, ct, ...)"),
+        C("msisdn", "string", False, "the carrier's own subscriber, E.164 (+86...)"),
+        C("other_party", "string", True, "E.164 for telephone numbers, digits for service numbers"),
+        C("direction", "string", False, "out | in"),
+        C("service", "string", False, "voice | sms"),
+        C("start_time", "timestamp", False, "event start, an instant"),
+        C("duration_s", "int32", False, "seconds; 0 for SMS and unanswered calls"),
+        C("imsi", "string", True),
+        C("imei", "string", True),
+        C("cell_id", "string", True, "the carrier's cell key; join cells/<carrier>.csv"),
+        C("source_file", "string", False, "landing file the row came from, relative to landing/"),
+        C("source_line", "int64", False, "1-based physical line in the (decompressed) file"),
+        C("date", "date", False, "local calendar date of the event (partition)"),
+    ),
+    partition_by=("date", "carrier"),
+    doc="Canonical CDR: one row per event per recording carrier.",
+)
+
+QUARANTINE = Table(
+    "quarantine",
+    (
+        C("carrier", "string", False),
+        C("source_file", "string", False),
+        C("source_line", "int64", False),
+        C("raw", "string", True, "the line as read (undecodable bytes replaced by U+FFFD)"),
+        C("reason", "string", False, "why the row was not accepted"),
+        C("date", "date", False, "the landing date the file was delivered under (partition)"),
+    ),
+    partition_by=("date", "carrier"),
+    doc="Input rows that could not be accepted, with the reason.",
+)
+
+CELL = Table(
+    "cell",
+    (
+        C("cell_id", "string", False),
+        C("lat", "double", False),
+        C("lon", "double", False),
+        C("site_name", "string", True),
+        C("district", "string", False),
+        C("carrier", "string", False, "added on reading landing/cells/<carrier>.csv"),
+    ),
+    doc="Cell inventory; the same physical site has a different cell_id in every carrier.",
+)
+
+WHITELIST = Table(
+    "whitelist",
+    (C("number", "string", False, "any written form; normalised on reading"), C("owner", "string", True)),
+    doc="Registered call centres and the like: never flagged, never a lead.",
+)
+
+FLAG = Table(
+    "flag",
+    (
+        C("detector", "string", False),
+        C("entity_type", "string", False, "msisdn | imei | cell"),
+        C("entity_id", "string", False),
+        C("score", "double", False, "0..1, higher is more suspicious"),
+        C("evidence", "string", False, "one sentence an analyst can read"),
+        C("date", "date", False),
+    ),
+    partition_by=("date",),
+)
+
+DEN = Table(
+    "den",
+    (
+        C("den_id", "string", False, "stable across nights, moves and SIM swaps"),
+        C("score", "double", False),
+        C("priority", "string", False, "high | medium | low"),
+        C("district", "string", True),
+        C("lat", "double", True),
+        C("lon", "double", True),
+        C("radius_m", "double", True),
+        C("numbers", "list<string>", False, "member SIMs, E.164"),
+        C("imeis", "list<string>", False),
+        C("cells", "list<string>", False),
+        C("site_names", "list<string>", False),
+        C("active_hours", "string", True, "e.g. 09-12;14-18"),
+        C("first_seen", "date", False),
+        C("last_seen", "date", False),
+        C("nights_active", "int32", False),
+        C("n_calls", "int64", False),
+        C("n_distinct_callees", "int64", False),
+        C("n_victims", "int64", False),
+        C("signals", "list<string>", False, "detectors that fired on the members"),
+        C("evidence", "string", False),
+        C("date", "date", False),
+    ),
+    partition_by=("date",),
+)
+
+LEAD_COLUMNS = (
+    "den_id", "priority", "score", "district", "lat", "lon", "radius_m", "cells", "site_names",
+    "active_hours", "first_seen", "last_seen", "nights_active", "n_numbers", "numbers", "n_imeis", "imeis",
+    "n_calls", "n_distinct_callees", "n_victims", "signals", "evidence",
+)
+
+WARNING_COLUMNS = ("number", "district", "den_id", "first_contact", "longest_call_s", "n_calls")
+
+TABLES = {t.name: t for t in (CDR, QUARANTINE, CELL, WHITELIST, FLAG, DEN)}

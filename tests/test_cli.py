@@ -1,0 +1,50 @@
+"""The command line: one clear line on bad input, non-zero exit for steps not built yet."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from jobs.cli import main
+
+
+def test_console_script_is_installed():
+    script = Path(sys.executable).with_name("cdrwatch")
+    result = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=True)
+    for command in ("simulate", "ingest", "detect", "dens", "export", "nightly", "report", "evaluate"):
+        assert command in result.stdout
+
+
+def test_usage_errors_are_one_line(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["ingest", "--date", "2026-02-30"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err == ("cdrwatch ingest: error: argument --date: '2026-02-30' is not a date (YYYY-MM-DD) "
+                   "(see cdrwatch ingest --help)\n")
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["ingest", "--date", "2026-11-20", "--set", "ingest.rows_per_file=-1"],
+         "cdrwatch: error: conf ingest.rows_per_file: Input should be greater than 0"),
+        (["ingest", "--date", "2026-11-20", "--conf", "/nonexistent.yaml"],
+         "cdrwatch: error: /nonexistent.yaml: no such configuration file"),
+        (["nightly", "--from", "2026-11-22", "--to", "2026-11-20"],
+         "cdrwatch: error: nightly: --to 2026-11-20 is before --from 2026-11-22"),
+        (["simulate", "--start", "2026-11-20", "--days", "0", "--out", "/tmp/x"],
+         "cdrwatch: error: simulate: --days must be positive"),
+    ],
+)
+def test_bad_input_is_one_line(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message)
+    assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize("step", ["detect", "dens", "export", "report"])
+def test_steps_not_built_yet_say_so(step, capsys):
+    assert main([step, "--date", "2026-11-20"]) == 2
+    assert f"{step}: not built yet (issue #" in capsys.readouterr().err

@@ -1,0 +1,503 @@
+"""The synthetic city against the landing contract (DESIGN.md "Inputs"), read back independently.
+
+The reader below deliberately shares no code with the simulator: csv/json/gzip modules, strict
+decoding, its own number normaliser. Every line must either be a valid record or be listed in
+truth/corrupt_lines.csv, and the truth counts must be what the reader counts.
+"""
+from __future__ import annotations
+
+import csv
+import filecmp
+import gzip
+import json
+import math
+import re
+from collections import Counter, defaultdict
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from jobs.simulate import SimSummary, simulate
+
+START = date(2026, 11, 20)          # a Friday: the run has weekdays and a weekend day
+DAYS = 3
+ARGS = dict(subscribers=1000, dens=4, seed=7)
+TZ = ZoneInfo("Asia/Shanghai")
+CARRIER_FORMATS = {"cm": "cn_csv", "cu": "pipe_gbk", "ct": "jsonl"}
+IMSI_HEADS = {"cm": ("46000", "46002", "46007"), "cu": ("46001", "46006"), "ct": ("46003", "46011")}
+PHONE_TACS = {"86891203", "35693803", "35891510", "35420409", "35332811", "86753104"}
+CN_HEADER = "话单标识,本机号码,对端号码,业务类型,开始时间,时长,IMSI,IMEI,LAC,CI"
+DISTRICTS = {"锦江区", "青羊区", "金牛区", "武侯区", "成华区", "高新区", "龙泉驿区", "双流区"}
+CN_TYPES = {"主叫": ("out", "voice"), "被叫": ("in", "voice"), "短信发": ("out", "sms"), "短信收": ("in", "sms")}
+
+
+# --- an independent reader ------------------------------------------------------------------------
+
+def normalise(text: str) -> str | None:
+    """E.164 (+…) for telephone numbers, digits for 3-6 digit service numbers, None if unreadable."""
+    if re.fullmatch(r"\d{3,6}", text):
+        return text
+    if re.fullmatch(r"0[1-9]\d-?\d{8}", text):                  # landline with trunk 0, optional dash
+        return "+86" + text[1:].replace("-", "")
+    for prefix in ("+86", "0086", "86", ""):
+        rest = text[len(prefix):]
+        if text.startswith(prefix) and re.fullmatch(r"1\d{10}", rest):
+            return "+86" + rest
+    if re.fullmatch(r"\+[1-9]\d{6,14}", text):
+        return text
+    if re.fullmatch(r"00[1-9]\d{6,14}", text):
+        return "+" + text[2:]
+    return None
+
+
+def luhn_ok(imei: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(imei[:14])):
+        d = int(ch) * (2 if i % 2 == 0 else 1)
+        total += d - 9 if d > 9 else d
+    return (10 - total % 10) % 10 == int(imei[14])
+
+
+def read_cells(root: Path) -> dict[str, list[dict]]:
+    return {c: list(csv.DictReader((root / "cells" / f"{c}.csv").open(encoding="utf-8", newline="")))
+            for c in CARRIER_FORMATS}
+
+
+class Reader:
+    """Reads a landing zone; keeps valid records and the (file, line) of everything else."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.cells = {c: {row["cell_id"]: row for row in rows} for c, rows in read_cells(root).items()}
+        self.records: list[dict] = []
+        self.bad: set[tuple[str, int]] = set()
+        self.rows: Counter = Counter()          # (date, carrier) -> data lines
+        self.files: Counter = Counter()
+        for carrier, fmt in CARRIER_FORMATS.items():
+            for folder in sorted((root / carrier).iterdir()):
+                for path in sorted(folder.iterdir()):
+                    self.read_file(carrier, fmt, date.fromisoformat(folder.name), path)
+        first = {}
+        for r in self.records:
+            first.setdefault((r["carrier"], r["id"]), r)
+        self.unique = list(first.values())       # what an ingest keeps: one record per carrier record id
+
+    def read_file(self, carrier: str, fmt: str, day: date, path: Path) -> None:
+        rel = path.relative_to(self.root).as_posix()
+        data = path.read_bytes()
+        if path.name.endswith(".gz"):
+            data = gzip.decompress(data)
+        assert data.endswith(b"\n"), rel
+        lines = data.split(b"\n")[:-1]
+        self.files[day, carrier] += 1
+        first = 0
+        if fmt == "cn_csv":
+            assert lines[0].decode("utf-8").lstrip("\ufeff").rstrip("\r") == CN_HEADER
+            first = 1
+        for number, raw in enumerate(lines[first:], start=first + 1):
+            self.rows[day, carrier] += 1
+            if fmt in ("cn_csv", "pipe_gbk"):
+                assert raw.endswith(b"\r"), f"{rel}:{number} is not CRLF-terminated"
+                raw = raw[:-1]
+            try:
+                record = getattr(self, fmt)(raw, carrier, day)
+            except (ValueError, KeyError, TypeError, AttributeError):
+                record = None
+            if record is None:
+                self.bad.add((rel, number))
+            else:
+                record.update(carrier=carrier, date=day, file=rel, line=number)
+                self.records.append(record)
+
+    def cn_csv(self, raw: bytes, carrier: str, day: date) -> dict | None:
+        f = raw.decode("utf-8").split(",")
+        if len(f) != 10:
+            return None
+        direction, service = CN_TYPES[f[3]]
+        start = datetime.strptime(f[4], "%Y-%m-%d %H:%M:%S").replace(tzinfo=TZ)
+        return self.check(carrier, day, f[0], f[1], f[2], direction, service, start, f[5], f[6], f[7],
+                          f"{f[8]}-{f[9]}" if f[8].isdigit() and f[9].isdigit() else "")
+
+    def pipe_gbk(self, raw: bytes, carrier: str, day: date) -> dict | None:
+        f = raw.decode("gbk").split("|")
+        if len(f) != 11 or not re.fullmatch(r"\d{6}", f[8]):
+            return None
+        hh, mm, ss = int(f[8][:2]), int(f[8][2:4]), int(f[8][4:])
+        if mm > 59 or ss > 59 or self.cells[carrier].get(f[9], {}).get("site_name") != f[10]:
+            return None
+        start = datetime.strptime(f[7], "%Y%m%d%H%M%S").replace(tzinfo=TZ)
+        direction, service = {"0": "out", "1": "in"}[f[5]], {"V": "voice", "S": "sms"}[f[6]]
+        return self.check(carrier, day, f[0], f[1], f[4], direction, service, start, str(hh * 3600 + mm * 60 + ss),
+                          f[2], f[3], f[9])
+
+    def jsonl(self, raw: bytes, carrier: str, day: date) -> dict | None:
+        obj = json.loads(raw.decode("utf-8"))
+        keys = {"id", "subscriber", "peer", "dir", "svc", "ts", "dur", "imsi", "imei", "cell"}
+        if not isinstance(obj, dict) or set(obj) != keys:
+            return None
+        if type(obj["ts"]) is not int or type(obj["dur"]) is not int or obj["dir"] not in ("in", "out") \
+                or obj["svc"] not in ("voice", "sms") or not all(isinstance(obj[k], str) for k in
+                                                                 ("id", "subscriber", "peer", "imsi", "imei", "cell")):
+            return None
+        start = datetime.fromtimestamp(obj["ts"] / 1000, TZ)
+        return self.check(carrier, day, obj["id"], obj["subscriber"], obj["peer"], obj["dir"], obj["svc"], start,
+                          str(obj["dur"]), obj["imsi"], obj["imei"], obj["cell"])
+
+    def check(self, carrier, day, record_id, msisdn, peer, direction, service, start, dur, imsi, imei, cell):
+        msisdn, peer = normalise(msisdn), normalise(peer)
+        valid = (re.fullmatch(rf"{carrier.upper()}{day:%Y%m%d}\d{{8}}", record_id) and msisdn and peer
+                 and start.date() == day and re.fullmatch(r"\d+", dur)
+                 and re.fullmatch(r"\d{15}", imsi) and imsi.startswith(IMSI_HEADS[carrier])
+                 and re.fullmatch(r"\d{15}", imei) and luhn_ok(imei) and cell in self.cells[carrier]
+                 and (service == "voice" or dur == "0"))
+        if not valid:
+            return None
+        return dict(id=record_id, msisdn=msisdn, peer=peer, dir=direction, svc=service,
+                    ts=int(start.timestamp()), dur=int(dur), imsi=imsi, imei=imei, cell=cell)
+
+
+# --- fixtures -----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def landing(tmp_path_factory) -> tuple[Path, SimSummary, list]:
+    out = tmp_path_factory.mktemp("city") / "landing"
+    progress = []
+    summary = simulate(out, START, DAYS, **ARGS, on_day=lambda day, rows: progress.append((day, rows)))
+    return out, summary, progress
+
+
+@pytest.fixture(scope="module")
+def reader(landing) -> Reader:
+    return Reader(landing[0])
+
+
+def truth(root: Path, name: str) -> list[dict]:
+    with (root / "truth" / f"{name}.csv").open(encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def all_files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def metres(lat1, lon1, lat2, lon2) -> float:
+    dy = (float(lat1) - float(lat2)) * 111_320
+    dx = (float(lon1) - float(lon2)) * 111_320 * math.cos(math.radians(float(lat1)))
+    return math.hypot(dx, dy)
+
+
+# --- determinism and layout ---------------------------------------------------------------------
+
+def test_same_seed_same_bytes_other_seed_other_bytes(landing, tmp_path):
+    root, _, _ = landing
+    again = tmp_path / "again"
+    simulate(again, START, DAYS, **ARGS)
+    first, second = all_files(root), all_files(again)
+    assert list(first) == list(second)
+    assert [name for name in first if first[name] != second[name]] == []
+
+    other = tmp_path / "other"
+    simulate(other, START, DAYS, **{**ARGS, "seed": 8})
+    third = all_files(other)
+    data = [name for name in first if name.split("/")[0] in CARRIER_FORMATS and name in third]
+    assert data and all(first[name] != third[name] for name in data)
+    assert first["cells/cm.csv"] != third["cells/cm.csv"]
+
+
+def test_summary_and_progress(landing, reader):
+    root, summary, progress = landing
+    assert [day for day, _ in progress] == [START + timedelta(days=i) for i in range(DAYS)]
+    assert sum(rows for _, rows in progress) == summary.total_rows == sum(reader.rows.values())
+    for carrier in CARRIER_FORMATS:
+        assert summary.rows[carrier] == sum(n for (_, c), n in reader.rows.items() if c == carrier)
+    assert summary.files == sum(reader.files.values()) and summary.dens == 4
+    assert "CDR lines" in str(summary) and str(root) in str(summary)
+
+
+def test_landing_layout(landing):
+    root, _, _ = landing
+    assert sorted(p.name for p in root.iterdir()) == ["cells", "cm", "ct", "cu", "truth", "whitelist.csv"]
+    assert sorted(p.name for p in (root / "cells").iterdir()) == ["cm.csv", "ct.csv", "cu.csv"]
+    dates = [(START + timedelta(days=i)).isoformat() for i in range(DAYS)]
+    patterns = {"cm": r"cm_(\d{8})_\d(_resend)?\.csv(\.gz)?", "cu": r"cu_(\d{8})_\d(_resend)?\.txt",
+                "ct": r"ct_(\d{8})_\d(_resend)?\.jsonl\.gz"}
+    resent = []
+    for carrier, pattern in patterns.items():
+        assert sorted(p.name for p in (root / carrier).iterdir()) == dates
+        for day in dates:
+            names = sorted(p.name for p in (root / carrier / day).iterdir())
+            assert len(names) >= 2
+            for name in names:
+                match = re.fullmatch(pattern, name)
+                assert match and match.group(1) == day.replace("-", ""), name
+                if match.group(2):                 # a re-delivered file is an exact copy of another one
+                    original = root / carrier / day / name.replace("_resend", "")
+                    assert filecmp.cmp(original, root / carrier / day / name, shallow=False)
+                    resent.append((day, carrier))
+    assert [c for _, c in sorted(resent)] == ["cm", "cu", "ct"]     # one per day, carriers in turn
+
+    cm_files = list((root / "cm" / dates[0]).iterdir())
+    plain = [p.read_bytes() for p in cm_files if p.suffix == ".csv"]
+    assert any(b.startswith(b"\xef\xbb\xbf") for b in plain) and any(not b.startswith(b"\xef\xbb\xbf") for b in plain)
+    assert any(p.name.endswith(".csv.gz") for p in cm_files)
+    gz = next(p for p in cm_files if p.name.endswith(".gz")).read_bytes()
+    assert gz[4:8] == b"\0\0\0\0"                   # gzip mtime 0: reproducible bytes
+
+
+def test_cells_same_sites_different_ids_and_jitter(landing):
+    root, _, _ = landing
+    cells = read_cells(root)
+    assert [len(cells[c]) for c in ("cm", "cu", "ct")] == [8 * 49 * 3, 8 * 49 * 2, 8 * 49]
+    assert all(list(rows[0]) == ["cell_id", "lat", "lon", "site_name", "district"] for rows in cells.values())
+    assert {r["district"] for r in cells["ct"]} == DISTRICTS
+    assert re.fullmatch(r"41\d\d-\d+", cells["cm"][0]["cell_id"])
+    assert re.fullmatch(r"ct\d{5}", cells["ct"][0]["cell_id"])
+    assert re.fullmatch(r"460-01-\d+-\d+", cells["cu"][0]["cell_id"])
+    assert cells["cm"][0]["site_name"] == "锦江区000号基站" and cells["cu"][0]["site_name"] != cells["cm"][0]["site_name"]
+    for site in cells["ct"]:                        # every ct site has cm and cu cells within 15 m, not at 0 m
+        for other in ("cm", "cu"):
+            nearest = min(metres(site["lat"], site["lon"], c["lat"], c["lon"]) for c in cells[other]
+                          if c["district"] == site["district"])
+            assert 0 < nearest <= 15
+
+
+# --- every line valid or listed; counts ---------------------------------------------------------
+
+def test_every_line_is_valid_or_listed_as_corrupt(landing, reader):
+    root, _, _ = landing
+    listed = {(row["source_file"], int(row["line"])) for row in truth(root, "corrupt_lines")}
+    assert reader.bad == listed
+    per_file = Counter(row["source_file"] for row in truth(root, "corrupt_lines"))
+    all_data_files = [p for c in CARRIER_FORMATS for p in (root / c).rglob("*") if p.is_file()]
+    assert all(per_file[p.relative_to(root).as_posix()] >= 2 for p in all_data_files)
+    kinds = defaultdict(set)
+    for row in truth(root, "corrupt_lines"):
+        kinds[row["carrier"]].add(row["kind"])
+    assert kinds["cm"] == kinds["cu"] == {"truncated", "bad_encoding", "bad_timestamp", "bad_duration", "empty_msisdn"}
+    assert kinds["ct"] == kinds["cm"] | {"broken_json", "missing_field"}
+    share = len(listed) / sum(reader.rows.values())
+    assert 0.0008 < share < 0.003
+
+
+def test_counts_match_what_a_reader_counts(landing, reader):
+    root, _, _ = landing
+    good = Counter((r["date"], r["carrier"]) for r in reader.records)
+    unique = Counter((day, carrier) for day, carrier, _ in {(r["date"], r["carrier"], r["id"]) for r in reader.records})
+    bad = Counter((date.fromisoformat(f.split("/")[1]), f.split("/")[0]) for f, _ in reader.bad)
+    rows = truth(root, "counts")
+    assert len(rows) == DAYS * 3
+    for row in rows:
+        key = (date.fromisoformat(row["date"]), row["carrier"])
+        assert int(row["files"]) == reader.files[key]
+        assert int(row["rows"]) == reader.rows[key]
+        assert int(row["corrupt"]) == bad[key]
+        assert int(row["duplicated"]) == good[key] - unique[key]
+        assert int(row["accepted"]) == unique[key] == int(row["rows"]) - int(row["corrupt"]) - int(row["duplicated"])
+        # besides the re-delivered file, ~0.05 % of good lines repeat
+        assert int(row["duplicated"]) >= 1
+
+
+def test_numbers_are_written_in_the_carriers_habits(landing):
+    root, _, _ = landing
+    day = START.isoformat()
+    cm = gzip.decompress(next((root / "cm" / day).glob("*_2.csv.gz")).read_bytes()).decode("utf-8", "replace")
+    cu = next((root / "cu" / day).glob("*_2.txt")).read_bytes().decode("gbk", "replace")
+    ct = gzip.decompress(next((root / "ct" / day).glob("*_1.jsonl.gz")).read_bytes()).decode("utf-8", "replace")
+    cm_own = [line.split(",")[1] for line in cm.splitlines()[1:]]
+    assert sum(bool(re.fullmatch(r"1\d{10}", n)) for n in cm_own) / len(cm_own) > 0.85
+    assert any(n.startswith("+86") for n in cm_own) and any(n.startswith("0086") for n in cm_own)
+    cu_peers = [line.split("|")[4] for line in cu.splitlines() if line.count("|") == 10]
+    assert any(n.startswith("0086") for n in cu_peers) and any(re.fullmatch(r"0\d\d-\d{8}", n) for n in cu_peers)
+    assert any(re.fullmatch(r"0\d{10}", n) for n in cu_peers) and any(re.fullmatch(r"\d{5}", n) for n in cu_peers)
+    ct_own = re.findall(r'"subscriber": "([^"]*)"', ct)
+    assert sum(n.startswith("+86") for n in ct_own) / len(ct_own) > 0.9
+    peers = re.findall(r'"peer": "([^"]*)"', ct) + [line.split(",")[2] for line in cm.splitlines()[1:]]
+    assert any(re.fullmatch(r"\+(855|63|1|44|81|65|60)\d+", n) for n in peers)
+    assert any(re.fullmatch(r"00(855|63|1|44|81|65|60)\d+", n) for n in peers)
+
+
+# --- what the records mean ----------------------------------------------------------------------
+
+def test_calls_between_residents_appear_on_both_sides(reader, landing):
+    root, _, _ = landing
+    by_day = defaultdict(list)
+    for r in reader.unique:
+        by_day[r["date"]].append(r)
+    checked = Counter()
+    for day, records in by_day.items():
+        carrier_of = {r["msisdn"]: r["carrier"] for r in records}
+        incoming = {(r["msisdn"], r["peer"], r["svc"], r["dur"], r["ts"]) for r in records if r["dir"] == "in"}
+        outgoing = {(r["msisdn"], r["peer"], r["svc"], r["dur"], r["ts"]) for r in records if r["dir"] == "out"}
+        missing = 0
+        for r in records:
+            if r["dir"] == "out" and r["peer"] in carrier_of:
+                pair = (carrier_of[r["msisdn"]], carrier_of[r["peer"]])
+                found = any((r["peer"], r["msisdn"], r["svc"], r["dur"], r["ts"] + lag) in incoming for lag in (0, 1))
+                missing += not found
+                checked[pair] += found
+            if r["dir"] == "in" and r["peer"] in carrier_of:
+                missing += not any((r["peer"], r["msisdn"], r["svc"], r["dur"], r["ts"] - lag) in outgoing
+                                   for lag in (0, 1))
+        corrupt_today = sum(1 for f, _ in reader.bad if f.split("/")[1] == day.isoformat())
+        assert missing <= corrupt_today        # only a partner line that was corrupted can be missing
+    assert all(checked[a, b] > 50 for a in CARRIER_FORMATS for b in CARRIER_FORMATS)
+    # a call to a number outside the city leaves one record only
+    served = {r["msisdn"] for r in reader.unique}
+    outside = [r for r in reader.unique if not r["peer"].startswith("+86")]
+    assert outside and not any(r["peer"] in served for r in outside)
+
+
+def test_den_sims_are_in_the_files_with_their_devices(landing, reader):
+    root, _, _ = landing
+    seen = {(r["date"].isoformat(), r["carrier"], r["msisdn"], r["imsi"], r["imei"]) for r in reader.unique}
+    sims = truth(root, "den_sims")
+    assert {s["carrier"] for s in sims} == {"cm", "cu", "ct"}
+    assert all((s["date"], s["carrier"], s["msisdn"], s["imsi"], s["imei"]) in seen for s in sims)
+    dens = {(d["date"], d["den_id"]): d for d in truth(root, "dens")}
+    imeis = defaultdict(list)
+    for s in sims:
+        imeis[dens[s["date"], s["den_id"]]["kind"], s["date"], s["den_id"]].append(s["imei"])
+    for (kind, day, _), devices in imeis.items():
+        if kind in ("goip_shared", "sms_blaster"):
+            assert len(set(devices)) == 1 and len(devices) >= 8 and devices[0][:8] not in PHONE_TACS
+        elif kind == "goip_fresh":
+            assert len(set(devices)) == len(devices) and not PHONE_TACS & {d[:8] for d in devices}
+        else:
+            assert len(set(devices)) == len(devices) and {d[:8] for d in devices} <= PHONE_TACS
+    # SIMs of boxes are swapped daily; room operators keep their phones
+    by_den = defaultdict(dict)
+    for s in sims:
+        by_den[s["den_id"]].setdefault(s["date"], set()).add(s["msisdn"])
+    days = sorted(by_den["den01"])
+    assert not by_den["den01"][days[0]] & by_den["den01"][days[1]]
+    room_phones = [{s["imei"] for s in sims if s["den_id"] == "den03" and s["date"] == d} for d in days]
+    assert room_phones[0] == room_phones[-1]
+
+
+def test_round_robin_den_dials_ascending_and_per_sim_runs(landing, reader):
+    root, _, _ = landing
+    dens = truth(root, "dens")
+    sims = defaultdict(set)
+    for s in truth(root, "den_sims"):
+        sims[s["date"], s["den_id"]].add(s["msisdn"])
+    patterns_seen = set()
+    for den in dens:
+        members = sims[den["date"], den["den_id"]]
+        calls = sorted((r["ts"], int(r["peer"][1:]), r["msisdn"]) for r in reader.unique
+                       if r["date"].isoformat() == den["date"] and r["dir"] == "out" and r["msisdn"] in members
+                       and r["peer"].startswith("+861"))
+        assert len(calls) > 100
+        steps_by_sim = defaultdict(list)
+        last = {}
+        for _, peer, sim in calls:
+            if sim in last:
+                steps_by_sim[sim].append(peer - last[sim])
+            last[sim] = peer
+        all_steps = sorted(s for steps in steps_by_sim.values() for s in steps)
+        median = all_steps[len(all_steps) // 2]
+        if den["pattern"] == "round_robin":         # the group dials one list in order ...
+            group = [peer for _, peer, _ in calls]
+            ascending = sum(b > a for a, b in zip(group, group[1:])) / (len(group) - 1)
+            assert ascending > 0.99
+            assert len(members) // 2 <= median <= 2 * len(members)   # ... each SIM alone steps by ~n
+        if den["pattern"] == "per_sim":
+            assert median == 1
+            assert all(sum(s > 0 for s in steps) / len(steps) > 0.95 for steps in steps_by_sim.values())
+        patterns_seen.add(den["pattern"])
+    assert patterns_seen == {"per_sim", "round_robin", "shuffled_blocks"}
+    # the list goes on the next day rather than starting over
+    rr = [d for d in dens if d["pattern"] == "round_robin"]
+    firsts = [min(int(r["peer"][1:]) for r in reader.unique if r["date"].isoformat() == d["date"]
+                  and r["dir"] == "out" and r["msisdn"] in sims[d["date"], d["den_id"]]) for d in rr]
+    assert firsts == sorted(firsts) and len(set(firsts)) == len(firsts)
+
+
+def test_dens_truth_positions_cells_and_the_move(landing):
+    root, _, _ = landing
+    dens = truth(root, "dens")
+    assert len(dens) == 4 * DAYS
+    assert [d["kind"] for d in dens[:4]] == ["goip_shared", "goip_fresh", "room", "sms_blaster"]
+    cells = {row["cell_id"]: row for rows in read_cells(root).values() for row in rows}
+    for den in dens:
+        used = den["cells"].split(";")
+        assert {u[:2] for u in used} >= {"41", "46", "ct"}             # all three carriers' cells
+        assert all(metres(den["lat"], den["lon"], cells[u]["lat"], cells[u]["lon"]) < 1500 for u in used)
+    moving = [d for d in dens if d["den_id"] == "den01"]
+    assert [d["moved"] for d in moving] == ["false", "true", "true"]
+    assert moving[0]["district"] != moving[-1]["district"]
+    assert metres(moving[0]["lat"], moving[0]["lon"], moving[-1]["lat"], moving[-1]["lon"]) > 3000
+    assert all(d["moved"] == "false" for d in dens if d["den_id"] != "den01")
+    congestion = truth(root, "congestion")
+    assert sum(c["cause"] == "den" for c in congestion) == len(dens)
+    crowd = [c for c in congestion if c["cause"] == "crowd"]
+    assert len(crowd) == 1 and crowd[0]["district"] == "成华区" and crowd[0]["hours"] == "19-22"
+    assert crowd[0]["date"] == (START + timedelta(days=DAYS // 2)).isoformat() and crowd[0]["den_id"] == ""
+
+
+def test_victims_talked_long_with_the_den(landing, reader):
+    root, _, _ = landing
+    victims = truth(root, "victims")
+    sims = defaultdict(set)
+    for s in truth(root, "den_sims"):
+        sims[s["date"], s["den_id"]].add(s["msisdn"])
+    assert len({v["den_id"] for v in victims}) == 4
+    talks = defaultdict(int)
+    for r in reader.unique:
+        talks[r["date"].isoformat(), r["msisdn"], r["peer"]] = max(talks[r["date"].isoformat(), r["msisdn"], r["peer"]],
+                                                                    r["dur"])
+    for v in victims:
+        assert int(v["longest_call_s"]) >= 300 and int(v["n_calls"]) >= 1
+        assert datetime.fromisoformat(v["first_contact"]).date().isoformat() == v["date"]
+        longest = max(talks.get((v["date"], v["number"], sim), 0) for sim in sims[v["date"], v["den_id"]])
+        longest = max(longest, *(talks.get((v["date"], sim, v["number"]), 0) for sim in sims[v["date"], v["den_id"]]))
+        assert longest in (0, int(v["longest_call_s"]))   # 0 only if that very line was corrupted
+    assert len(victims) >= 4 * DAYS
+
+
+def test_whitelist_is_the_office_and_negatives_are_labelled(landing, reader):
+    root, _, _ = landing
+    whitelist = list(csv.DictReader((root / "whitelist.csv").open(encoding="utf-8", newline="")))
+    numbers = {normalise(w["number"]) for w in whitelist}
+    forms = {re.sub(r"(?<=\d)\d", "", w["number"]) for w in whitelist if len(w["number"]) > 6}
+    assert forms == {"1", "+8", "8"}                          # 11 digits, +86…, 86…
+    negatives = truth(root, "hard_negatives")
+    office = {n["number"] for n in negatives if n["kind"] == "telemarketing"}
+    assert len(office) == 10 and numbers - office == {"95588", "10086"}
+    office_cells = {r["cell"] for r in reader.unique if r["msisdn"] in office}
+    positions = {(r["carrier"], r["cell"]) for r in reader.unique if r["msisdn"] in office}
+    assert office_cells and len({c for _, c in positions}) <= 6                 # one site: a few sectors
+    office_calls = sorted((r["ts"], r["peer"]) for r in reader.unique if r["msisdn"] in office and r["dir"] == "out"
+                          and r["date"] == START)
+    dialled = [p for _, p in office_calls]
+    assert sum(b > a for a, b in zip(dialled, dialled[1:])) / len(dialled) > 0.95   # a sorted customer list
+    couriers = [n for n in negatives if n["kind"] == "courier"]
+    assert len(couriers) >= 5 and all(n["date"] == "" for n in couriers)
+    crowd = [n for n in negatives if n["kind"] == "crowd"]
+    assert len(crowd) >= 150 and {n["date"] for n in crowd} == {(START + timedelta(days=DAYS // 2)).isoformat()}
+    # a courier moves through several cells in a day; a den SIM does not
+    courier = couriers[0]["number"]
+    day_cells = {r["cell"] for r in reader.unique if r["msisdn"] == courier and r["date"] == START}
+    assert len(day_cells) >= 4
+
+
+def test_crowd_congests_the_stadium(landing, reader):
+    root, _, _ = landing
+    crowd = next(c for c in truth(root, "congestion") if c["cause"] == "crowd")
+    stadium = set(crowd["cells"].split(";"))
+    day = date.fromisoformat(crowd["date"])
+
+    def evening_load(d):
+        return sum(1 for r in reader.unique if r["date"] == d and r["cell"] in stadium and r["dir"] == "out"
+                   and 19 <= datetime.fromtimestamp(r["ts"], TZ).hour < 22)
+
+    assert evening_load(day) > 5 * max(1, evening_load(day - timedelta(days=1)))
+
+
+def test_scenario_and_bad_arguments(landing, tmp_path):
+    root, _, _ = landing
+    scenario = json.loads((root / "truth" / "scenario.json").read_text(encoding="utf-8"))
+    assert scenario == {"start": START.isoformat(), "days": DAYS, "timezone": "Asia/Shanghai", **ARGS}
+    with pytest.raises(ValueError):
+        simulate(tmp_path, START, 0)
