@@ -8,6 +8,7 @@ DEMO_START ?= 2026-11-20
 DEMO_DAYS ?= 4
 DEMO_SUBSCRIBERS ?= 3000
 PYTEST_ARGS ?=
+DEMO_PATHS = --landing $(DEMO)/landing --lake $(DEMO)/lake --outbox $(DEMO)/outbox
 
 .DEFAULT_GOAL := help
 .PHONY: help demo test bench clean check-java check-python
@@ -38,9 +39,13 @@ demo: check-java $(VENV)/.installed-dev ## simulate a small city, run the pipeli
 	  --subscribers $(DEMO_SUBSCRIBERS)
 	@for i in $$(seq 0 $$(( $(DEMO_DAYS) - 1 ))); do \
 	  d=$$(date -u -d "$(DEMO_START) + $$i day" +%F); \
-	  $(VENV)/bin/cdrwatch ingest --date $$d --landing $(DEMO)/landing --lake $(DEMO)/lake --outbox $(DEMO)/outbox || exit 1; \
+	  for step in ingest detect; do \
+	    $(VENV)/bin/cdrwatch $$step --date $$d $(DEMO_PATHS) || exit 1; \
+	  done; \
 	done
-	@echo "landing: $(DEMO)/landing   lake: $(DEMO)/lake   outbox: $(DEMO)/outbox   truth: $(DEMO)/landing/truth"
+	$(VENV)/bin/cdrwatch evaluate --truth $(DEMO)/landing/truth \
+	  --date $$(date -u -d "$(DEMO_START) + $$(( $(DEMO_DAYS) - 1 )) day" +%F) $(DEMO_PATHS)
+	@echo "landing: $(DEMO)/landing   lake: $(DEMO)/lake (cdr, quarantine, flags, _runs)   truth: $(DEMO)/landing/truth"
 
 test: check-java $(VENV)/.installed-dev ## run the whole test suite
 	$(PY) -m pytest $(PYTEST_ARGS)

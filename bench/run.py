@@ -26,7 +26,7 @@ CACHE = ROOT / ".bench"
 START = date(2026, 11, 20)
 # name -> (subscribers, days): about 1 M and 10 M CDR rows with the simulator's default behaviour
 DATASETS = {"1M": (25_000, 2), "10M": (125_000, 4)}
-STEPS = ("simulate", "ingest")
+STEPS = ("simulate", "ingest", "detect")   # in pipeline order: each step reads what the previous wrote
 console = Console()
 
 
@@ -109,13 +109,14 @@ def child(step: str, landing: str, lake: str, outbox: str, dates: str) -> None:
 
     config = load_config().with_paths(landing=landing, lake=lake, outbox=outbox)
     spark = spark_session(config)
-    for day in (date.fromisoformat(d) for d in dates.split(",")):
-        if step == "ingest":
-            from jobs.ingest import ingest_date
+    from jobs.detect import detect_date
+    from jobs.ingest import ingest_date
 
-            ingest_date(config, day, spark=spark, console=Console(quiet=True))
-        else:
-            raise SystemExit(f"bench: unknown step {step}")
+    run = {"ingest": ingest_date, "detect": detect_date}
+    if step not in run:
+        raise SystemExit(f"bench: unknown step {step}")
+    for day in (date.fromisoformat(d) for d in dates.split(",")):
+        run[step](config, day, spark=spark, console=Console(quiet=True))
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
 
 # Pipeline steps in nightly order; a step not built yet names the issue that will bring it.
 PIPELINE = ("ingest", "detect", "dens", "export", "report")
-NOT_BUILT = {"detect": 4, "dens": 5, "export": 5, "report": 7, "evaluate": 4}
+NOT_BUILT = {"dens": 5, "export": 5, "report": 7}
 
 
 def parse_date(text: str) -> date:
@@ -109,6 +109,18 @@ def run_ingest(args: argparse.Namespace, config: Config) -> None:
     ingest_date(config, args.date, console=console)
 
 
+def run_detect(args: argparse.Namespace, config: Config) -> None:
+    from jobs.detect import detect_date
+
+    detect_date(config, args.date, console=console)
+
+
+def run_evaluate(args: argparse.Namespace, config: Config) -> None:
+    from jobs.evaluate import evaluate, read_flags
+
+    console.print(evaluate(read_flags(config, args.date), Path(args.truth), args.date).table())
+
+
 def run_nightly(args: argparse.Namespace, config: Config) -> None:
     if args.date:
         first = last = args.date
@@ -127,11 +139,13 @@ def run_nightly(args: argparse.Namespace, config: Config) -> None:
                 STEPS[step](argparse.Namespace(**{**vars(args), "date": day}), config)
         day += timedelta(days=1)
     if missing:
-        raise NotBuiltYet(f"nightly: ran ingest; not built yet: {', '.join(missing)} "
+        built = ", ".join(step for step in PIPELINE if step not in NOT_BUILT)
+        raise NotBuiltYet(f"nightly: ran {built}; not built yet: {', '.join(missing)} "
                           f"(issues #{', #'.join(str(NOT_BUILT[s]) for s in missing)})")
 
 
-STEPS = {"simulate": run_simulate, "ingest": run_ingest, "nightly": run_nightly}
+STEPS = {"simulate": run_simulate, "ingest": run_ingest, "detect": run_detect, "evaluate": run_evaluate,
+         "nightly": run_nightly}
 
 
 def main(argv: list[str] | None = None) -> int:

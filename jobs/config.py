@@ -54,22 +54,36 @@ class Ingest(_Section):
 
 
 class Sequential(_Section):
-    window_minutes: int = Field(gt=0)
+    window_minutes: int = Field(gt=0, le=1440)
+    max_gap: int = Field(gt=0)
     min_run: int = Field(gt=1)
+    min_coverage: float = Field(gt=0, le=1)
     max_step: int = Field(gt=0)
     min_order: float = Field(ge=0, le=1)
+    min_sim_calls: int = Field(gt=0)
+    min_sim_share: float = Field(ge=0, le=1)
 
 
 class Goip(_Section):
     min_score: float = Field(ge=0, le=1)
     min_calls: int = Field(gt=0)
+    shared_imsis: int = Field(gt=1)
+    rare_tac_devices: int = Field(ge=1)
+    max_sites: int = Field(ge=1)
+    short_call_s: int = Field(gt=0)
+    max_gap_cv: float = Field(gt=0)
+    max_callback_ratio: float = Field(ge=0, le=1)
+    min_sms_callees: int = Field(gt=0)
 
 
 class Congestion(_Section):
     baseline_days: int = Field(gt=0)
     min_baseline_days: int = Field(gt=0)
     min_robust_z: float = Field(gt=0)
-    min_calls: int = Field(gt=0)
+    min_hour_calls: int = Field(gt=0)
+    full_robust_z: float = Field(gt=0)
+    heavy_sim_calls_per_hour: float = Field(gt=0)
+    min_heavy_sims: int = Field(gt=0)
 
 
 class Detectors(_Section):

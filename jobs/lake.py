@@ -159,3 +159,21 @@ def _table(table: Table | str) -> Table:
         return TABLES[table]
     except KeyError:
         raise ValueError(f"no lake table {table!r} (known: {', '.join(sorted(TABLES))})") from None
+
+
+def replace_date(config: Config, table: Table | str, day: dt.date, frame: DataFrame, sort_by: tuple[str, ...],
+                 files: int = 1) -> int:
+    """Write `frame` (the table's rows of `day`) as `lake/<table>/date=D/` atomically: staged aside,
+    then swapped in whole; a rerun replaces it, a failure leaves the previous one. Returns rows."""
+    table = _table(table)
+    data = [name for name in table.names if name != "date"]
+    root = Path(config.paths.lake) / STAGING / uuid.uuid4().hex
+    staged = root / "new"
+    try:
+        frame.select(*data).coalesce(files).sortWithinPartitions(*sort_by).write.mode("errorifexists") \
+            .parquet(str(staged))
+        rows = frame.sparkSession.read.parquet(str(staged)).count()
+        _swap([(staged, partition_path(config, table, day))], root / "old")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return rows

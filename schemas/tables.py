@@ -57,7 +57,7 @@ WHITELIST = Table(
 )
 
 FLAG = Table(
-    "flag",
+    "flags",
     (
         C("detector", "string", False),
         C("entity_type", "string", False, "msisdn | imei | cell"),
@@ -70,7 +70,7 @@ FLAG = Table(
 )
 
 DEN = Table(
-    "den",
+    "dens",
     (
         C("den_id", "string", False, "stable across nights, moves and SIM swaps"),
         C("score", "double", False),

@@ -17,3 +17,53 @@ def spark(test_config):
     session = spark_session(test_config)
     yield session
     session.stop()
+
+
+# A simulated week, shared by the end-to-end tests: simulated once, each step run once through
+# the real command line (`jobs.cli.main`), in the order the nightly batch runs them.
+WEEK_START = __import__("datetime").date(2026, 11, 20)
+WEEK_DAYS = 7
+
+
+@pytest.fixture(scope="session")
+def week(tmp_path_factory):
+    """Paths and dates of a simulated week: 1,500 subscribers, 4 dens (one moves), hard negatives."""
+    import datetime as dt
+    from types import SimpleNamespace
+
+    from jobs.simulate import simulate
+
+    root = tmp_path_factory.mktemp("week")
+    simulate(root / "landing", WEEK_START, WEEK_DAYS, subscribers=1500, dens=4, seed=3)
+    dates = [WEEK_START + dt.timedelta(days=i) for i in range(WEEK_DAYS)]
+    argv = ["--landing", str(root / "landing"), "--lake", str(root / "lake"), "--outbox", str(root / "outbox"),
+            "--set", "spark.master=local[2]", "--set", "spark.shuffle_partitions=2"]
+    config = load_config(overrides=[f"paths.landing={root / 'landing'}", f"paths.lake={root / 'lake'}",
+                                    f"paths.outbox={root / 'outbox'}"])
+    return SimpleNamespace(root=root, truth=root / "landing" / "truth", dates=dates, argv=argv, config=config,
+                           done=set())
+
+
+def run_step(week, step):
+    """Run `cdrwatch <step>` for every date of the week once (and the steps before it)."""
+    from jobs.cli import main
+
+    order = ["ingest", "detect", "dens", "export", "report"]
+    for earlier in order[: order.index(step) + 1]:
+        if earlier in week.done:
+            continue
+        for day in week.dates:
+            assert main([earlier, "--date", day.isoformat(), *week.argv]) == 0, f"{earlier} {day}"
+        week.done.add(earlier)
+
+
+@pytest.fixture(scope="session")
+def week_ingested(week, spark):
+    run_step(week, "ingest")
+    return week
+
+
+@pytest.fixture(scope="session")
+def week_detected(week_ingested):
+    run_step(week_ingested, "detect")
+    return week_ingested

@@ -1,28 +1,15 @@
 """Ingest against the simulator's truth: every count and every corrupt line, exactly."""
 import csv
-import datetime as dt
 
 import pytest
 
-from jobs.cli import main
-from jobs.config import load_config
 from jobs.lake import read_partition, run_summary_path
-from jobs.simulate import simulate
-
-START = dt.date(2026, 11, 20)
-DAYS = (START, START + dt.timedelta(days=1))
 
 
 @pytest.fixture(scope="module")
-def ingested(spark, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("e2e")
-    simulate(tmp / "landing", START, len(DAYS), subscribers=800, dens=2, seed=3)
-    paths = ["--landing", str(tmp / "landing"), "--lake", str(tmp / "lake"), "--set", "spark.shuffle_partitions=2"]
-    for day in DAYS:  # through the real command line, validation included
-        assert main(["ingest", "--date", day.isoformat(), *paths]) == 0
-    config = load_config(overrides=[f"paths.landing={tmp / 'landing'}", f"paths.lake={tmp / 'lake'}"])
-    reports = {day: _report(config, day) for day in DAYS}
-    return tmp / "landing" / "truth", config, reports
+def ingested(week_ingested):
+    week = week_ingested
+    return week.truth, week.config, {day: _report(week.config, day) for day in week.dates}
 
 
 def _report(config, day):
@@ -42,7 +29,7 @@ def _truth(folder, name):
         return list(csv.DictReader(f))
 
 
-def test_counts_equal_truth_per_carrier_and_date(ingested):
+def test_counts_equal_truth_per_carrier_and_date(ingested, week_ingested):
     truth, _, reports = ingested
     keys = ("files", "rows", "corrupt", "duplicated", "accepted")
     expected = {(r["date"], r["carrier"]): {k: int(r[k]) for k in keys} for r in _truth(truth, "counts.csv")}
@@ -54,12 +41,12 @@ def test_counts_equal_truth_per_carrier_and_date(ingested):
     assert all(not report.warnings for report in reports.values())
 
 
-def test_quarantined_lines_are_the_corrupt_lines(ingested, spark):
+def test_quarantined_lines_are_the_corrupt_lines(ingested, spark, week_ingested):
     truth, config, _ = ingested
     expected = sorted((r["date"], r["carrier"], r["source_file"], int(r["line"]))
                       for r in _truth(truth, "corrupt_lines.csv"))
     got = sorted((day.isoformat(), r.carrier, r.source_file, r.source_line)
-                 for day in DAYS for r in read_partition(config, spark, "quarantine", day).collect())
+                 for day in week_ingested.dates for r in read_partition(config, spark, "quarantine", day).collect())
     assert got == expected
 
 
@@ -74,10 +61,10 @@ REASONS_OF_KIND = {  # simulator's corruption kind -> the reasons ingest may giv
 }
 
 
-def test_each_corrupt_line_has_the_reason_of_its_kind(ingested, spark):
+def test_each_corrupt_line_has_the_reason_of_its_kind(ingested, spark, week_ingested):
     truth, config, _ = ingested
     reasons = {(day.isoformat(), r.source_file, r.source_line): r.reason
-               for day in DAYS for r in read_partition(config, spark, "quarantine", day).collect()}
+               for day in week_ingested.dates for r in read_partition(config, spark, "quarantine", day).collect()}
     wrong = [(r["source_file"], r["line"], r["kind"], reasons.get((r["date"], r["source_file"], int(r["line"]))))
              for r in _truth(truth, "corrupt_lines.csv")
              if not (reasons.get((r["date"], r["source_file"], int(r["line"]))) or "").startswith(
@@ -85,11 +72,11 @@ def test_each_corrupt_line_has_the_reason_of_its_kind(ingested, spark):
     assert wrong == []
 
 
-def test_every_partition_was_validated_and_saved(ingested):
+def test_every_partition_was_validated_and_saved(ingested, week_ingested):
     import json
 
     _, config, _ = ingested
-    for day in DAYS:
+    for day in week_ingested.dates:
         runs = run_summary_path(config, "ingest", day).parent
         for carrier in ("cm", "cu", "ct"):
             saved = json.loads((runs / f"validation_{carrier}.json").read_text(encoding="utf-8"))

@@ -1,0 +1,122 @@
+"""One conformance suite that every detector in `detectors.DETECTORS` passes (PyOD/river style):
+the flag shape, determinism, empty input, and the whitelist honoured, on a small hand-built night
+with a den in it (so that every detector has something to find)."""
+import datetime as dt
+import random
+from zoneinfo import ZoneInfo
+
+import pytest
+from pyspark.sql import functions as F
+
+from detectors import DETECTORS
+from detectors.base import FLAG_FIELDS, Night, prepare_night, run_detectors
+from schemas.tables import CDR, FLAG
+
+DAY = dt.date(2026, 11, 24)
+LOCAL = ZoneInfo("Asia/Shanghai")  # the session timezone: rows are built in local time
+DEN_SIMS = [f"+861700000{i:04d}" for i in range(1, 9)]
+WHITELISTED = DEN_SIMS[0]
+SITES = {  # carrier, cell_id -> site; site A has a cell in every carrier, as real co-sited masts do
+    ("cm", "4100-20001"): ("SA", 30.60, 104.05, "锦江区001号基站", "锦江区"),
+    ("cu", "460-01-23000-11"): ("SA", 30.60, 104.05, "锦江春熙路站", "锦江区"),
+    ("ct", "ct00001"): ("SA", 30.60, 104.05, "锦江-001", "锦江区"),
+    ("cm", "4100-20002"): ("SB", 30.61, 104.06, "锦江区002号基站", "锦江区"),
+    ("cm", "4100-20003"): ("SC", 30.62, 104.07, "锦江区003号基站", "锦江区"),
+}
+CELLS = list(SITES)
+
+
+def _cdr_row(rid, carrier, msisdn, other, direction, service, when, duration, imsi, imei, cell):
+    return (rid, carrier, msisdn, other, direction, service, when, duration, imsi, imei, cell, "test", 1, when.date())
+
+
+def _residents(day, rng, rows):
+    """60 residents calling friends all day at sites B and C (and a few at A)."""
+    for r in range(60):
+        msisdn = f"+8613800{r:06d}"
+        carrier, cell = CELLS[3 + r % 2] if r % 10 else CELLS[0]
+        for k in range(rng.randint(3, 9)):
+            when = dt.datetime.combine(day, dt.time(rng.randint(7, 22), rng.randint(0, 59), rng.randint(0, 59)),
+                                       tzinfo=LOCAL)
+            friend = f"+8613800{rng.randint(0, 59):06d}"
+            duration = rng.choice([0, 35, 60, 120, 300])
+            rows.append(_cdr_row(f"R{day}{r}-{k}", carrier, msisdn, friend, "out", "voice", when, duration,
+                                 f"46000{r:010d}", f"8689120300{r:05d}", cell))
+            rows.append(_cdr_row(f"R{day}{r}-{k}-in", carrier, msisdn, friend, "in", "voice",
+                                 when + dt.timedelta(hours=1), duration, f"46000{r:010d}", f"8689120300{r:05d}", cell))
+
+
+def _den(day, rows):
+    """8 SIMs of three carriers in one box at site A, dialling 139-1234-xxxx round-robin 09:00-12:00."""
+    start = dt.datetime.combine(day, dt.time(9), tzinfo=LOCAL)
+    for k in range(8 * 170):
+        sim = k % 8
+        carrier, cell = CELLS[sim % 3]
+        when = start + dt.timedelta(seconds=k * 7.5)
+        rows.append(_cdr_row(f"D{day}{k}", carrier, DEN_SIMS[sim], f"+861391234{k:04d}", "out", "voice", when,
+                             0 if k % 5 else 12, f"4600{sim % 3}9{sim:010d}", "860000001234563", cell))
+
+
+@pytest.fixture(scope="module")
+def night(spark):
+    rng = random.Random(5)
+    today, history = [], []
+    for back in (3, 2, 1):
+        _residents(DAY - dt.timedelta(days=back), rng, history)
+    _residents(DAY, rng, today)
+    _den(DAY, today)
+    cdr = spark.createDataFrame(today, CDR.spark())
+    past = spark.createDataFrame(history, CDR.spark())
+    sites = spark.createDataFrame(
+        [(c, cell, lat, lon, name, district, key, lat, lon, name) for (c, cell), (key, lat, lon, name, district)
+         in SITES.items()],
+        "carrier string, cell_id string, lat double, lon double, site_name string, district string, "
+        "site_key string, site_lat double, site_lon double, site_label string")
+    whitelist = spark.createDataFrame([(WHITELISTED,)], "number string")
+    return prepare_night(DAY, cdr, past, sites, whitelist)
+
+
+@pytest.fixture(scope="module")
+def empty_night(spark, night):
+    empty = night.cdr.limit(0)
+    return Night(DAY, empty, empty, night.whitelist)
+
+
+@pytest.mark.parametrize("name", DETECTORS)
+def test_flags_have_the_flag_shape_and_find_the_den(name, night, test_config):
+    detector = DETECTORS[name](getattr(test_config.detectors, name))
+    flags = detector.flags(night)
+    assert set(FLAG_FIELDS) <= set(flags.columns)
+    rows = flags.select(*FLAG_FIELDS).collect()
+    assert rows, f"{name} found nothing on a night with a den"
+    for row in rows:
+        assert row.entity_type in ("msisdn", "imei", "cell")
+        assert 0.0 <= row.score <= 1.0
+        assert row.evidence and len(row.evidence) < 500
+    assert len({(r.entity_type, r.entity_id) for r in rows}) == len(rows), "one row per entity"
+
+
+@pytest.mark.parametrize("name", DETECTORS)
+def test_flags_are_deterministic(name, night, test_config):
+    detector = DETECTORS[name](getattr(test_config.detectors, name))
+    first = sorted(detector.flags(night).select(*FLAG_FIELDS).collect())
+    again = sorted(detector.flags(night).select(*FLAG_FIELDS).collect())
+    assert first == again
+
+
+@pytest.mark.parametrize("name", DETECTORS)
+def test_empty_night_gives_no_flags(name, empty_night, test_config):
+    detector = DETECTORS[name](getattr(test_config.detectors, name))
+    flags = detector.flags(empty_night)
+    assert set(FLAG_FIELDS) <= set(flags.columns)
+    assert flags.count() == 0
+
+
+def test_whitelisted_numbers_are_never_flagged(night, test_config):
+    detectors = [cls(getattr(test_config.detectors, name)) for name, cls in DETECTORS.items()]
+    flags = run_detectors(detectors, night)
+    assert flags.columns == FLAG.names
+    flagged_sims = {r.entity_id for r in flags.where(F.col("entity_type") == "msisdn").collect()}
+    assert WHITELISTED not in flagged_sims
+    assert set(DEN_SIMS[1:]) <= flagged_sims
+    assert night.cdr.where(F.col("msisdn") == WHITELISTED).count() == 0
