@@ -39,13 +39,13 @@ demo: check-java $(VENV)/.installed-dev ## simulate a small city, run the pipeli
 	  --subscribers $(DEMO_SUBSCRIBERS)
 	@for i in $$(seq 0 $$(( $(DEMO_DAYS) - 1 ))); do \
 	  d=$$(date -u -d "$(DEMO_START) + $$i day" +%F); \
-	  for step in ingest detect; do \
+	  for step in ingest detect dens; do \
 	    $(VENV)/bin/cdrwatch $$step --date $$d $(DEMO_PATHS) || exit 1; \
 	  done; \
 	done
 	$(VENV)/bin/cdrwatch evaluate --truth $(DEMO)/landing/truth \
 	  --date $$(date -u -d "$(DEMO_START) + $$(( $(DEMO_DAYS) - 1 )) day" +%F) $(DEMO_PATHS)
-	@echo "landing: $(DEMO)/landing   lake: $(DEMO)/lake (cdr, quarantine, flags, _runs)   truth: $(DEMO)/landing/truth"
+	@echo "landing: $(DEMO)/landing   lake: $(DEMO)/lake (cdr, quarantine, flags, dens, victims, _runs)   truth: $(DEMO)/landing/truth"
 
 test: check-java $(VENV)/.installed-dev ## run the whole test suite
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -97,6 +97,11 @@ class Dens(_Section):
     seed: int
     match_min_overlap: float = Field(ge=0, le=1)
     match_max_distance_m: float = Field(ge=0)
+    split_min_nodes: int = Field(gt=1)
+    min_sims: int = Field(ge=1)
+    lookback_nights: int = Field(ge=1)
+    priority_high: float = Field(ge=0, le=1)
+    priority_medium: float = Field(ge=0, le=1)
 
 
 class Export(_Section):

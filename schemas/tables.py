@@ -92,9 +92,26 @@ DEN = Table(
         C("n_victims", "int64", False),
         C("signals", "list<string>", False, "detectors that fired on the members"),
         C("evidence", "string", False),
+        C("segments", "list<string>", False, "callee number segments it dialled most (7 digits after +86); "
+                                             "used to recognise the den on later nights"),
         C("date", "date", False),
     ),
     partition_by=("date",),
+)
+
+VICTIMS = Table(
+    "victims",
+    (
+        C("number", "string", False, "the resident, E.164"),
+        C("district", "string", True, "district of the resident's most used site that night (else the den's)"),
+        C("den_id", "string", False),
+        C("first_contact", "timestamp", False, "first call between the den and the resident that night"),
+        C("longest_call_s", "int32", False),
+        C("n_calls", "int64", False, "voice calls between the den's SIMs and the resident that night"),
+        C("date", "date", False),
+    ),
+    partition_by=("date",),
+    doc="Residents who had an answered call of at least export.warning_min_call_s with a den's SIM.",
 )
 
 LEAD_COLUMNS = (
@@ -105,4 +122,4 @@ LEAD_COLUMNS = (
 
 WARNING_COLUMNS = ("number", "district", "den_id", "first_contact", "longest_call_s", "n_calls")
 
-TABLES = {t.name: t for t in (CDR, QUARANTINE, CELL, WHITELIST, FLAG, DEN)}
+TABLES = {t.name: t for t in (CDR, QUARANTINE, CELL, WHITELIST, FLAG, DEN, VICTIMS)}

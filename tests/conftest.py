@@ -67,3 +67,9 @@ def week_ingested(week, spark):
 def week_detected(week_ingested):
     run_step(week_ingested, "detect")
     return week_ingested
+
+
+@pytest.fixture(scope="session")
+def week_dens(week_detected):
+    run_step(week_detected, "dens")
+    return week_detected

@@ -44,7 +44,7 @@ def test_bad_input_is_one_line(argv, message, capsys):
     assert err.count("\n") == 1
 
 
-@pytest.mark.parametrize("step", ["dens", "export", "report"])
+@pytest.mark.parametrize("step", ["export", "report"])
 def test_steps_not_built_yet_say_so(step, capsys):
     assert main([step, "--date", "2026-11-20"]) == 2
     assert f"{step}: not built yet (issue #" in capsys.readouterr().err

@@ -1,0 +1,143 @@
+"""The dens step's graph, clustering and description on tiny hand-built nights."""
+import datetime as dt
+
+import pytest
+from pyspark.sql import functions as F
+
+from detectors.base import Night
+from jobs.dens import find_dens
+from jobs.dens.cluster import den_groups, suspect_graph
+from jobs.dens.describe import active_hours, evidence, weighted_position
+from jobs.dens.graph import suspect_edges
+
+DAY = dt.date(2026, 11, 24)
+CDR = ("msisdn string, other_party string, direction string, service string, start_time string, "
+       "duration_s int, imsi string, imei string, carrier string, cell_id string, site_key string, "
+       "site_lat double, site_lon double, site_label string, district string")
+FLAGS = "detector string, entity_type string, entity_id string, score double, evidence string"
+BOX = "86000000000001"
+A, B, C, FAR = "+8613300000001", "+8613300000002", "+8613300000003", "+8613800000009"
+
+
+def at(hour, minute=0):
+    return f"{DAY} {hour:02d}:{minute:02d}:00"  # local time of the session, cast below
+
+
+def row(msisdn, callee, hour, minute=0, imei=None, site="S1"):
+    return (msisdn, callee, "out", "voice", at(hour, minute), 0, f"i{msisdn[-4:]}", imei or f"h{msisdn[-4:]}",
+            "cm", f"c-{site}", site, 30.6, 104.0, f"{site}基站", "锦江区")
+
+
+@pytest.fixture(scope="module")
+def night(spark):
+    """A box (A, B) and an operator (C) at S1, a lone flagged SIM far away, and the residents."""
+    rows = []
+    for k in range(6):  # A and B: the box, at S1, dialling 139-1234 in the same hours
+        rows.append(row(A, f"+86139123400{k:02d}", 9, k, imei=BOX))
+        rows.append(row(B, f"+86139123410{k:02d}", 9, k, imei=BOX))
+    for h in (9, 10, 11):  # C: own phone, same site and hours, same segment
+        rows.append(row(C, f"+86139123420{h:02d}", h))
+        rows.append(row(C, A, h, 30))  # and calls A
+    rows += [row(A, "+8613912340100", 10), row(A, "+8613912340101", 11)]
+    rows.append(row(FAR, "+8615000000000", 3, site="S9"))  # flagged, alone elsewhere
+    flags = [("goip", "msisdn", A, 0.9, ""), ("goip", "imei", BOX, 0.9, ""),
+             ("sequential", "msisdn", C, 0.8, ""), ("goip", "msisdn", FAR, 0.7, "")]
+    victim, hotline, brief = "+8613999990001", "+8613999990002", "+8613999990003"
+    at_s1 = ("cm", "c-S1", "S1", 30.6, 104.0, "S1基站", "锦江区")
+    rows += [(B, victim, "out", "voice", at(14, 5), 400, "iB", BOX, *at_s1),     # talked 400 s: a victim
+             (B, victim, "out", "voice", at(15, 0), 0, "iB", BOX, *at_s1),       # rang again, unanswered
+             (victim, "+8613000000000", "out", "voice", at(19), 60, "iv", "hv",  # lives at S7
+              "cu", "c-S7", "S7", 30.7, 104.1, "S7基站", "成华区"),
+             (A, hotline, "out", "voice", at(14, 10), 900, "iA", BOX, *at_s1),   # whitelisted
+             (A, brief, "out", "voice", at(14, 20), 30, "iA", BOX, *at_s1)]      # too short to be at risk
+    cdr = spark.createDataFrame(rows, CDR).withColumn("start_time", F.col("start_time").cast("timestamp"))
+    whitelist = spark.createDataFrame([(hotline,)], "number string")
+    return Night(DAY, cdr, cdr, whitelist), spark.createDataFrame(flags, FLAGS), victim
+
+
+@pytest.fixture(scope="module")
+def edges(night):
+    before_the_victims = night[0].cdr.where(F.hour("start_time") < 14)
+    frame = suspect_edges(before_the_victims, night[1])
+    return {(r.a, r.b): r.asDict() for r in frame.collect()}
+
+
+def test_the_step_finds_one_den_with_its_victim(night, test_config):
+    rows, victims, _ = find_dens(test_config, night[0], night[1], earlier=[])
+    assert len(rows) == 1
+    den = rows[0]
+    assert den["den_id"] == "D20261124-01" and den["numbers"] == [A, B, C] and den["imeis"][0] == BOX
+    assert den["district"] == "锦江区" and den["lat"] == pytest.approx(30.6) and den["radius_m"] == 100.0
+    assert den["signals"] == ["goip", "sequential"] and den["n_victims"] == 1
+    assert den["active_hours"].startswith("09-12")
+    assert "3 SIMs (cm 3) and 1 GOIP device and 2 handsets at S1基站" in den["evidence"]
+    (v,) = victims.collect()
+    assert (v.number, v.district, v.den_id, v.longest_call_s, v.n_calls) == \
+        (night[2], "成华区", "D20261124-01", 400, 2)
+
+
+def test_sims_in_a_flagged_device_join_it_and_each_other(edges):
+    assert edges[(A, f"imei:{BOX}")]["device"] == 1.0
+    assert edges[(B, f"imei:{BOX}")]["device"] == 1.0  # B is unflagged, tied by the box
+    assert edges[(A, B)]["shared_id"] == 1.0
+    # B's one site-hour is A's too: overlap 1, damped by min(1, 1/3) for a single shared hour
+    assert edges[(A, B)]["colocation"] == pytest.approx(1 / 3)
+
+
+def test_colocation_and_segment_weights_are_overlaps_damped_by_count(edges):
+    ac = edges[(A, C)]
+    # A: S1 at 9, 10, 11; C: S1 at 9, 10, 11 -> 3 shared of 3
+    assert ac["colocation"] == pytest.approx(1.0)
+    # segment 1391234 in window 3 (9-12h): both, one shared key of one -> 1 x min(1, 1/3)
+    assert ac["segment"] == pytest.approx(1 / 3)
+    assert ac["mutual_call"] == 0.5
+    assert ac["weight"] == pytest.approx(ac["colocation"] + ac["segment"] + ac["mutual_call"] + ac["callees"])
+
+
+def test_a_lone_flagged_sim_has_no_edge(edges):
+    assert not any(FAR in pair for pair in edges)
+
+
+def test_clusters_are_components_and_the_same_every_run():
+    edges = [("a1", "a2", 2.0), ("a2", "a3", 1.0), ("b1", "b2", 2.0), ("b2", "b3", 2.0), ("a3", "b1", 0.2),
+             ("imei:x", "a1", 1.0)]
+    graph = suspect_graph(edges, ["a1", "z"], min_edge_weight=0.5)
+    groups = den_groups(graph, seed=7, min_sims=3)
+    assert groups == [["a1", "a2", "a3", "imei:x"], ["b1", "b2", "b3"]]
+    assert den_groups(suspect_graph(list(reversed(edges)), ["z", "a1"], 0.5), seed=7, min_sims=3) == groups
+
+
+def test_louvain_splits_two_dens_joined_by_one_link_deterministically():
+    def clique(prefix):
+        names = [f"{prefix}{i:02d}" for i in range(12)]
+        return [(x, y, 2.0) for i, x in enumerate(names) for y in names[i + 1:]]
+    edges = clique("p") + clique("q") + [("p00", "q00", 0.6)]
+    runs = [den_groups(suspect_graph(edges, min_edge_weight=0.5), seed=7, split_min_nodes=20) for _ in range(3)]
+    assert runs[0] == runs[1] == runs[2]
+    assert [g[0] for g in runs[0]] == ["p00", "q00"] and all(len(g) == 12 for g in runs[0])
+
+
+def test_position_is_weighted_by_calls_with_a_floor_on_the_radius():
+    lat, lon, radius = weighted_position([30.0, 30.01], [104.0, 104.0], [3, 1])
+    assert lat == pytest.approx(30.0025) and lon == pytest.approx(104.0)
+    # 0.0025 deg ~ 278 m from the busy site, 0.0075 deg ~ 834 m from the other: mean 417 m
+    assert radius == pytest.approx(0.75 * 278 + 0.25 * 834, rel=0.01)
+    assert weighted_position([30.0], [104.0], [5])[2] == 100.0
+
+
+def test_active_hours_are_merged_ranges():
+    assert active_hours({9: 50, 10: 60, 11: 40, 14: 55, 15: 50, 16: 1, 17: 45}) == "09-12;14-16;17-18"
+
+
+def test_a_night_without_flags_has_no_dens(night, test_config):
+    no_flags = night[1].limit(0)
+    rows, victims, _ = find_dens(test_config, night[0], no_flags, earlier=[])
+    assert rows == [] and victims.count() == 0
+
+
+def test_evidence_reads_like_a_lead():
+    text = evidence(sims={"+861": "cm", "+862": "cm", "+863": "cu"}, n_boxes=1, n_handsets=0,
+                    main_site="锦江区023号基站", radius_m=180.0, hours="09-12;14-18", n_calls=3442, n_sms=0,
+                    n_callees=3310, top_segment="1391234", n_victims=4, min_call_s=180)
+    assert text == ("3 SIMs (cm 2, cu 1) and 1 GOIP device at 锦江区023号基站 (±180 m), 09-12;14-18, "
+                    "3,442 calls to 3,310 numbers, most to 139-1234-xxxx; 4 residents talked over 3 min")
