@@ -8,6 +8,7 @@ DEMO_START ?= 2026-11-20
 DEMO_DAYS ?= 4
 DEMO_SUBSCRIBERS ?= 3000
 PYTEST_ARGS ?=
+DEMO_LAST = $(shell date -u -d "$(DEMO_START) + $$(( $(DEMO_DAYS) - 1 )) day" +%F)
 DEMO_PATHS = --landing $(DEMO)/landing --lake $(DEMO)/lake --outbox $(DEMO)/outbox
 
 .DEFAULT_GOAL := help
@@ -37,15 +38,9 @@ demo: check-java $(VENV)/.installed-dev ## simulate a small city, run the pipeli
 	rm -rf $(DEMO)
 	$(VENV)/bin/cdrwatch simulate --out $(DEMO)/landing --start $(DEMO_START) --days $(DEMO_DAYS) \
 	  --subscribers $(DEMO_SUBSCRIBERS)
-	@for i in $$(seq 0 $$(( $(DEMO_DAYS) - 1 ))); do \
-	  d=$$(date -u -d "$(DEMO_START) + $$i day" +%F); \
-	  for step in ingest detect dens; do \
-	    $(VENV)/bin/cdrwatch $$step --date $$d $(DEMO_PATHS) || exit 1; \
-	  done; \
-	done
-	$(VENV)/bin/cdrwatch evaluate --truth $(DEMO)/landing/truth \
-	  --date $$(date -u -d "$(DEMO_START) + $$(( $(DEMO_DAYS) - 1 )) day" +%F) $(DEMO_PATHS)
-	@echo "landing: $(DEMO)/landing   lake: $(DEMO)/lake (cdr, quarantine, flags, dens, victims, _runs)   truth: $(DEMO)/landing/truth"
+	$(VENV)/bin/cdrwatch nightly --from $(DEMO_START) --to $(DEMO_LAST) $(DEMO_PATHS)
+	$(VENV)/bin/cdrwatch evaluate --truth $(DEMO)/landing/truth --date $(DEMO_LAST) $(DEMO_PATHS)
+	@echo "landing: $(DEMO)/landing   lake: $(DEMO)/lake   outbox: $(DEMO)/outbox (leads per district, warnings.csv)"
 
 test: check-java $(VENV)/.installed-dev ## run the whole test suite
 	$(PY) -m pytest $(PYTEST_ARGS)

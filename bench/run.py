@@ -26,7 +26,7 @@ CACHE = ROOT / ".bench"
 START = date(2026, 11, 20)
 # name -> (subscribers, days): about 1 M and 10 M CDR rows with the simulator's default behaviour
 DATASETS = {"1M": (25_000, 2), "10M": (125_000, 4)}
-STEPS = ("simulate", "ingest", "detect", "dens")   # in pipeline order: each step reads what the previous wrote
+STEPS = ("simulate", "ingest", "detect", "dens", "export")   # in pipeline order: each step reads what the previous wrote
 console = Console()
 
 
@@ -111,9 +111,10 @@ def child(step: str, landing: str, lake: str, outbox: str, dates: str) -> None:
     spark = spark_session(config)
     from jobs.dens import dens_date
     from jobs.detect import detect_date
+    from jobs.export import export_date
     from jobs.ingest import ingest_date
 
-    run = {"ingest": ingest_date, "detect": detect_date, "dens": dens_date}
+    run = {"ingest": ingest_date, "detect": detect_date, "dens": dens_date, "export": export_date}
     if step not in run:
         raise SystemExit(f"bench: unknown step {step}")
     for day in (date.fromisoformat(d) for d in dates.split(",")):

@@ -73,3 +73,9 @@ def week_detected(week_ingested):
 def week_dens(week_detected):
     run_step(week_detected, "dens")
     return week_detected
+
+
+@pytest.fixture(scope="session")
+def week_exported(week_dens):
+    run_step(week_dens, "export")
+    return week_dens

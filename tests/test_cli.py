@@ -44,7 +44,24 @@ def test_bad_input_is_one_line(argv, message, capsys):
     assert err.count("\n") == 1
 
 
-@pytest.mark.parametrize("step", ["export", "report"])
+@pytest.mark.parametrize("step", ["report"])
 def test_steps_not_built_yet_say_so(step, capsys):
     assert main([step, "--date", "2026-11-20"]) == 2
     assert f"{step}: not built yet (issue #" in capsys.readouterr().err
+
+
+def test_nightly_runs_built_steps_then_says_report_is_not_built(monkeypatch, capsys):
+    import jobs.cli as cli
+
+    ran = []
+    summary = {"date": "2026-11-21", "outbox": "/o/2026-11-21", "dens": {"武侯区": 2, "锦江区": 0},
+               "unlocated": 1, "warnings": 5}
+    for step in ("ingest", "detect", "dens", "export"):
+        monkeypatch.setitem(cli.STEPS, step, lambda args, config, step=step: ran.append((step, args.date)) or
+                            (summary if step == "export" else None))
+    assert main(["nightly", "--from", "2026-11-20", "--to", "2026-11-21"]) == 0
+    assert [s for s, _ in ran] == ["ingest", "detect", "dens", "export"] * 2
+    captured = capsys.readouterr()
+    assert "dens on 2026-11-21: 武侯区 2, 锦江区 0 (1 unlocated); warnings: 5" in captured.out
+    assert "/o/2026-11-21/leads" in captured.out
+    assert "nightly: ran ingest, detect, dens, export; not built yet: report (issues #7)" in captured.out
