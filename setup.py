@@ -14,10 +14,17 @@ CORE = [
     "rich==15.0.0",
     "pydantic==2.14.4",
     "psutil==7.2.2",
+    "plotly==7.1.0",
+    "xlsxwriter==3.3.1",
 ]
 DEV = [
     "pytest==9.2.0",
     "chispa==0.12.0",
+    "openpyxl==3.1.5",
+    "selenium==4.51.0",
+    "nbclient==0.11.0",
+    "nbformat==5.11.1",
+    "ipykernel==7.4.0",
 ]
 AIRFLOW = [
     "apache-airflow==3.3.2",

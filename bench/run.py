@@ -26,7 +26,9 @@ CACHE = ROOT / ".bench"
 START = date(2026, 11, 20)
 # name -> (subscribers, days): about 1 M and 10 M CDR rows with the simulator's default behaviour
 DATASETS = {"1M": (25_000, 2), "10M": (125_000, 4)}
-STEPS = ("simulate", "ingest", "detect", "dens", "export")   # in pipeline order: each step reads what the previous wrote
+# In pipeline order: each step reads what the previous wrote. "nightly" is the whole `cdrwatch nightly`
+# over the dataset's dates through the real CLI, into a lake and outbox of its own.
+STEPS = ("simulate", "ingest", "detect", "dens", "export", "nightly")
 console = Console()
 
 
@@ -43,10 +45,10 @@ class Measure:
         return self.rows / self.seconds if self.seconds else 0.0
 
 
-def run_measured(argv: list[str]) -> tuple[float, float]:
+def run_measured(argv: list[str], quiet: bool = False) -> tuple[float, float]:
     """Run a command; return (wall seconds, peak RSS in MB of its process tree, sampled every 0.2 s)."""
     started = time.perf_counter()
-    child = psutil.Popen(argv, cwd=ROOT)
+    child = psutil.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL if quiet else None)
     peak = 0
     while child.poll() is None:
         try:
@@ -102,6 +104,15 @@ def bench_step(name: str, step: str, landing: Path, dates: list[date]) -> Measur
     return Measure(name, step, landing_rows(landing), seconds, peak)
 
 
+def bench_nightly(name: str, landing: Path, dates: list[date]) -> Measure:
+    folder = CACHE / name / "nightly"
+    subprocess.run(["rm", "-rf", str(folder)], check=True)
+    argv = [sys.executable, "-m", "jobs.cli", "nightly", "--from", dates[0].isoformat(), "--to", dates[-1].isoformat(),
+            "--landing", str(landing), "--lake", str(folder / "lake"), "--outbox", str(folder / "outbox")]
+    seconds, peak = run_measured(argv, quiet=True)
+    return Measure(name, "nightly", landing_rows(landing), seconds, peak)
+
+
 def child(step: str, landing: str, lake: str, outbox: str, dates: str) -> None:
     """Run one step over all dates in this process, with one Spark session."""
     from jobs.config import load_config
@@ -141,7 +152,8 @@ def main() -> None:
         for step in args.steps.split(","):
             if step != "simulate":
                 console.print(f"[bold]{name}[/]: {step}")
-                measures.append(bench_step(name, step, landing, dates))
+                measures.append(bench_nightly(name, landing, dates) if step == "nightly"
+                                else bench_step(name, step, landing, dates))
     table = Table(title="cdrwatch bench (2-core machine: compare runs on the same machine only)")
     for column in ("dataset", "step", "rows", "seconds", "rows/s", "peak RSS MB"):
         table.add_column(column, justify="right")
@@ -149,9 +161,15 @@ def main() -> None:
         table.add_row(m.dataset, m.step, f"{m.rows:,}", f"{m.seconds:.1f}", f"{m.rows_per_s:,.0f}",
                       f"{m.peak_rss_mb:,.0f}")
     console.print(table)
-    out = CACHE / "bench.json"
-    out.write_text(json.dumps([{**asdict(m), "rows_per_s": round(m.rows_per_s)} for m in measures], indent=2))
+    out = CACHE / "bench.json"   # the latest measure of every (dataset, step) run so far
+    saved = {(m["dataset"], m["step"]): m for m in (json.loads(out.read_text()) if out.exists() else [])}
+    saved.update({(m.dataset, m.step): {**asdict(m), "rows_per_s": round(m.rows_per_s)} for m in measures})
+    out.write_text(json.dumps([saved[k] for k in sorted(saved, key=lambda k: (k[0], _order(k[1])))], indent=2))
     console.print(f"saved {out}")
+
+
+def _order(step: str) -> int:
+    return STEPS.index(step) if step in STEPS else len(STEPS)
 
 
 if __name__ == "__main__":

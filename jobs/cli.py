@@ -7,19 +7,49 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 
 from rich.console import Console
 
 from jobs.config import Config, load_config
-from jobs.errors import CdrwatchError, NotBuiltYet
+from jobs.errors import CdrwatchError
 
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
 
-# Pipeline steps in nightly order; a step not built yet names the issue that will bring it.
+# Pipeline steps in nightly order.
 PIPELINE = ("ingest", "detect", "dens", "export", "report")
-NOT_BUILT = {"report": 7}
+_live = None  # the Progress display on screen (nightly's), which a step's own progress joins
+
+
+@contextmanager
+def progress_bar(description: str, total: float | None = None):
+    """A task on the Progress display already on screen (nightly's), else on a new one; yields
+    `update(what, done, total)`. Transient, so a terminal keeps only the steps' own output, and
+    silent when the output is not a terminal (a log file, the tests)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    global _live
+    own = _live is None
+    progress = _live or Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), console=console, transient=True)
+    if own:
+        progress.start()
+        _live = progress
+    task = progress.add_task(description, total=total)
+
+    def update(what: str | None = None, done: float | None = None, total: float | None = None) -> None:
+        progress.update(task, description=f"{description}: {what}" if what else description, completed=done,
+                        total=total)
+
+    try:
+        yield update
+    finally:
+        progress.remove_task(task)
+        if own:
+            progress.stop()
+            _live = None
 
 
 def parse_date(text: str) -> date:
@@ -103,10 +133,11 @@ def run_simulate(args: argparse.Namespace, config: Config) -> None:
     console.print(str(summary))
 
 
-def run_ingest(args: argparse.Namespace, config: Config) -> None:
+def run_ingest(args: argparse.Namespace, config: Config):
     from jobs.ingest import ingest_date
 
-    ingest_date(config, args.date, console=console)
+    with progress_bar(f"ingest {args.date}") as update:
+        return ingest_date(config, args.date, console=console, progress=update)
 
 
 def run_detect(args: argparse.Namespace, config: Config) -> None:
@@ -127,6 +158,12 @@ def run_export(args: argparse.Namespace, config: Config) -> dict:
     return export_date(config, args.date, console=console)
 
 
+def run_report(args: argparse.Namespace, config: Config) -> Path:
+    from jobs.report import report_date
+
+    return report_date(config, args.date, console=console)
+
+
 def run_evaluate(args: argparse.Namespace, config: Config) -> None:
     from jobs.evaluate import evaluate, read_flags
 
@@ -142,32 +179,73 @@ def run_nightly(args: argparse.Namespace, config: Config) -> None:
         first, last = args.date_from, args.date_to
         if last < first:
             raise CdrwatchError(f"nightly: --to {last} is before --from {first}")
-    missing = [step for step in PIPELINE if step in NOT_BUILT]
-    day = first
+    steps = PIPELINE
+    nights = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     exported = None
-    while day <= last:
-        console.rule(f"nightly {day}")
-        for step in PIPELINE:
-            if step not in NOT_BUILT:
+    partial: dict[date, list[str]] = {}  # night -> carriers that had delivered nothing
+    reports: dict[date, Path] = {}
+    with progress_bar("nightly", total=len(nights) * len(steps)) as update:
+        for n, day in enumerate(nights):
+            console.rule(f"nightly {day}")
+            for i, step in enumerate(steps):
+                update(f"{day} {step}", n * len(steps) + i)
                 result = STEPS[step](argparse.Namespace(**{**vars(args), "date": day}), config)
                 if step == "export":
                     exported = result
-        day += timedelta(days=1)
+                    if result.get("missing_carriers"):
+                        partial[day] = result["missing_carriers"]
+                elif step == "report" and result is not None:
+                    reports[day] = Path(result)
+            update(f"{day} done", (n + 1) * len(steps))
+    console.rule(f"nightly {first}..{last} done")
+    console.print(nightly_table(config, nights, reports))
+    if reports:
+        console.print(f"reports: {config.paths.outbox}/<night>/report.html (self-contained: open in any browser)")
     if exported:
         per_district = ", ".join(f"{d} {n}" for d, n in exported["dens"].items()) or "no districts"
-        console.rule(f"nightly {first}..{last} done")
         console.print(f"dens on {exported['date']}: {per_district}"
                       f" ({exported['unlocated']} unlocated); warnings: {exported['warnings']}")
         outbox = Path(exported["outbox"])
         console.print(f"leads: {outbox / 'leads'}; warnings: {outbox / 'warnings.csv'}")
-    if missing:  # the leads are out; a missing later step is named, not a failure of the night
-        built = ", ".join(step for step in PIPELINE if step not in NOT_BUILT)
-        console.print(f"nightly: ran {built}; not built yet: {', '.join(missing)} "
-                      f"(issues #{', #'.join(str(NOT_BUILT[s]) for s in missing)})")
+    for night, carriers in partial.items():
+        console.print(f"[yellow]partial night {night}:[/] no files from {', '.join(carriers)} "
+                      f"(outbox/{night}/PARTIAL.txt)")
+
+
+def nightly_table(config: Config, nights: list[date], reports: dict[date, Path]):
+    """One line per night: CDRs, quarantined rows, flags, dens (new/continuing/moved), warnings,
+    partial or not, and the report; read back from the lake and outbox (jobs.report.data)."""
+    from rich.table import Table
+
+    from jobs.report.data import night_numbers
+
+    table = Table(title="nightly summary")
+    table.add_column("night", no_wrap=True, min_width=10)
+    for name in ("CDRs", "quarantined", "flags", "dens", "new / cont. / moved", "warnings"):
+        table.add_column(name, justify="right")
+    table.add_column("partial")
+    table.add_column("report", overflow="fold")
+    outbox = Path(config.paths.outbox)
+    for day in nights:
+        n = night_numbers(config, day)
+        status = n.dens_by("status") if n.dens.height else {}
+        table.add_row(day.isoformat(), f"{n.rows_ingested:,}", f"{n.quarantined:,}", f"{n.n_flags:,}",
+                      str(n.dens.height), "/".join(str(status.get(s, 0)) for s in ("new", "continuing", "moved")),
+                      "–" if n.warnings is None else f"{n.warnings:,}",
+                      "[yellow]partial[/]" if n.partial else "no",
+                      str(_relative_to(reports[day], outbox)) if day in reports else "–")
+    return table
+
+
+def _relative_to(path: Path, root: Path) -> Path:
+    try:
+        return path.relative_to(root)
+    except ValueError:
+        return path
 
 
 STEPS = {"simulate": run_simulate, "ingest": run_ingest, "detect": run_detect, "dens": run_dens,
-         "export": run_export, "evaluate": run_evaluate,
+         "export": run_export, "report": run_report, "evaluate": run_evaluate,
          "nightly": run_nightly}
 
 
@@ -175,8 +253,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         config = config_from(args)
-        if args.command in NOT_BUILT:
-            raise NotBuiltYet(f"{args.command}: not built yet (issue #{NOT_BUILT[args.command]})")
         STEPS[args.command](args, config)
         return 0
     except KeyboardInterrupt:

@@ -6,9 +6,10 @@ the key; the rest of the code receives one immutable `Config` and never reads YA
 from __future__ import annotations
 
 import copy
+from datetime import date
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -109,6 +110,17 @@ class Export(_Section):
     chinese_headers: bool
 
 
+class Schedule(_Section):
+    """The nightly Airflow DAG (dags/cdr_nightly.py): one run per local calendar day of the conf timezone."""
+    start_date: date
+    catchup: bool
+    landing_deadline_minutes: float = Field(ge=0)
+    late_carrier: Literal["continue", "fail"]
+    poke_interval_s: float = Field(gt=0)
+    retries: int = Field(ge=0)
+    retry_delay_minutes: float = Field(ge=0)
+
+
 class Config(_Section):
     paths: Paths
     timezone: str
@@ -118,6 +130,7 @@ class Config(_Section):
     detectors: Detectors
     dens: Dens
     export: Export
+    schedule: Schedule
 
     @field_validator("timezone")
     @classmethod

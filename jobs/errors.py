@@ -8,6 +8,3 @@ class CdrwatchError(Exception):
 class ConfigError(CdrwatchError):
     """A configuration key is unknown or its value is not acceptable."""
 
-
-class NotBuiltYet(CdrwatchError):
-    """A pipeline step the design names but this version does not have yet."""

@@ -5,16 +5,24 @@
 * `warnings.csv`: residents at risk, columns `WARNING_COLUMNS`;
 * `analysts/unlocated_dens.csv`: dens that cannot go to a field unit (no position, no district,
   or only foreign members).
+* `PARTIAL.txt`: only on a partial night (a carrier had delivered nothing when the day was
+  ingested), one line naming the missing carriers.
 
-The tables are small: they are collected and written with Python's csv module. Every file is
-UTF-8 with BOM, numbers are in national format, no text cell starts with a formula character,
-and a rerun writes the same bytes. The whole `outbox/D/` is built beside the target and swapped in.
+Every CSV has an `.xlsx` twin beside it (same rows): a CSV opened by double-click in Excel/WPS
+turns long digit strings into numbers (an IMEI becomes 8.6E+14, a landline loses its leading 0),
+so officers open the workbook, where numbers and IMEIs are text cells; scripts read the CSV.
+
+The tables are small: they are collected and written with Python's csv module and xlsxwriter.
+Every CSV is UTF-8 with BOM, numbers are in national format, no text cell starts with a formula
+character, and a rerun writes the same bytes. The whole `outbox/D/` is built beside the target and
+swapped in.
 """
 from __future__ import annotations
 
 import csv
 import datetime as dt
 import io
+import json
 import shutil
 import uuid
 from pathlib import Path
@@ -69,8 +77,44 @@ def safe_text(value: str | None) -> str:
     return "'" + text if text.startswith(INJECTION_START) else text
 
 
-def _list(values: Iterable[str] | None, fmt=lambda v: v) -> str:
-    return safe_text(";".join(fmt(v) for v in (values or []) if v is not None))
+def _joined(values: Iterable[str] | None, fmt=lambda v: v) -> str:
+    return ";".join(fmt(v) for v in (values or []) if v is not None)
+
+
+def _one_line(text: str | None) -> str | None:
+    return None if text is None else text.replace("\r\n", " ").replace("\n", " ").replace("\r", " ")
+
+
+# Decimal places of the float columns, in the CSV and in the spreadsheet alike.
+PLACES = {"score": 3, "lat": 6, "lon": 6, "radius_m": 0}
+Cell = str | int | float | None
+
+
+def lead_cells(den: dict[str, Any], reason: str | None = None) -> list[Cell]:
+    """One den as typed cells (LEAD_COLUMNS order; plus `reason` when given): text is what an
+    officer reads (national numbers, `;`-joined lists), not yet escaped for CSV."""
+    numbers = den["numbers"] or []
+    imeis = den["imeis"] or []
+    row: list[Cell] = [
+        den["den_id"], den["priority"], den["score"], den["district"], den["lat"], den["lon"], den["radius_m"],
+        _joined(den["cells"]), _joined(den["site_names"]), _one_line(den["active_hours"]),
+        _date(den["first_seen"]), _date(den["last_seen"]), den["nights_active"],
+        len(numbers), _joined(numbers, national), len(imeis), _joined(imeis),
+        den["n_calls"], den["n_distinct_callees"], den["n_victims"],
+        _joined(den["signals"]), _one_line(den["evidence"]),
+    ]
+    return row + [reason] if reason is not None else row
+
+
+def csv_cell(value: Cell, places: int | None = None) -> str:
+    """A typed cell as CSV text: floats to fixed places, text made formula-safe."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return _num(value, places if places is not None else 6)
+    if isinstance(value, int):
+        return str(value)
+    return safe_text(value)
 
 
 def _num(value: float | None, places: int) -> str:
@@ -82,22 +126,6 @@ def _num(value: float | None, places: int) -> str:
 
 def _date(value: dt.date | None) -> str:
     return value.isoformat() if value is not None else ""
-
-
-def lead_row(den: dict[str, Any], reason: str | None = None) -> list[str]:
-    """One den as the cells of a lead row (LEAD_COLUMNS order; plus `reason` when given)."""
-    numbers = den["numbers"] or []
-    imeis = den["imeis"] or []
-    row = [
-        safe_text(den["den_id"]), safe_text(den["priority"]), _num(den["score"], 3), safe_text(den["district"]),
-        _num(den["lat"], 6), _num(den["lon"], 6), _num(den["radius_m"], 0),
-        _list(den["cells"]), _list(den["site_names"]), safe_text(den["active_hours"]),
-        _date(den["first_seen"]), _date(den["last_seen"]), str(den["nights_active"]),
-        str(len(numbers)), _list(numbers, national), str(len(imeis)), _list(imeis),
-        str(den["n_calls"]), str(den["n_distinct_callees"]), str(den["n_victims"]),
-        _list(den["signals"]), safe_text(den["evidence"]),
-    ]
-    return row + [reason] if reason is not None else row
 
 
 def den_order(den: dict[str, Any]) -> tuple:
@@ -124,8 +152,40 @@ def csv_bytes(header: Iterable[str], rows: Iterable[list[str]]) -> bytes:
     return (BOM + buffer.getvalue()).encode("utf-8")
 
 
+def xlsx_bytes(header: list[str], rows: list[list[Cell]], places: list[int | None]) -> bytes:
+    """The same table as an Excel workbook, for officers: numbers, IMEIs and lists are *text* cells
+    (a CSV opened by double-click loses them: 15-digit IMEIs become 8.6E+14, landlines lose their
+    leading 0), counts and coordinates are numbers. Text is never a formula, so it needs no quote
+    prefix. Fixed document properties make a rerun byte-identical."""
+    import xlsxwriter
+
+    buffer = io.BytesIO()
+    book = xlsxwriter.Workbook(buffer, {"in_memory": True, "strings_to_numbers": False,
+                                        "strings_to_formulas": False, "strings_to_urls": False})
+    book.set_properties({"created": dt.datetime(2000, 1, 1), "title": "cdrwatch"})
+    bold = book.add_format({"bold": True})
+    formats = {p: book.add_format({"num_format": "0." + "0" * p if p else "0"}) for p in set(places) if p is not None}
+    sheet = book.add_worksheet("cdrwatch")
+    sheet.write_row(0, 0, header, bold)
+    for r, row in enumerate(rows, start=1):
+        for c, value in enumerate(row):
+            if value is None:
+                continue
+            if isinstance(value, (int, float)):
+                sheet.write_number(r, c, value, formats.get(places[c]))
+            else:
+                sheet.write_string(r, c, value)
+    for c, name in enumerate(header):
+        sheet.set_column(c, c, min(60, max(10, len(name) + 2)))
+    sheet.freeze_panes(1, 0)
+    sheet.autofilter(0, 0, max(len(rows), 1), len(header) - 1)
+    book.close()
+    return buffer.getvalue()
+
+
 def district_file_name(district: str) -> str:
-    return district.replace("/", "_").replace("\\", "_") + ".csv"
+    """The file stem of a district's lead files (`leads/<stem>.csv` and `.xlsx`)."""
+    return district.replace("/", "_").replace("\\", "_")
 
 
 # ---------------------------------------------------------------- the step
@@ -158,22 +218,30 @@ def build_outbox(dens: list[dict[str, Any]], victims: list[dict[str, Any]], dist
     lead_header = [CHINESE_LEAD_HEADERS[c] for c in LEAD_COLUMNS] if chinese_headers else list(LEAD_COLUMNS)
     unlocated_header = ([CHINESE_UNLOCATED_HEADERS[c] for c in UNLOCATED_COLUMNS] if chinese_headers
                         else list(UNLOCATED_COLUMNS))
-    files: dict[str, bytes] = {}
+    tables: dict[str, tuple[list[str], list[list[Cell]]]] = {}
     for district in sorted(by_district):
-        files[f"leads/{district_file_name(district)}"] = csv_bytes(lead_header,
-                                                                  (lead_row(d) for d in by_district[district]))
-    files["analysts/unlocated_dens.csv"] = csv_bytes(unlocated_header, (lead_row(d, r) for d, r in unlocated))
+        tables[f"leads/{district_file_name(district)}"] = (lead_header,
+                                                           [lead_cells(d) for d in by_district[district]])
+    tables["analysts/unlocated_dens"] = (unlocated_header, [lead_cells(d, r) for d, r in unlocated])
 
     zone = ZoneInfo(timezone)
-    warnings = []
+    warnings: list[list[Cell]] = []
     for v in victims:
         if v["den_id"] in dropped_dens or v["number"] in whitelist or v["longest_call_s"] < warning_min_call_s:
             continue
         local = dt.datetime.fromtimestamp(v["first_contact_epoch"], zone)
         warnings.append([national(v["number"]), v["district"] or "", v["den_id"],
-                         local.strftime("%Y-%m-%d %H:%M:%S"), str(v["longest_call_s"]), str(v["n_calls"])])
+                         local.strftime("%Y-%m-%d %H:%M:%S"), v["longest_call_s"], v["n_calls"]])
     warnings.sort(key=lambda r: (r[1], r[2], r[0]))
-    files["warnings.csv"] = csv_bytes(WARNING_COLUMNS, ([safe_text(c) for c in r] for r in warnings))
+    tables["warnings"] = (list(WARNING_COLUMNS), warnings)
+
+    files: dict[str, bytes] = {}
+    for stem, (header, rows) in tables.items():
+        columns = list(UNLOCATED_COLUMNS) if stem == "analysts/unlocated_dens" else (
+            list(WARNING_COLUMNS) if stem == "warnings" else list(LEAD_COLUMNS))
+        places = [PLACES.get(c) for c in columns]
+        files[f"{stem}.csv"] = csv_bytes(header, ([csv_cell(v, p) for v, p in zip(row, places)] for row in rows))
+        files[f"{stem}.xlsx"] = xlsx_bytes(header, rows, places)
 
     summary = {
         "dens": {d: len(v) for d, v in sorted(by_district.items())},
@@ -184,6 +252,24 @@ def build_outbox(dens: list[dict[str, Any]], victims: list[dict[str, Any]], dist
         "warnings": len(warnings),
     }
     return files, summary
+
+
+PARTIAL_FILE = "PARTIAL.txt"
+
+
+def missing_carriers(config: Config, day: dt.date) -> list[str]:
+    """Carriers that had delivered nothing when the day was ingested (`missing_carriers` of the
+    ingest run summary): their subscribers are absent from the night, so its leads are partial."""
+    path = lake.run_summary_path(config, "ingest", day)
+    if not path.is_file():
+        return []
+    return list(json.loads(path.read_text(encoding="utf-8")).get("missing_carriers", []))
+
+
+def partial_note(day: dt.date, missing: list[str]) -> bytes:
+    """The one line of outbox/D/PARTIAL.txt."""
+    return (f"partial night {day.isoformat()}: no files from carrier(s) {', '.join(missing)} when it was ingested;"
+            f" their subscribers are missing from these leads\n").encode("utf-8")
 
 
 def write_outbox_day(target: Path, files: dict[str, bytes]) -> None:
@@ -229,9 +315,12 @@ def export_date(config: Config, day: dt.date, *, spark=None, console=None) -> di
     files, summary = build_outbox(dens, victims, districts, whitelist, timezone=config.timezone,
                                   warning_min_call_s=config.export.warning_min_call_s,
                                   chinese_headers=config.export.chinese_headers)
+    missing = missing_carriers(config, day)
+    if missing:
+        files[PARTIAL_FILE] = partial_note(day, missing)
     target = Path(config.paths.outbox) / day.isoformat()
     write_outbox_day(target, files)
-    summary = {"date": day.isoformat(), "outbox": str(target), **summary,
+    summary = {"date": day.isoformat(), "outbox": str(target), **summary, "missing_carriers": missing,
                "files": sorted(str(target / f) for f in files)}
 
     table = Table(title=f"export {day}: {sum(summary['dens'].values())} dens -> {target}")
@@ -239,11 +328,13 @@ def export_date(config: Config, day: dt.date, *, spark=None, console=None) -> di
         table.add_column(name, justify="right" if name in ("dens", "high") else "left")
     for district, n in summary["dens"].items():
         table.add_row(district, str(n), str(summary["high"][district]),
-                      str(target / "leads" / district_file_name(district)))
+                      str(target / "leads" / (district_file_name(district) + ".csv")))
     console.print(table)
     console.print(f"warnings: {summary['warnings']} residents -> {target / 'warnings.csv'}")
     if summary["unlocated"]:
         console.print(f"unlocated dens: {summary['unlocated']} -> {target / 'analysts' / 'unlocated_dens.csv'}")
     if summary["dropped_whitelisted_dens"]:
         console.print(f"dropped {summary['dropped_whitelisted_dens']} dens made only of whitelisted numbers")
+    if missing:
+        console.print(f"[yellow]partial:[/] no files from {', '.join(missing)} -> {target / PARTIAL_FILE}")
     return summary

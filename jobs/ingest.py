@@ -64,6 +64,7 @@ class IngestReport:
     formats: dict[str, str] = field(default_factory=dict)                # carrier -> format
     files: dict[str, dict[str, Counts]] = field(default_factory=dict)    # carrier -> source_file -> counts
     warnings: list[str] = field(default_factory=list)
+    missing_carriers: list[str] = field(default_factory=list)  # configured, but no files for the day: a partial night
 
     @property
     def carriers(self) -> dict[str, Counts]:
@@ -91,6 +92,7 @@ class IngestReport:
             "files": [{"carrier": c, "source_file": name, **counts.as_dict()}
                       for c, files in self.files.items() for name, counts in files.items()],
             "warnings": self.warnings,
+            "missing_carriers": self.missing_carriers,
         }
 
     def table(self):
@@ -120,18 +122,31 @@ class IngestReport:
         return table
 
 
-def ingest_date(config: Config, day: dt.date, *, spark: SparkSession | None = None, console=None) -> IngestReport:
+def ingest_date(config: Config, day: dt.date, *, spark: SparkSession | None = None, console=None,
+                progress: Callable[[str, int, int], None] | None = None) -> IngestReport:
     """The `cdrwatch ingest` step: `run_ingest` with the Great Expectations suite (jobs.validate) run
     on every staged carrier partition before it replaces the lake's; prints what it did. A partition
     that fails validation is not committed: the run fails naming the expectations, the lake keeps
-    its previous data, and the GX result is saved next to the run summary all the same."""
+    its previous data, and the GX result is saved next to the run summary all the same.
+    `progress(what, done, total)` hears of each phase: reading and staging, each carrier's validation."""
     from rich.console import Console
 
     from jobs.spark import spark_session
 
     console = console or Console()
     spark = spark or spark_session(config)
-    report = run_ingest(config, day, spark, check=lambda staged: _validate(config, day, staged, console))
+    deliveries = find_deliveries(config, day, [])
+    total = len(deliveries) + 2
+    tell = progress or (lambda what, done, total: None)
+    tell(f"reading {sum(map(len, deliveries.values()))} files ({len(deliveries)} carriers)", 0, total)
+
+    def check(staged: DataFrame) -> None:
+        tell("validating", 1, total)
+        _validate(config, day, staged, console,
+                  on_carrier=lambda i, carrier: tell(f"validated {carrier}", 2 + i, total))
+
+    report = run_ingest(config, day, spark, check=check)
+    tell("done", total, total)
     console.print(report.table())
     console.print(report.reasons_table())
     for warning in report.warnings:
@@ -139,13 +154,15 @@ def ingest_date(config: Config, day: dt.date, *, spark: SparkSession | None = No
     return report
 
 
-def _validate(config: Config, day: dt.date, staged: DataFrame, console) -> None:
-    """Run the GX suite on each carrier's staged rows; save each result; raise if any failed."""
+def _validate(config: Config, day: dt.date, staged: DataFrame, console,
+              on_carrier: Callable[[int, str], None] | None = None) -> None:
+    """Run the GX suite on each carrier's staged rows; save each result; raise if any failed.
+    `on_carrier(i, carrier)` is called after the i-th carrier (from 0)."""
     from jobs import validate
 
     runs, failed = lake.run_summary_path(config, "ingest", day).parent, []
     carriers = sorted(r.carrier for r in staged.select("carrier").distinct().collect())
-    for carrier in carriers:
+    for i, carrier in enumerate(carriers):
         outcome = validate.validate_cdr_partition(staged.filter(F.col("carrier") == carrier), carrier, day, config,
                                                   validate.recent_row_counts(config, carrier, day))
         validate.save_validation(outcome, runs / f"validation_{carrier}.json")
@@ -156,6 +173,8 @@ def _validate(config: Config, day: dt.date, staged: DataFrame, console) -> None:
             console.print(f"  {failure}")
         if not outcome.success:
             failed.append(f"{carrier} ({'; '.join(outcome.failures)[:300]})")
+        if on_carrier is not None:
+            on_carrier(i, carrier)
     if failed:
         raise CdrwatchError(f"ingest {day}: validation failed, lake left unchanged: {', '.join(failed)} "
                             f"(details in {runs}/validation_<carrier>.json)")
@@ -176,6 +195,7 @@ def run_ingest(config: Config, day: dt.date, spark: SparkSession,
     warnings: list[str] = []
     deliveries = find_deliveries(config, day, warnings)
     report = IngestReport(day, formats={c: config.carriers[c].format for c in deliveries}, warnings=warnings,
+                          missing_carriers=[c for c in config.carriers if c not in deliveries],
                           files={c: {_relative(f, landing): Counts() for f in files}
                                  for c, files in deliveries.items()})
     if deliveries:

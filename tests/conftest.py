@@ -79,3 +79,9 @@ def week_dens(week_detected):
 def week_exported(week_dens):
     run_step(week_dens, "export")
     return week_dens
+
+
+@pytest.fixture(scope="session")
+def week_reported(week_exported):
+    run_step(week_exported, "report")
+    return week_exported

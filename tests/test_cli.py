@@ -1,4 +1,4 @@
-"""The command line: one clear line on bad input, non-zero exit for steps not built yet."""
+"""The command line: one clear line on bad input; nightly runs every step and ends with a summary."""
 import subprocess
 import sys
 from pathlib import Path
@@ -44,24 +44,35 @@ def test_bad_input_is_one_line(argv, message, capsys):
     assert err.count("\n") == 1
 
 
-@pytest.mark.parametrize("step", ["report"])
-def test_steps_not_built_yet_say_so(step, capsys):
-    assert main([step, "--date", "2026-11-20"]) == 2
-    assert f"{step}: not built yet (issue #" in capsys.readouterr().err
+def test_report_before_dens_names_the_step_to_run(tmp_path, capsys):
+    assert main(["report", "--date", "2026-11-20", "--lake", str(tmp_path / "lake"),
+                 "--outbox", str(tmp_path / "outbox")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cdrwatch: error: ") and "no dens for 2026-11-20 (run cdrwatch dens first)" in err
+    assert err.count("\n") == 1
 
 
-def test_nightly_runs_built_steps_then_says_report_is_not_built(monkeypatch, capsys):
+def test_nightly_runs_every_step_per_night_and_ends_with_a_summary_table(monkeypatch, capsys, tmp_path):
     import jobs.cli as cli
 
     ran = []
     summary = {"date": "2026-11-21", "outbox": "/o/2026-11-21", "dens": {"武侯区": 2, "锦江区": 0},
                "unlocated": 1, "warnings": 5}
-    for step in ("ingest", "detect", "dens", "export"):
+    results = {"export": summary}
+    for step in ("ingest", "detect", "dens", "export", "report"):
         monkeypatch.setitem(cli.STEPS, step, lambda args, config, step=step: ran.append((step, args.date)) or
-                            (summary if step == "export" else None))
-    assert main(["nightly", "--from", "2026-11-20", "--to", "2026-11-21"]) == 0
-    assert [s for s, _ in ran] == ["ingest", "detect", "dens", "export"] * 2
+                            (tmp_path / "outbox" / str(args.date) / "report.html" if step == "report"
+                             else results.get(step)))
+    assert main(["nightly", "--from", "2026-11-20", "--to", "2026-11-21", "--lake", str(tmp_path / "lake"),
+                 "--outbox", str(tmp_path / "outbox")]) == 0
+    assert [s for s, _ in ran] == ["ingest", "detect", "dens", "export", "report"] * 2
     captured = capsys.readouterr()
     assert "dens on 2026-11-21: 武侯区 2, 锦江区 0 (1 unlocated); warnings: 5" in captured.out
     assert "/o/2026-11-21/leads" in captured.out
-    assert "nightly: ran ingest, detect, dens, export; not built yet: report (issues #7)" in captured.out
+    assert "nightly summary" in captured.out
+    for night in ("2026-11-20", "2026-11-21"):
+        line = next(line for line in captured.out.splitlines() if line.startswith(f"│ {night}"))
+        assert f"{night}/report.html" in line      # relative to the outbox; nothing in the lake: zero counts
+        assert [c.strip() for c in line.split("│")[2:9]] == ["0", "0", "0", "0", "0/0/0", "–", "no"]
+    assert f"reports: {tmp_path / 'outbox'}/<night>/report.html" in captured.out
+    assert "not built yet" not in captured.out

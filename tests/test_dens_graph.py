@@ -7,7 +7,7 @@ from pyspark.sql import functions as F
 from detectors.base import Night
 from jobs.dens import find_dens
 from jobs.dens.cluster import den_groups, suspect_graph
-from jobs.dens.describe import active_hours, evidence, weighted_position
+from jobs.dens.describe import active_hours, dialling_pattern, evidence, weighted_position
 from jobs.dens.graph import suspect_edges
 
 DAY = dt.date(2026, 11, 24)
@@ -141,3 +141,15 @@ def test_evidence_reads_like_a_lead():
                     n_callees=3310, top_segment="1391234", n_victims=4, min_call_s=180)
     assert text == ("3 SIMs (cm 2, cu 1) and 1 GOIP device at 锦江区023号基站 (±180 m), 09-12;14-18, "
                     "3,442 calls to 3,310 numbers, most to 139-1234-xxxx; 4 residents talked over 3 min")
+
+
+def test_evidence_names_the_dialling_pattern_of_the_sequential_flag():
+    flag = ("398 of the 412 numbers 139-1234-0000…0411 dialled in ascending order round-robin by 13 SIMs "
+            "09:02–11:58 at 锦江区128号基站 (13 SIMs swept there 09:00–12:00); this SIM placed 31 of the calls")
+    pattern = dialling_pattern(flag)
+    assert pattern == "139-1234-0000…0411 in ascending order round-robin by 13 SIMs"
+    assert dialling_pattern("SIM shared by 4 IMEIs") is None and dialling_pattern(None) is None
+    text = evidence(sims={"+861": "cm"}, n_boxes=0, n_handsets=1, main_site=None, radius_m=None, hours="09-12",
+                    n_calls=400, n_callees=398, top_segment="1391234", n_victims=0, min_call_s=180, pattern=pattern)
+    assert text == ("1 SIM (cm 1) and 1 handset, 09-12, 400 calls to 398 numbers, dialling 139-1234-0000…0411 "
+                    "in ascending order round-robin by 13 SIMs; 0 residents talked over 3 min")

@@ -103,8 +103,9 @@ def test_national_format_and_injection_rules():
 
 def test_one_file_per_district_with_only_its_dens(exported):
     out, summary = exported
-    assert sorted(p.name for p in (out / "leads").iterdir()) == sorted(["武侯区.csv", "锦江区.csv", "青羊区.csv"])
-    for path in (out / "leads").iterdir():
+    assert sorted(p.name for p in (out / "leads").iterdir()) == sorted(
+        f"{d}.{ext}" for d in ("武侯区", "锦江区", "青羊区") for ext in ("csv", "xlsx"))
+    for path in (out / "leads").glob("*.csv"):
         for row in _read(path, LEAD_COLUMNS):
             assert row["district"] == path.stem
     assert _read(out / "leads" / "青羊区.csv", LEAD_COLUMNS) == []
@@ -137,7 +138,7 @@ def test_lead_cells(exported):
 
 def test_whitelisted_numbers_never_in_leads(exported):
     out, summary = exported
-    for path in (out / "leads").iterdir():
+    for path in (out / "leads").glob("*.csv"):
         for row in _read(path, LEAD_COLUMNS):
             assert "13900000009" not in row["numbers"].split(";")
             assert row["den_id"] != "den-d"
@@ -159,6 +160,40 @@ def test_warnings(exported):
         ("13811112222", "武侯区", "den-a", "2026-11-20 09:30:00", "300", "3"),
         ("13811113333", "锦江区", "den-b", "2026-11-20 07:59:59", "600", "2"),
     ]
+
+
+def _workbook_rows(path):
+    from openpyxl import load_workbook
+
+    sheet = load_workbook(path, read_only=True).active
+    return [[(cell.value, cell.data_type) for cell in row] for row in sheet.iter_rows()]
+
+
+def test_every_csv_has_a_workbook_twin_with_the_same_rows(exported):
+    out, _ = exported
+    csvs = sorted(out.rglob("*.csv"))
+    assert len(csvs) == 5
+    for path in csvs:
+        text_rows = list(csv.reader(path.read_bytes().decode("utf-8-sig").splitlines()))
+        book_rows = _workbook_rows(path.with_suffix(".xlsx"))
+        assert [[v for v, _ in r] for r in book_rows][0] == text_rows[0]
+        assert len(book_rows) == len(text_rows), path
+
+
+def test_workbook_keeps_numbers_and_imeis_as_text(exported):
+    """What a CSV loses on double-click in Excel/WPS (IMEI -> 8.6E+13, 0288... -> 288...) stays
+    text in the workbook; counts and coordinates stay numbers; no quote prefix is needed."""
+    out, _ = exported
+    header, a, g, _ = _workbook_rows(out / "leads" / "武侯区.xlsx")
+    names = [name for name, _ in header]
+    cell = dict(zip(names, a))
+    assert cell["imeis"] == ("86000000000001;86000000000002", "s")
+    assert cell["numbers"] == ("0085512345678;13900000001;02885551234", "s")
+    assert cell["evidence"] == ("=HYPERLINK(\"http://x\")", "s")          # text, never a formula
+    assert cell["n_imeis"] == (2, "n") and cell["lat"] == (30.641234567, "n") and cell["score"] == (0.9, "n")
+    assert dict(zip(names, g))["numbers"] == ("13900000007", "s")         # a one-number den too
+    header, first, *_ = _workbook_rows(out / "warnings.xlsx")
+    assert dict(zip([name for name, _ in header], first))["number"] == ("02887654321", "s")
 
 
 def test_chinese_headers(lake_config, spark, tmp_path):

@@ -15,8 +15,8 @@ from pyspark.sql import functions as F
 from jobs import lake
 from jobs.config import Config
 from jobs.dens.cluster import den_groups, suspect_graph
-from jobs.dens.describe import (active_hours, den_score, describe, evidence, key_of, main_segments, membership,
-                                place, victims)
+from jobs.dens.describe import (active_hours, den_score, describe, dialling_pattern, evidence, key_of, main_segments,
+                                membership, place, victims)
 from jobs.dens.graph import suspect_edges, suspect_sims
 from jobs.dens.identity import DenSketch, assign_ids, latest_per_den
 from jobs.errors import CdrwatchError
@@ -52,10 +52,13 @@ def find_dens(config: Config, night, flags_df, earlier: list[dict]):
 
     score_of: dict[tuple[str, str], float] = {}
     detectors_of: dict[tuple[str, str], set[str]] = {}
+    sweep_of: dict[str, tuple[float, str]] = {}      # msisdn -> (score, evidence) of its sequential flag
     for f in flags:
         key = (f["entity_type"], f["entity_id"])
         score_of[key] = max(score_of.get(key, 0.0), f["score"])
         detectors_of.setdefault(key, set()).add(f["detector"])
+        if f["detector"] == "sequential" and f["entity_type"] == "msisdn":
+            sweep_of[f["entity_id"]] = (f["score"], f["evidence"])
 
     sketches, described = [], {}
     for i, group in enumerate(groups):
@@ -79,6 +82,8 @@ def find_dens(config: Config, night, flags_df, earlier: list[dict]):
         top = max(sorted(fact["segments"].items()), key=lambda kv: kv[1])[0] if fact["segments"] else None
         hours = active_hours(fact["hours"])
         score = den_score(member_scores, len(sims))
+        swept = sorted((-sweep_of[s][0], s) for s in sims if s in sweep_of)   # the best-scoring sweeper's
+        pattern = dialling_pattern(sweep_of[swept[0][1]][1]) if swept else None
         described[key] = dict(
             score=score,
             priority="high" if score >= settings.priority_high else "medium" if score >= settings.priority_medium
@@ -91,7 +96,7 @@ def find_dens(config: Config, night, flags_df, earlier: list[dict]):
                               main_site=where["main_site"], radius_m=where["radius_m"], hours=hours,
                               n_calls=fact["n_calls"], n_callees=fact["n_distinct_callees"], top_segment=top,
                               n_victims=n_victims.get(key, 0), min_call_s=config.export.warning_min_call_s,
-                              n_sms=fact["n_sms"]))
+                              n_sms=fact["n_sms"], pattern=pattern))
         sketches.append(DenSketch(key=key, numbers=frozenset(sims), imeis=frozenset(imeis),
                                   segments=frozenset(segments), lat=where["lat"], lon=where["lon"], score=score))
 

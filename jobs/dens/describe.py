@@ -7,6 +7,8 @@ voice call of at least `warning_min_call_s` with a member. Only per-den aggregat
 """
 from __future__ import annotations
 
+import re
+
 from collections import Counter, defaultdict
 
 import numpy as np
@@ -141,13 +143,25 @@ def den_score(member_scores: list[float], n_sims: int) -> float:
     return round(min(1.0, base + min(0.1, 0.01 * n_sims)), 3)
 
 
+# The sequential detector's evidence: "398 of the 412 numbers 139-1234-0000…0411 dialled in ascending
+# order round-robin by 13 SIMs 09:02–11:58 at …" -> the range and the way it was dialled.
+_SWEEP = re.compile(r"numbers (\d{3}-\d{4}-\d{4}…\d{4}) dialled (.+?) \d{2}:\d{2}–\d{2}:\d{2} ")
+
+
+def dialling_pattern(sequential_evidence: str | None) -> str | None:
+    """'139-1234-0000…0411 in ascending order round-robin by 13 SIMs', from a sequential flag's
+    evidence (None if it is not one)."""
+    match = _SWEEP.search(sequential_evidence or "")
+    return f"{match.group(1)} {match.group(2)}" if match else None
+
+
 def evidence(*, sims: dict[str, str], n_boxes: int, n_handsets: int, main_site: str | None, radius_m: float | None,
              hours: str, n_calls: int, n_callees: int, top_segment: str | None, n_victims: int,
-             min_call_s: int, n_sms: int = 0) -> str:
+             min_call_s: int, n_sms: int = 0, pattern: str | None = None) -> str:
     """One sentence for the field unit: who (SIMs by carrier, devices), where, when, what, harm."""
     carriers = Counter(sims.values())
     by_carrier = ", ".join(f"{c} {n}" for c, n in sorted(carriers.items(), key=lambda kv: (-kv[1], kv[0])))
-    text = f"{len(sims)} SIMs ({by_carrier})"
+    text = f"{len(sims)} SIM{'s' if len(sims) != 1 else ''} ({by_carrier})"
     devices = []
     if n_boxes:
         devices.append(f"{n_boxes} GOIP device{'s' if n_boxes > 1 else ''}")
@@ -161,7 +175,9 @@ def evidence(*, sims: dict[str, str], n_boxes: int, n_handsets: int, main_site: 
         text += f", {hours}"
     sent = [f"{n:,} {what}" for n, what in ((n_calls - n_sms, "calls"), (n_sms, "SMS")) if n] or ["0 calls"]
     text += f", {' and '.join(sent)} to {n_callees:,} numbers"
-    if top_segment:
+    if pattern:
+        text += f", dialling {pattern}"
+    elif top_segment:
         text += f", most to {top_segment[:3]}-{top_segment[3:]}-xxxx"
     minutes = min_call_s / 60
     text += f"; {n_victims} resident{'s' if n_victims != 1 else ''} talked over {minutes:g} min"

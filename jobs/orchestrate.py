@@ -1,0 +1,313 @@
+"""What the nightly Airflow DAG runs (`dags/cdr_nightly.py` only wires these functions together).
+
+A run processes one *night*: the local date (conf `timezone`) on which its data interval starts,
+never the wall clock, so a backfill of last month does exactly what the scheduled runs did. For
+that night it waits for each carrier's folder until a deadline, then runs the `cdrwatch` steps:
+in this process when `spark.master` is `local[...]`, otherwise through `spark-submit` with the
+package zipped for `--py-files`, so the same jobs run on a cluster.
+
+Importable without Airflow, and cheap to import (no pyspark, polars or Great Expectations at module
+level): the scheduler imports it every time it parses the DAG file. Airflow itself is imported only
+inside the `task_*` functions, which are the DAG's task callables.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import hashlib
+import importlib.util
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from jobs.config import Config, load_config
+from jobs.errors import CdrwatchError
+from schemas.raw import RAW_LAYOUTS
+
+CONF_VARIABLE = "cdrwatch_conf"  # Airflow Variable: path of the conf YAML, read when a task runs
+CONF_ENV = "CDRWATCH_CONF"       # environment variable: the same, and the only source at parse time
+PACKAGES = ("schemas", "detectors", "jobs", "conf")  # what a cluster's driver and executors need
+ENTRY_SCRIPT = '''"""spark-submit entry point: the cdrwatch command line, run as Spark's driver program."""
+import sys
+
+from jobs.cli import main
+
+sys.exit(main(sys.argv[1:]))
+'''
+
+
+class LateCarrier(CdrwatchError):
+    """A carrier's folder for the night was still missing at the landing deadline."""
+
+    def __init__(self, carrier: str, day: dt.date, deadline: dt.datetime, policy: str):
+        self.carrier, self.day, self.policy = carrier, day, policy
+        then = "going on without it, the night is partial" if policy == "continue" else "failing the night"
+        super().__init__(f"{carrier}: no files for {day.isoformat()} by the deadline {deadline.isoformat()}; {then}"
+                         f" (schedule.late_carrier: {policy})")
+
+
+# ---------------------------------------------------------------- nights and landing (pure)
+
+def night_of(data_interval_start: dt.datetime, timezone: str) -> dt.date:
+    """The lake date a run processes: the local date its data interval starts on."""
+    if data_interval_start is None:
+        raise CdrwatchError("this run has no data interval: trigger it with a logical date")
+    return local_time(data_interval_start, timezone).date()
+
+
+def landing_deadline(config: Config, data_interval_end: dt.datetime) -> dt.datetime:
+    """When waiting for a carrier stops: `schedule.landing_deadline_minutes` after the night ends
+    (in the conf timezone, as the log shows it)."""
+    end = local_time(data_interval_end, config.timezone)
+    return end + dt.timedelta(minutes=config.schedule.landing_deadline_minutes)
+
+
+def local_time(instant: dt.datetime, timezone: str) -> dt.datetime:
+    """An aware instant (Airflow gives pendulum's) as a plain datetime in `timezone`."""
+    return dt.datetime.fromtimestamp(instant.timestamp(), ZoneInfo(timezone))
+
+
+def carrier_landed(config: Config, carrier: str, day: dt.date) -> bool:
+    """Whether `landing/<carrier>/<D>/` holds a file that ingest would read (named as the carrier's
+    format expects; hidden and `_`-prefixed files, e.g. an upload in progress, do not count)."""
+    folder = Path(config.paths.landing) / carrier / day.isoformat()
+    if not folder.is_dir():
+        return False
+    globs = RAW_LAYOUTS[config.carriers[carrier].format].file_globs
+    return any(p.is_file() and not p.name.startswith((".", "_")) and any(fnmatch.fnmatch(p.name, g) for g in globs)
+               for p in folder.iterdir())
+
+
+def missing_carriers(config: Config, day: dt.date) -> list[str]:
+    """The configured carriers whose files for `day` have not landed."""
+    return [carrier for carrier in config.carriers if not carrier_landed(config, carrier, day)]
+
+
+def check_landing(config: Config, carrier: str, day: dt.date, deadline: dt.datetime, now: dt.datetime) -> bool:
+    """One look for a carrier's night: True once its files are there, False while it may still
+    come; `LateCarrier` once `now` is past the deadline (the conf's policy says what happens next)."""
+    if carrier_landed(config, carrier, day):
+        return True
+    if now >= deadline:
+        raise LateCarrier(carrier, day, deadline, config.schedule.late_carrier)
+    return False
+
+
+# ---------------------------------------------------------------- running a step
+
+def is_local(config: Config) -> bool:
+    return config.spark.master.startswith("local")
+
+
+def cli_args(step: str, day: dt.date, conf_file: str | Path | None, overrides: tuple[str, ...] = ()) -> list[str]:
+    """`cdrwatch` arguments of one step for one night."""
+    args = [step, "--date", day.isoformat()]
+    if conf_file is not None:
+        args += ["--conf", str(Path(conf_file).resolve())]
+    for item in overrides:
+        args += ["--set", item]
+    return args
+
+
+def run_step(step: str, day: dt.date, conf_file: str | Path | None = None, overrides: tuple[str, ...] = (),
+             *, cache_dir: Path | None = None) -> None:
+    """Run `cdrwatch <step> --date D` (`nightly` included) with this conf: in this process for a
+    local master (the process's Spark session is reused), else with spark-submit. Raises on failure;
+    the step's own output (tables, validation results, one-line errors) goes to stdout/stderr."""
+    from jobs.cli import main
+
+    config = load_config(conf_file, overrides)
+    args = cli_args(step, day, conf_file, overrides)
+    if is_local(config):
+        code = main(args)
+    else:
+        code = stream(spark_submit_command(config, args, conf_file, cache_dir=cache_dir), submit_env())
+    if code != 0:
+        raise CdrwatchError(f"cdrwatch {' '.join(args)} failed (exit code {code})")
+
+
+def spark_home() -> Path:
+    """`SPARK_HOME`, else the installed pyspark package, which carries bin/spark-submit."""
+    if os.environ.get("SPARK_HOME"):
+        return Path(os.environ["SPARK_HOME"])
+    return Path(importlib.util.find_spec("pyspark").submodule_search_locations[0])
+
+
+def spark_submit_command(config: Config, args: list[str], conf_file: str | Path | None = None, *,
+                         cache_dir: Path | None = None) -> list[str]:
+    """spark-submit of `cdrwatch <args>` in client mode: the driver runs here (it reads landing and
+    writes the lake and outbox, which must be at the same path on every executor); the package goes
+    to the executors as `--py-files`, the conf file with `--files`. Driver JVM settings are given
+    here because, in client mode, the JVM starts before the job's own SparkSession settings apply."""
+    package, entry = submit_bundle(cache_dir)
+    command = [str(spark_home() / "bin" / "spark-submit"),
+               "--master", config.spark.master,
+               "--deploy-mode", "client",
+               "--driver-memory", config.spark.driver_memory,
+               "--driver-java-options", f"-Dlog4j2.configurationFile={package_dir('conf') / 'log4j2.properties'}",
+               "--py-files", str(package)]
+    for key, value in config.spark.extra.items():
+        command += ["--conf", f"{key}={str(value).lower() if isinstance(value, bool) else value}"]
+    if conf_file is not None:
+        command += ["--files", str(Path(conf_file).resolve())]
+    return [*command, str(entry), *args]
+
+
+def submit_env() -> dict[str, str]:
+    """The environment of spark-submit: driver and Python workers run this interpreter (it has
+    pyarrow and the rest of the pins)."""
+    env = dict(os.environ)
+    env.setdefault("PYSPARK_PYTHON", sys.executable)
+    env.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    env.setdefault("SPARK_HOME", str(spark_home()))
+    return env
+
+
+def stream(command: list[str], env: dict[str, str]) -> int:
+    """Run `command`, copying its output line by line to stdout (the task log); its exit code."""
+    print("$ " + " ".join(command), flush=True)
+    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          errors="replace") as process:
+        for line in process.stdout:
+            print(line, end="", flush=True)
+    return process.returncode
+
+
+def package_dir(name: str) -> Path:
+    """Where an installed top-level package of cdrwatch lives (without importing it)."""
+    return Path(importlib.util.find_spec(name).submodule_search_locations[0])
+
+
+def package_zip_bytes() -> bytes:
+    """`schemas/ detectors/ jobs/ conf/` as one zip for `--py-files`, byte-identical for the same
+    sources (sorted names, fixed timestamps), so its hash names the version in the cache."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in PACKAGES:
+            root = package_dir(name)
+            for path in sorted(p for p in root.rglob("*") if p.is_file()):
+                if "__pycache__" in path.parts or path.suffix in (".pyc", ".pyo"):
+                    continue
+                info = zipfile.ZipInfo(f"{name}/{path.relative_to(root).as_posix()}", date_time=(1980, 1, 1, 0, 0, 0))
+                info.compress_type = zipfile.ZIP_DEFLATED
+                info.external_attr = 0o644 << 16
+                archive.writestr(info, path.read_bytes())
+    return buffer.getvalue()
+
+
+def submit_bundle(cache_dir: Path | None = None) -> tuple[Path, Path]:
+    """The package zip and the entry script, built once per version of the sources into
+    `<cache_dir>/<hash>/` (default: the system's temporary folder), written atomically."""
+    data = package_zip_bytes()
+    version = hashlib.sha256(data + ENTRY_SCRIPT.encode()).hexdigest()[:16]
+    folder = Path(cache_dir or Path(tempfile.gettempdir()) / "cdrwatch-submit") / version
+    package, entry = folder / "cdrwatch.zip", folder / "cdrwatch_submit.py"
+    folder.mkdir(parents=True, exist_ok=True)
+    for path, content in ((package, data), (entry, ENTRY_SCRIPT.encode())):
+        if not path.is_file():
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            tmp.write_bytes(content)
+            os.replace(tmp, path)
+    return package, entry
+
+
+# ---------------------------------------------------------------- run summaries
+
+def validation_lines(config: Config, day: dt.date) -> tuple[list[str], bool]:
+    """The Great Expectations results that ingest saved for the night, one line per carrier (and
+    one per failed expectation), plus whether all passed. Read back, not re-run: the suite ran on
+    the staged partition before it was committed."""
+    runs = Path(config.paths.lake) / "_runs" / "ingest" / f"date={day.isoformat()}"
+    summary_path = runs / "summary.json"
+    if not summary_path.is_file():
+        raise CdrwatchError(f"{summary_path}: no ingest run summary for {day} (run ingest first)")
+    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    lines, passed = [], True
+    for carrier in summary.get("carriers", {}):
+        result = json.loads((runs / f"validation_{carrier}.json").read_text(encoding="utf-8"))
+        stats = result.get("gx_result", {}).get("statistics", {})
+        met, total = stats.get("successful_expectations"), stats.get("evaluated_expectations")
+        lines.append(f"{carrier}: GX suite {'passed' if result['success'] else 'FAILED'} "
+                     f"({met}/{total} expectations met, {result['row_count']} rows); volume {result['volume']}"
+                     + (" (suspect: late or partial delivery?)" if result["suspect"] else ""))
+        lines += [f"  {failure}" for failure in result["failures"]]
+        passed = passed and result["success"]
+    missing = summary.get("missing_carriers", [])
+    if missing:
+        lines.append(f"partial night: no files from {', '.join(missing)}")
+    return lines, passed
+
+
+# ---------------------------------------------------------------- Airflow task callables
+# Each takes the values Airflow passes by name (data_interval_start, ...) and reads the conf when
+# it runs, so changing the Variable needs no redeploy.
+
+def conf_file_at_parse() -> str | None:
+    """The conf file the DAG is built from (schedule, timezone, carriers): env CDRWATCH_CONF."""
+    return os.environ.get(CONF_ENV) or None
+
+
+def conf_file_at_run() -> str:
+    """The conf file a task runs with: Airflow Variable `cdrwatch_conf`, else env CDRWATCH_CONF."""
+    from airflow.sdk import Variable
+
+    conf_file = Variable.get(CONF_VARIABLE, default=None) or conf_file_at_parse()
+    if not conf_file:
+        raise CdrwatchError(f"no cdrwatch conf: set the Airflow Variable {CONF_VARIABLE} or the environment "
+                            f"variable {CONF_ENV} to the path of a conf YAML (absolute paths inside)")
+    return conf_file
+
+
+def task_wait_for_carrier(carrier: str, data_interval_start=None, data_interval_end=None) -> bool:
+    """Sensor poke: has the carrier's night landed? At the deadline, skip (policy `continue`: the
+    night goes on without it) or fail without retries (policy `fail`: nothing downstream runs)."""
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+    config = load_config(conf_file_at_run())
+    day = night_of(data_interval_start, config.timezone)
+    deadline = landing_deadline(config, data_interval_end)
+    try:
+        landed = check_landing(config, carrier, day, deadline, dt.datetime.now(dt.timezone.utc))
+    except LateCarrier as late:
+        print(str(late), flush=True)
+        raise (AirflowSkipException if late.policy == "continue" else AirflowFailException)(str(late)) from None
+    print(f"{carrier}: files for {day} {'landed' if landed else 'not there yet'}"
+          + ("" if landed else f"; waiting until {deadline.isoformat()}"), flush=True)
+    return landed
+
+
+def task_ingest(data_interval_start=None) -> None:
+    """Ingest the night with whatever carriers have landed (a late one makes the night partial)."""
+    conf_file = conf_file_at_run()
+    config = load_config(conf_file)
+    day = night_of(data_interval_start, config.timezone)
+    missing = missing_carriers(config, day)
+    if len(missing) == len(config.carriers):
+        raise CdrwatchError(f"no carrier delivered files for {day}: nothing to ingest")
+    if missing:
+        print(f"partial night {day}: going on without {', '.join(missing)}", flush=True)
+    run_step("ingest", day, conf_file)
+
+
+def task_validate(data_interval_start=None) -> None:
+    """Log the night's GX results per carrier; fail if any carrier's suite failed."""
+    config = load_config(conf_file_at_run())
+    day = night_of(data_interval_start, config.timezone)
+    lines, passed = validation_lines(config, day)
+    for line in lines:
+        print(line, flush=True)
+    if not passed:
+        raise CdrwatchError(f"validation failed for {day}: see the lines above")
+
+
+def task_step(step: str, data_interval_start=None) -> None:
+    """Run one later step (detect, dens, export, report) for the night."""
+    conf_file = conf_file_at_run()
+    config = load_config(conf_file)
+    run_step(step, night_of(data_interval_start, config.timezone), conf_file)

@@ -1,0 +1,92 @@
+"""`cdrwatch report --date D`: the night's lake and outbox -> outbox/D/report.html for analysts.
+
+extract (`data`: run summaries, flags, dens, the cell inventory, lazy scans of lake/cdr for the
+congested sites' and the dens' hours, with Polars) -> transform (`figures`: plotly figures) -> load
+(`page`: one self-contained HTML page, written atomically into outbox/D/). Runs after `export`,
+which replaces outbox/D/ whole: a rerun of export needs a rerun of the report.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import uuid
+from pathlib import Path
+
+from jobs.config import Config
+from jobs.errors import CdrwatchError
+from jobs.report import data, figures, page
+from schemas.tables import CDR, DEN, FLAG
+
+REPORT_FILE = "report.html"
+
+
+def build_report(config: Config, day: dt.date) -> tuple[str, data.NightNumbers]:
+    """The page for `day` (HTML text) and the numbers it shows; reads only, writes nothing."""
+    numbers = data.night_numbers(config, day)
+    cells = data.cell_sites(data.read_cells(config))
+    flags = data.read_day(config, FLAG, day)
+    congested = data.congested_sites(flags, cells)
+    baseline_days = config.detectors.congestion.baseline_days
+    hourly = data.site_hourly(config, day, cells.join(congested.select("site"), on="site"), baseline_days)
+    earlier = [day - dt.timedelta(days=back) for back in range(1, baseline_days + 1)
+               if data.has_day(config, CDR, day - dt.timedelta(days=back))]
+    trends = data.trends(config, day)
+    parts = page.PageParts(
+        numbers=numbers,
+        figures={
+            "map": figures.den_map(data.sites_of(cells), numbers.dens),
+            "chart-congestion": figures.congestion_chart(data.congestion_series(hourly, day, earlier), congested,
+                                                         baseline_note(config, day)),
+            "chart-den-activity": figures.den_activity_chart(data.den_hourly(config, day, numbers.dens), numbers.dens),
+            "chart-trend-rows": figures.trend_chart(trends, "rows", "CDR rows ingested, per carrier", stacked=True),
+            "chart-trend-flags": figures.trend_chart(trends, "flags", "Flags, per detector", stacked=False),
+            "chart-trend-dens": figures.trend_chart(trends, "dens", "Dens, per priority", stacked=True),
+        },
+        lead_files=data.lead_files(Path(config.paths.outbox) / day.isoformat()),
+        flags_detail=numbers.flags,
+        source={"lake": str(config.paths.lake), "landing": str(config.paths.landing),
+                "outbox": str(config.paths.outbox), "timezone": config.timezone},
+    )
+    return page.render(parts), numbers
+
+
+def baseline_note(config: Config, day: dt.date) -> str | None:
+    """Why the congestion detector could not flag anything, when its history was too short."""
+    settings = config.detectors.congestion
+    have = sum(data.has_day(config, CDR, day - dt.timedelta(days=back))
+               for back in range(1, settings.baseline_days + 1))
+    if have >= settings.min_baseline_days:
+        return None
+    return (f"only {have} earlier night{'s' if have != 1 else ''} in the lake: the congestion detector needs "
+            f"{settings.min_baseline_days} for a baseline")
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """A temporary file beside `path`, then a rename: readers see the old page or the new one."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        tmp.write_bytes(text.encode("utf-8"))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def report_date(config: Config, day: dt.date, *, console=None) -> Path:
+    """The `cdrwatch report` step for `day`: writes outbox/D/report.html and returns its path."""
+    from rich.console import Console
+
+    console = console or Console()
+    if not data.has_day(config, DEN, day):
+        raise CdrwatchError(f"{Path(config.paths.lake) / DEN.name / f'date={day}'}: no dens for {day} "
+                            f"(run cdrwatch dens first)")
+    outbox_day = Path(config.paths.outbox) / day.isoformat()
+    if not outbox_day.is_dir():
+        raise CdrwatchError(f"{outbox_day}: no outbox for {day} (run cdrwatch export first)")
+    text, numbers = build_report(config, day)
+    path = outbox_day / REPORT_FILE
+    write_atomically(path, text)
+    status = numbers.dens_by("status") if numbers.dens.height else {}
+    dens = ", ".join(f"{status.get(s, 0)} {s}" for s in ("new", "continuing", "moved"))
+    console.print(f"report {day} -> {path}: {numbers.rows_ingested:,} CDRs, {numbers.n_flags} flags, "
+                  f"{numbers.dens.height} dens ({dens})" + (" [yellow]partial night[/]" if numbers.partial else ""))
+    return path
