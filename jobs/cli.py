@@ -206,7 +206,8 @@ def run_nightly(args: argparse.Namespace, config: Config) -> None:
         console.print(f"dens on {exported['date']}: {per_district}"
                       f" ({exported['unlocated']} unlocated); warnings: {exported['warnings']}")
         outbox = Path(exported["outbox"])
-        console.print(f"leads: {outbox / 'leads'}; warnings: {outbox / 'warnings.csv'}")
+        console.print(f"leads: {outbox / 'leads'}; warnings: {outbox / 'warnings.csv'} "
+                      "(each CSV has an .xlsx twin for Excel/WPS)")
     for night, carriers in partial.items():
         console.print(f"[yellow]partial night {night}:[/] no files from {', '.join(carriers)} "
                       f"(outbox/{night}/PARTIAL.txt)")
