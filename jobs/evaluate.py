@@ -48,17 +48,19 @@ class Evaluation:
         return next(s for s in self.scores if s.name == name)
 
     def table(self):
+        """A rich table; every value is escaped, as names and numbers come from the data."""
+        from rich.markup import escape
         from rich.table import Table
 
         table = Table(title=f"evaluate {self.day}: flags against truth")
         for column in ("what", "flagged", "true pos.", "relevant", "precision", "recall", "note"):
             table.add_column(column, justify="left" if column in ("what", "note") else "right")
         for s in self.scores:
-            table.add_row(s.name, str(s.flagged), str(s.true_positives), str(s.relevant), f"{s.precision:.2f}",
-                          f"{s.recall:.2f}", s.note)
+            table.add_row(escape(s.name), str(s.flagged), str(s.true_positives), str(s.relevant),
+                          f"{s.precision:.2f}", f"{s.recall:.2f}", escape(s.note))
         for kind, numbers in sorted(self.hard_negatives_flagged.items()):
-            table.add_row(f"hard negatives: {kind}", str(len(numbers)), "", "", "", "",
-                          ", ".join(numbers[:3]) + (" ..." if len(numbers) > 3 else ""))
+            table.add_row(escape(f"hard negatives: {kind}"), str(len(numbers)), "", "", "", "",
+                          escape(", ".join(numbers[:3]) + (" ..." if len(numbers) > 3 else "")))
         return table
 
 
