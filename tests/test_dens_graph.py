@@ -1,14 +1,16 @@
 """The dens step's graph, clustering and description on tiny hand-built nights."""
 import datetime as dt
+import io
+import random
 
 import pytest
 from pyspark.sql import functions as F
 
 from detectors.base import Night
-from jobs.dens import find_dens
+from jobs.dens import den_table, find_dens
 from jobs.dens.cluster import den_groups, suspect_graph
 from jobs.dens.describe import active_hours, dialling_pattern, evidence, weighted_position
-from jobs.dens.graph import suspect_edges
+from jobs.dens.graph import cap_degree, collect_edges, strong_edges, suspect_edges
 
 DAY = dt.date(2026, 11, 24)
 CDR = ("msisdn string, other_party string, direction string, service string, start_time string, "
@@ -63,7 +65,8 @@ def edges(night):
 
 
 def test_the_step_finds_one_den_with_its_victim(night, test_config):
-    rows, victims, _ = find_dens(test_config, night[0], night[1], earlier=[])
+    rows, victims, _, warnings = find_dens(test_config, night[0], night[1], earlier=[])
+    assert warnings == []
     assert len(rows) == 1
     den = rows[0]
     assert den["den_id"] == "D20261124-01" and den["numbers"] == [A, B, C] and den["imeis"][0] == BOX
@@ -131,7 +134,7 @@ def test_active_hours_are_merged_ranges():
 
 def test_a_night_without_flags_has_no_dens(night, test_config):
     no_flags = night[1].limit(0)
-    rows, victims, _ = find_dens(test_config, night[0], no_flags, earlier=[])
+    rows, victims, _, _ = find_dens(test_config, night[0], no_flags, earlier=[])
     assert rows == [] and victims.count() == 0
 
 
@@ -153,3 +156,96 @@ def test_evidence_names_the_dialling_pattern_of_the_sequential_flag():
                     n_calls=400, n_callees=398, top_segment="1391234", n_victims=0, min_call_s=180, pattern=pattern)
     assert text == ("1 SIM (cm 1) and 1 handset, 09-12, 400 calls to 398 numbers, dialling 139-1234-0000…0411 "
                     "in ascending order round-robin by 13 SIMs; 0 residents talked over 3 min")
+
+
+# --- determinism and the bound --------------------------------------------------------------------
+
+def test_weights_that_differ_in_the_last_bits_give_the_same_graph():
+    # 0.1 + 0.2 + 0.3 summed in two orders: 0.6000000000000001 and 0.6
+    one, other = (0.1 + 0.2) + 0.3, 0.1 + (0.2 + 0.3)
+    assert one != other
+    g1, g2 = suspect_graph([("a", "b", one)], (), 0.6), suspect_graph([("a", "b", other)], (), 0.6)
+    assert list(g1.edges(data=True)) == list(g2.edges(data=True)) == [("a", "b", {"weight": 0.6})]
+
+
+EDGES = "a string, b string, weight double"
+
+
+def test_the_degree_cap_keeps_each_nodes_heaviest_links(spark):
+    # a hub with 10 spokes (weights 1.00..1.09) and a clique of 6 (weight 2): max_degree 3
+    spokes = [("hub", f"s{i}", 1.0 + i / 100) for i in range(10)]
+    names = [f"c{i}" for i in range(6)]
+    clique = [(x, y, 2.0) for i, x in enumerate(names) for y in names[i + 1:]]
+    edges = spark.createDataFrame(spokes + clique, EDGES)
+    kept = {(r.a, r.b): r.weight for r in cap_degree(edges, 3).collect()}
+    n_nodes = 11 + 6
+    assert len(kept) <= 3 * n_nodes
+    # every spoke is the heaviest (only) link of its spoke node: all 10 stay, although the hub keeps 3
+    assert {b for a, b in kept if a == "hub"} == {f"s{i}" for i in range(10)}
+    # in the clique (all ties), each node keeps its links to the 3 lowest other ids
+    clique_kept = sorted(p for p in kept if p[0].startswith("c"))
+    assert clique_kept == [("c0", "c1"), ("c0", "c2"), ("c0", "c3"), ("c0", "c4"), ("c0", "c5"),
+                           ("c1", "c2"), ("c1", "c3"), ("c1", "c4"), ("c1", "c5"), ("c2", "c3"),
+                           ("c2", "c4"), ("c2", "c5")]
+
+
+def test_a_big_star_and_clique_are_bounded_and_the_heaviest_edges_survive(spark):
+    # two hubs sharing 60 spokes, plus a 30-clique with uneven weights: max_degree 5
+    spokes = [(h, f"s{i:02d}", 0.5 + (i % 7) / 10) for h in ("h1", "h2") for i in range(60)]
+    names = [f"c{i:02d}" for i in range(30)]
+    clique = [(x, y, 1.0 + ((i * 31 + j) % 11) / 100) for i, x in enumerate(names)
+              for j, y in enumerate(names[i + 1:], start=i + 1)]
+    everything = spokes + clique
+    kept = {(r.a, r.b) for r in cap_degree(spark.createDataFrame(everything, EDGES), 5).collect()}
+    n_nodes = 2 + 60 + 30
+    assert len(kept) <= 5 * n_nodes < len(everything)
+    # the reference: each node's 5 heaviest links (ties: the other end's id), united
+    expected = set()
+    for node in {n for a, b, _ in everything for n in (a, b)}:
+        mine = sorted((-w, b if a == node else a, (a, b)) for a, b, w in everything if node in (a, b))
+        expected |= {pair for *_, pair in mine[:5]}
+    assert kept == expected
+    assert all((h, f"s{i:02d}") in kept for h in ("h1", "h2") for i in range(60))  # a spoke's own 2 links stay
+    assert sum(a.startswith("c") for a, _ in kept) <= 5 * 30 < len(clique)
+
+
+def test_collect_edges_thresholds_caps_and_warns(spark):
+    rows = [("a", "b", 0.4999999), ("a", "c", 0.4999999999999), ("a", "d", 0.9), ("b", "c", 0.7),
+            ("c", "d", 0.7), ("b", "d", 0.6)]
+    edges = spark.createDataFrame(rows, EDGES)
+    strong = {(r.a, r.b): r.weight for r in strong_edges(edges, 0.5).collect()}
+    assert strong == {("a", "c"): 0.5, ("a", "d"): 0.9, ("b", "c"): 0.7, ("c", "d"): 0.7, ("b", "d"): 0.6}
+    kept, warnings = collect_edges(edges, min_edge_weight=0.5, max_degree=40, max_edges=10)
+    assert kept == [("a", "d", 0.9), ("b", "c", 0.7), ("c", "d", 0.7), ("b", "d", 0.6), ("a", "c", 0.5)]
+    assert warnings == []
+    kept, warnings = collect_edges(edges, min_edge_weight=0.5, max_degree=40, max_edges=3)
+    assert kept == [("a", "d", 0.9), ("b", "c", 0.7), ("c", "d", 0.7)]   # heaviest first, ties by (a, b)
+    assert len(warnings) == 1 and "5 links" in warnings[0] and "only the 3 heaviest" in warnings[0]
+
+
+def test_the_collected_edges_do_not_depend_on_the_partitioning(spark):
+    rng = random.Random(3)
+    rows = [(f"n{rng.randrange(40):02d}", f"m{rng.randrange(40):02d}", rng.choice([0.5, 0.7, 1.0, 1.3]))
+            for _ in range(400)]
+    rows = list({(a, b): (a, b, w) for a, b, w in rows}.values())
+    results, before = [], spark.conf.get("spark.sql.shuffle.partitions")
+    try:
+        for parts in (1, 3, 7):
+            spark.conf.set("spark.sql.shuffle.partitions", str(parts + 1))
+            frame = spark.createDataFrame(rows, EDGES).repartition(parts)
+            results.append(collect_edges(frame, min_edge_weight=0.6, max_degree=4, max_edges=50))
+    finally:
+        spark.conf.set("spark.sql.shuffle.partitions", before)
+    assert results[0] == results[1] == results[2] and len(results[0][0]) == 50 and results[0][1]
+
+
+def test_site_names_with_markup_are_printed_as_text():
+    from rich.console import Console
+
+    den = dict(den_id="D20261124-01", priority="high", score=0.9, district="锦江[/]区", numbers=[A, B], imeis=[BOX],
+               n_calls=5, n_victims=0, first_seen=DAY, last_seen=DAY, nights_active=1,
+               evidence="2 SIMs at [bold]S1[/]基站 (±100 m) [/]")
+    out = io.StringIO()
+    Console(file=out, width=400).print(den_table([den], "dens [/] -> /lake/[x]"))
+    text = out.getvalue()
+    assert "锦江[/]区" in text and "[bold]S1[/]基站" in text and "dens [/] -> /lake/[x]" in text

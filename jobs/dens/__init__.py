@@ -2,14 +2,19 @@
 lake/dens/date=D and lake/victims/date=D.
 
 extract (`load_night`, the night's flags, earlier dens) -> transform (`graph.suspect_edges` in
-Spark, `cluster.den_groups` in networkx, `describe` in Spark, `identity.assign_ids`) -> load
+Spark, bounded there by `graph.collect_edges`: dens.min_edge_weight, dens.max_degree, dens.max_edges;
+`cluster.den_groups` in networkx, `describe` in Spark, `identity.assign_ids`) -> load
 (`lake.replace_date`, atomic). See the modules for the choices.
+
+Deterministic: whatever is collected is sorted before it decides anything, and Louvain sees
+canonical graphs, so PYTHONHASHSEED and spark.sql.shuffle.partitions change nothing in the output.
 """
 from __future__ import annotations
 
 import datetime as dt
+from typing import NamedTuple
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs import lake
@@ -17,7 +22,7 @@ from jobs.config import Config
 from jobs.dens.cluster import den_groups, suspect_graph
 from jobs.dens.describe import (active_hours, den_score, describe, dialling_pattern, evidence, key_of, main_segments,
                                 membership, place, victims)
-from jobs.dens.graph import suspect_edges, suspect_sims
+from jobs.dens.graph import collect_edges, suspect_edges, suspect_sims
 from jobs.dens.identity import DenSketch, assign_ids, latest_per_den
 from jobs.errors import CdrwatchError
 from schemas.tables import DEN, FLAG, VICTIMS
@@ -33,18 +38,52 @@ def earlier_dens(config: Config, spark: SparkSession, day: dt.date) -> list[dict
     return rows
 
 
-def find_dens(config: Config, night, flags_df, earlier: list[dict]):
-    """The transform: (den rows as dicts in DEN's columns, victims DataFrame in VICTIMS' columns)."""
+class Found(NamedTuple):
+    """What `find_dens` found: den rows (dicts in DEN's columns), the victims DataFrame (VICTIMS'
+    columns), the persisted per-den victims frame (unpersist when written) and warnings."""
+
+    rows: list[dict]
+    victims: DataFrame
+    found: DataFrame
+    warnings: list[str]
+
+
+def flags_of(flags_df: DataFrame, facts: dict[str, dict]) -> list[dict]:
+    """The night's flags on the dens' own SIMs, devices and cells: only what the description needs
+    reaches the driver, however many entities the detectors flagged."""
+    spark = flags_df.sparkSession
+    wanted = sorted({(kind, e) for f in facts.values()
+                     for kind, entities in (("msisdn", f["sims"]), ("imei", f["imeis"]), ("cell", f["cells"]))
+                     for e in entities})
+    if not wanted:
+        return []
+    keys = spark.createDataFrame(wanted, "entity_type string, entity_id string")
+    return [r.asDict() for r in flags_df.join(F.broadcast(keys), ["entity_type", "entity_id"], "left_semi")
+            .orderBy("entity_type", "entity_id", "detector", "score", "evidence").collect()]
+
+
+def find_dens(config: Config, night, flags_df, earlier: list[dict]) -> Found:
+    """The transform. Bounded (see `graph.collect_edges`) and deterministic: everything collected
+    is sorted before it decides anything, so the same night gives the same dens whatever
+    PYTHONHASHSEED or the number of shuffle partitions."""
     spark = night.cdr.sparkSession
     settings = config.dens
-    flags = [r.asDict() for r in flags_df.collect()]  # flags: one row per flagged entity, small
-    edges = [(r.a, r.b, r.weight) for r in suspect_edges(night.cdr, flags_df).collect()]
-    nodes = [r.msisdn for r in suspect_sims(night.cdr, flags_df).collect()]
+    edges, warnings = collect_edges(suspect_edges(night.cdr, flags_df), min_edge_weight=settings.min_edge_weight,
+                                    max_degree=settings.max_degree, max_edges=settings.max_edges)
+    nodes: list[str] = []
+    if settings.min_sims <= 1:   # only then can a SIM without a strong link be a den on its own
+        nodes = [r.msisdn for r in suspect_sims(night.cdr, flags_df).select("msisdn").orderBy("msisdn")
+                 .limit(settings.max_edges + 1).collect()]
+        if len(nodes) > settings.max_edges:
+            warnings.append(f"suspect graph: more than {settings.max_edges:,} suspect SIMs, only the first "
+                            f"{settings.max_edges:,} by number kept as lone nodes (dens.max_edges)")
+            nodes = nodes[:settings.max_edges]
     graph = suspect_graph(edges, nodes, settings.min_edge_weight)
     groups = den_groups(graph, seed=settings.seed, split_min_nodes=settings.split_min_nodes,
                         min_sims=settings.min_sims)
     members = membership(spark, groups)
     facts = describe(night.cdr, members)
+    flags = flags_of(flags_df, facts)
     found = victims(night.cdr, members, night.whitelist, config.export.warning_min_call_s).persist()
     n_victims = {r.den_key: r["count"] for r in found.groupBy("den_key").count().collect()}
     sites = [(r.site_lat, r.site_lon, r.district) for r in night.cdr.where(F.col("site_key").isNotNull())
@@ -57,8 +96,9 @@ def find_dens(config: Config, night, flags_df, earlier: list[dict]):
         key = (f["entity_type"], f["entity_id"])
         score_of[key] = max(score_of.get(key, 0.0), f["score"])
         detectors_of.setdefault(key, set()).add(f["detector"])
-        if f["detector"] == "sequential" and f["entity_type"] == "msisdn":
-            sweep_of[f["entity_id"]] = (f["score"], f["evidence"])
+        if f["detector"] == "sequential" and f["entity_type"] == "msisdn":   # the best, not the last
+            sweep_of[f["entity_id"]] = max(sweep_of.get(f["entity_id"], (f["score"], f["evidence"] or "")),
+                                           (f["score"], f["evidence"] or ""))
 
     sketches, described = [], {}
     for i, group in enumerate(groups):
@@ -113,13 +153,29 @@ def find_dens(config: Config, night, flags_df, earlier: list[dict]):
     victim_rows = (found.join(F.broadcast(id_map), "den_key")
                    .select("number", F.coalesce("district", "den_district").alias("district"), "den_id",
                            "first_contact", "longest_call_s", "n_calls", F.lit(night.day).alias("date")))
-    return rows, victim_rows, found
+    return Found(rows, victim_rows, found, warnings)
+
+
+def den_table(rows: list[dict], title: str):
+    """The step's summary table. Data (paths, districts, site names in the evidence) is escaped:
+    a `[/]` in a site name is text, not rich markup."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=escape(title))
+    for name in ("den", "priority", "score", "district", "SIMs", "IMEIs", "calls", "victims", "seen", "evidence"):
+        table.add_column(name, justify="right" if name in ("score", "SIMs", "IMEIs", "calls", "victims") else "left")
+    for r in rows:
+        table.add_row(escape(r["den_id"]), escape(r["priority"]), f"{r['score']:.2f}", escape(r["district"] or ""),
+                      str(len(r["numbers"])), str(len(r["imeis"])), f"{r['n_calls']:,}", str(r["n_victims"]),
+                      f"{r['first_seen']}..{r['last_seen']} ({r['nights_active']})", escape(r["evidence"]))
+    return table
 
 
 def dens_date(config: Config, day: dt.date, *, spark: SparkSession | None = None, console=None) -> int:
     """The `cdrwatch dens` step for `day`; returns the number of dens written."""
     from rich.console import Console
-    from rich.table import Table
+    from rich.markup import escape
 
     from jobs.detect import load_night
     from jobs.spark import spark_session
@@ -130,23 +186,21 @@ def dens_date(config: Config, day: dt.date, *, spark: SparkSession | None = None
         raise CdrwatchError(f"{lake.partition_path(config, FLAG, day)}: no flags for {day} (run cdrwatch detect first)")
     night = load_night(config, spark, day)
     flags = lake.read_partition(config, spark, FLAG, day)
-    found = None
+    result = None
     try:
-        rows, victim_rows, found = find_dens(config, night, flags, earlier_dens(config, spark, day))
+        result = find_dens(config, night, flags, earlier_dens(config, spark, day))
+        rows = result.rows
         frame = spark.createDataFrame([tuple(r[c] for c in DEN.names) for r in rows], DEN.spark())
         count = lake.replace_date(config, DEN, day, frame, sort_by=("den_id",))
-        n_victims = lake.replace_date(config, VICTIMS, day, victim_rows, sort_by=("den_id", "number"))
+        n_victims = lake.replace_date(config, VICTIMS, day, result.victims, sort_by=("den_id", "number"))
     finally:
-        if found is not None:
-            found.unpersist()
+        if result is not None:
+            result.found.unpersist()
         night.cdr.unpersist()
         night.history.unpersist()
-    table = Table(title=f"dens {day}: {count} dens, {n_victims} victims -> {lake.partition_path(config, DEN, day)}")
-    for name in ("den", "priority", "score", "district", "SIMs", "IMEIs", "calls", "victims", "seen", "evidence"):
-        table.add_column(name, justify="right" if name in ("score", "SIMs", "IMEIs", "calls", "victims") else "left")
-    for r in rows:
-        table.add_row(r["den_id"], r["priority"], f"{r['score']:.2f}", r["district"] or "", str(len(r["numbers"])),
-                      str(len(r["imeis"])), f"{r['n_calls']:,}", str(r["n_victims"]),
-                      f"{r['first_seen']}..{r['last_seen']} ({r['nights_active']})", r["evidence"])
-    console.print(table)
+    # data (districts, site names in the evidence, paths) is escaped: a `[/]` in a name is not markup
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/yellow] dens {day}: {escape(warning)}")
+    console.print(den_table(rows, f"dens {day}: {count} dens, {n_victims} victims -> "
+                                  f"{lake.partition_path(config, DEN, day)}"))
     return count

@@ -4,6 +4,10 @@ Position: the members' site positions weighted by their calls there; `radius_m` 
 mean distance of those sites from the position (at least `MIN_RADIUS_M`); district: that of the
 site nearest the position. Victims: residents (not members, not whitelisted) who had an answered
 voice call of at least `warning_min_call_s` with a member. Only per-den aggregates are collected.
+
+Spark returns collected rows in an order that changes with the number of shuffle partitions, and
+float sums depend on that order: `describe` sorts what it collects (sites by key, SIMs by number)
+so that position, radius and score are computed from the same sequence every run.
 """
 from __future__ import annotations
 
@@ -75,7 +79,7 @@ def victims(cdr: DataFrame, members: DataFrame, whitelist: DataFrame, min_call_s
     homes = (cdr.join(per.select(F.col("number").alias("msisdn")).distinct(), "msisdn")
              .where(F.col("district").isNotNull()).groupBy("msisdn", "site_key", "district").count()
              .withColumn("r", F.row_number().over(Window.partitionBy("msisdn")
-                                                  .orderBy(F.desc("count"), "site_key")))
+                                                  .orderBy(F.desc("count"), "site_key", "district")))
              .where(F.col("r") == 1).select(F.col("msisdn").alias("number"), "district"))
     return per.join(homes, "number", "left").select("den_key", "number", "district", "first_contact",
                                                     F.col("longest_call_s").cast("int"), "n_calls")
@@ -97,7 +101,7 @@ def describe(cdr: DataFrame, members: DataFrame) -> dict[str, dict]:
         facts[r.den_key]["cells"][r.cell_id] = r["count"]
     for r in out.groupBy("den_key", F.hour("start_time").alias("h")).count().collect():
         facts[r.den_key]["hours"][r.h] = r["count"]
-    for r in rows.groupBy("den_key", "msisdn").agg(F.first("carrier").alias("carrier")).collect():
+    for r in rows.groupBy("den_key", "msisdn").agg(F.min("carrier").alias("carrier")).collect():  # not first()
         facts[r.den_key]["sims"][r.msisdn] = r.carrier
     for r in rows.where(F.col("imei").isNotNull()).groupBy("den_key", "imei").count().collect():
         facts[r.den_key]["imeis"][r.imei] = r["count"]
@@ -108,7 +112,13 @@ def describe(cdr: DataFrame, members: DataFrame) -> dict[str, dict]:
                                         F.sum(F.when(F.col("service") == "sms", 1).otherwise(0)).alias("sms"))
     for r in totals.collect():
         facts[r.den_key].update(n_calls=r.n, n_distinct_callees=r.d, n_sms=r.sms)
-    return dict(facts)
+    for fact in facts.values():   # collect order follows the partitioning: make it canonical
+        fact["sites"].sort(key=lambda site: tuple("" if v is None else str(v) for v in site[:5]))
+        fact["sims"] = dict(sorted(fact["sims"].items()))
+        fact["hours"] = dict(sorted(fact["hours"].items()))
+        for name in ("cells", "imeis", "segments"):
+            fact[name] = Counter(dict(sorted(fact[name].items())))
+    return dict(sorted(facts.items()))
 
 
 def place(facts: dict, sites: list[tuple[float, float, str]]) -> dict:

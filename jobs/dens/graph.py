@@ -24,12 +24,13 @@ from __future__ import annotations
 
 from functools import reduce
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 KINDS = ("device", "shared_id", "colocation", "segment", "mutual_call", "callees")
 IMEI_NODE = "imei:"
 EDGE_COLUMNS = ("a", "b", "weight", *KINDS)
+WEIGHT_DECIMALS = 9   # float sums may differ in the last bits with the summation order: compare rounded
 
 
 def suspect_sims(cdr: DataFrame, flags: DataFrame) -> DataFrame:
@@ -92,3 +93,41 @@ def suspect_edges(cdr: DataFrame, flags: DataFrame) -> DataFrame:
     long = reduce(DataFrame.unionByName, [device, shared_id, colocation, segment, called, callees])
     wide = long.groupBy("a", "b").pivot("kind", list(KINDS)).agg(F.max("weight")).na.fill(0.0, list(KINDS))
     return wide.select("a", "b", reduce(lambda x, y: x + y, [F.col(k) for k in KINDS]).alias("weight"), *KINDS)
+
+
+def strong_edges(edges: DataFrame, min_edge_weight: float) -> DataFrame:
+    """Edges with `weight` rounded to WEIGHT_DECIMALS and at least `min_edge_weight`: the threshold
+    and every later ordering then see the same number however Spark summed it."""
+    rounded = edges.withColumn("weight", F.round("weight", WEIGHT_DECIMALS))
+    return rounded.where(F.col("weight") >= F.lit(float(min_edge_weight)))
+
+
+def cap_degree(edges: DataFrame, max_degree: int) -> DataFrame:
+    """The edges that are among the `max_degree` heaviest of at least one of their ends (ties: the
+    other end's id). A hub (a box with a thousand SIMs, a busy tower's crowd) keeps its strongest
+    links and every small node keeps its own, so the graph has at most max_degree x nodes edges."""
+    ends = (edges.select(F.col("a").alias("node"), F.col("b").alias("other"), "a", "b", "weight")
+            .unionByName(edges.select(F.col("b").alias("node"), F.col("a").alias("other"), "a", "b", "weight")))
+    rank = F.row_number().over(Window.partitionBy("node").orderBy(F.desc("weight"), "other"))
+    kept = ends.withColumn("rank", rank).where(F.col("rank") <= max_degree).select("a", "b").distinct()
+    return edges.join(kept, ["a", "b"], "left_semi")
+
+
+def heaviest(edges: DataFrame, n: int) -> DataFrame:
+    """The `n` heaviest edges (ties: by `a`, then `b`): a total order, so the same `n` every run."""
+    return edges.orderBy(F.desc("weight"), "a", "b").limit(n)
+
+
+def collect_edges(edges: DataFrame, *, min_edge_weight: float, max_degree: int,
+                  max_edges: int) -> tuple[list[tuple[str, str, float]], list[str]]:
+    """The bounded edge list on the driver, heaviest first, and the warnings: `strong_edges`,
+    `cap_degree`, then at most `max_edges` (one more row is fetched to learn whether the cap cut)."""
+    capped = cap_degree(strong_edges(edges, min_edge_weight), max_degree)
+    rows = [(r.a, r.b, r.weight) for r in heaviest(capped, max_edges + 1).select("a", "b", "weight").collect()]
+    warnings = []
+    if len(rows) > max_edges:
+        warnings.append(f"suspect graph: {capped.count():,} links after the degree cap (dens.max_degree "
+                        f"{max_degree}), only the {max_edges:,} heaviest kept (dens.max_edges); "
+                        f"dens may be cut short")
+        rows = rows[:max_edges]
+    return rows, warnings
