@@ -5,12 +5,19 @@
 * `warnings.csv`: residents at risk, columns `WARNING_COLUMNS`;
 * `analysts/unlocated_dens.csv`: dens that cannot go to a field unit (no position, no district,
   or only foreign members).
-* `PARTIAL.txt`: only on a partial night (a carrier had delivered nothing when the day was
-  ingested), one line naming the missing carriers.
+* `PARTIAL.txt`: only on a partial night (ingest's `partial_reasons`, or for older run summaries
+  its `missing_carriers`): a first line saying so, then one reason per line.
 
-Every CSV has an `.xlsx` twin beside it (same rows): a CSV opened by double-click in Excel/WPS
-turns long digit strings into numbers (an IMEI becomes 8.6E+14, a landline loses its leading 0),
-so officers open the workbook, where numbers and IMEIs are text cells; scripts read the CSV.
+District names become file names that cannot collide or escape `leads/` (`district_file_names`):
+a name that had to be changed, or that would clash with another on a case-insensitive disk, gets
+`_<8 hex of sha256(name)>` appended, which is the same on every run.
+
+Every CSV has an `.xlsx` twin beside it (same rows, same text, same numbers): a CSV opened by
+double-click in Excel/WPS turns long digit strings into numbers (an IMEI becomes 8.6E+14, a
+landline loses its leading 0), so officers open the workbook, where numbers and IMEIs are text
+cells; scripts read the CSV. A cell longer than Excel's 32,767 characters (a 3,000-SIM den's
+numbers) would be cut silently, so it holds a pointer instead and the `members` sheet lists the
+values one per row.
 
 The tables are small: they are collected and written with Python's csv module and xlsxwriter.
 Every CSV is UTF-8 with BOM, numbers are in national format, no text cell starts with a formula
@@ -21,13 +28,20 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
 import io
 import json
+import math
+import re
 import shutil
+import unicodedata
 import uuid
+from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable
 from zoneinfo import ZoneInfo
+
+from rich.markup import escape
 
 from jobs import lake
 from jobs.config import Config
@@ -45,7 +59,11 @@ CHINESE_LEAD_HEADERS = {
 }
 UNLOCATED_COLUMNS = (*LEAD_COLUMNS, "reason")
 CHINESE_UNLOCATED_HEADERS = {**CHINESE_LEAD_HEADERS, "reason": "原因"}
-INJECTION_START = ("=", "+", "-", "@", "\t", "\r")
+# First characters that make Excel/WPS read a cell as a formula: ASCII, full-width (an IME types
+# them) and the small forms; checked after any leading spaces and invisible characters.
+FORMULA_START = frozenset("=+-@\uff1d\uff0b\uff0d\uff20\ufe66\ufe62\ufe63\ufe6b")
+# Everything str.splitlines() breaks on: a one-line cell must not break a naive reader's rows either.
+LINE_BREAK = re.compile("\r\n|[\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 
 
 # ---------------------------------------------------------------- cell formatting (pure)
@@ -68,21 +86,55 @@ def is_foreign(number: str) -> bool:
     return number.startswith("+") and not number.startswith("+86")
 
 
+def one_line(text: str) -> str:
+    """Line breaks (CRLF, CR, LF and the Unicode ones) become spaces: one den, one line."""
+    return LINE_BREAK.sub(" ", text)
+
+
+def _invisible(ch: str) -> bool:
+    return ch.isspace() or unicodedata.category(ch) in ("Zs", "Cc", "Cf")
+
+
+def needs_guard(text: str) -> bool:
+    """Would Excel/WPS run this text as a formula? Spreadsheets skip leading blanks (and a CR or
+    NBSP smuggles `=` past a plain startswith), so look at the first visible character; a leading
+    tab is guarded too (OWASP: it can shift the cell on paste)."""
+    if text.startswith("\t"):
+        return True
+    for ch in text:
+        if not _invisible(ch):
+            return ch in FORMULA_START
+    return False
+
+
 def safe_text(value: str | None) -> str:
-    """A text cell Excel/WPS will not run as a formula: line breaks become spaces, and a cell
-    starting with = + - @ (or tab/CR) gets a leading single quote."""
+    """A text cell Excel/WPS will not run as a formula: one line, and a leading single quote when
+    `needs_guard`. The quote is the CSV's only change to the text."""
     if value is None:
         return ""
-    text = value.replace("\r\n", " ").replace("\n", " ").replace("\r", " ")
-    return "'" + text if text.startswith(INJECTION_START) else text
+    text = one_line(value)
+    return "'" + text if needs_guard(text) else text
 
 
-def _joined(values: Iterable[str] | None, fmt=lambda v: v) -> str:
-    return ";".join(fmt(v) for v in (values or []) if v is not None)
+class Listed(str):
+    """A `;`-joined list cell that keeps its items: when the joined text would overflow an Excel
+    cell, the workbook lists the items one per row (sheet `members`) instead of cutting them."""
+
+    items: tuple[str, ...]
+
+    def __new__(cls, items: Iterable[str]) -> "Listed":
+        items = tuple(items)
+        cell = super().__new__(cls, ";".join(items))
+        cell.items = items
+        return cell
+
+
+def _joined(values: Iterable[str] | None, fmt=lambda v: v) -> Listed:
+    return Listed(fmt(v) for v in (values or []) if v is not None)
 
 
 def _one_line(text: str | None) -> str | None:
-    return None if text is None else text.replace("\r\n", " ").replace("\n", " ").replace("\r", " ")
+    return None if text is None else one_line(text)
 
 
 # Decimal places of the float columns, in the CSV and in the spreadsheet alike.
@@ -136,7 +188,7 @@ def unlocated_reason(den: dict[str, Any]) -> str | None:
     """Why a den cannot go to a district file, or None if it can."""
     if den["lat"] is None or den["lon"] is None:
         return "no position"
-    if not den["district"]:
+    if not (den["district"] or "").strip():
         return "no district"
     if all(is_foreign(n) for n in den["numbers"]):
         return "only foreign numbers"
@@ -152,11 +204,55 @@ def csv_bytes(header: Iterable[str], rows: Iterable[list[str]]) -> bytes:
     return (BOM + buffer.getvalue()).encode("utf-8")
 
 
+EXCEL_CELL_MAX = 32_767          # characters (UTF-16 units) in one cell; xlsxwriter cuts the rest
+MEMBERS_SHEET = "members"
+
+
+def excel_length(text: str) -> int:
+    """Length as Excel counts it: UTF-16 units (an emoji is two)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _pieces(text: str) -> list[str]:
+    """`text` cut into consecutive pieces that each fit one cell (for free text that overflows)."""
+    pieces, start, size = [], 0, 0
+    for i, ch in enumerate(text):
+        width = 2 if ord(ch) > 0xFFFF else 1
+        if size + width > EXCEL_CELL_MAX:
+            pieces.append(text[start:i])
+            start, size = i, 0
+        size += width
+    return pieces + [text[start:]]
+
+
+def spill(value: str, column: str) -> tuple[str, list[str]]:
+    """An overflowing text cell -> (the pointer the cell shows, the values of the members sheet):
+    a list cell gives its items (each one row), free text its consecutive pieces."""
+    if isinstance(value, Listed):
+        values = [piece for item in value.items for piece in _pieces(one_line(item))]
+        return f"{len(value.items):,} {column}: see sheet {MEMBERS_SHEET}", values
+    values = _pieces(one_line(value))
+    return (f"{excel_length(value):,} characters of {column}: see sheet {MEMBERS_SHEET}, "
+            f"{len(values)} rows to read in order"), values
+
+
+def xlsx_number(value: int | float, places: int | None) -> int | float | str:
+    """The number the workbook holds: a float rounded exactly as the CSV prints it, so both twins
+    hold the same value; NaN/inf (which a workbook cannot hold) as the CSV's text."""
+    if isinstance(value, float):
+        text = _num(value, places if places is not None else 6)
+        return float(text) if math.isfinite(value) else text
+    return value
+
+
 def xlsx_bytes(header: list[str], rows: list[list[Cell]], places: list[int | None]) -> bytes:
     """The same table as an Excel workbook, for officers: numbers, IMEIs and lists are *text* cells
     (a CSV opened by double-click loses them: 15-digit IMEIs become 8.6E+14, landlines lose their
-    leading 0), counts and coordinates are numbers. Text is never a formula, so it needs no quote
-    prefix. Fixed document properties make a rerun byte-identical."""
+    leading 0), counts and coordinates are numbers. Text is written with write_string, never as a
+    formula; text the CSV guards with a quote gets Excel's own quote prefix (shown without the quote,
+    and still text after an officer edits it). A cell that would exceed Excel's limit points to the
+    `members` sheet: (first column, kind, value) rows, every value whole. Any write xlsxwriter would
+    cut or drop is an error. Fixed document properties make a rerun byte-identical."""
     import xlsxwriter
 
     buffer = io.BytesIO()
@@ -165,27 +261,113 @@ def xlsx_bytes(header: list[str], rows: list[list[Cell]], places: list[int | Non
     book.set_properties({"created": dt.datetime(2000, 1, 1), "title": "cdrwatch"})
     bold = book.add_format({"bold": True})
     formats = {p: book.add_format({"num_format": "0." + "0" * p if p else "0"}) for p in set(places) if p is not None}
+    quoted = None
+
+    def checked(code: int, where: str) -> None:
+        if code != 0:
+            raise CdrwatchError(f"workbook: {where} could not be written whole (xlsxwriter code {code})")
+
+    def text(sheet, r: int, c: int, value: str) -> None:
+        nonlocal quoted
+        fmt = None
+        if needs_guard(value):
+            quoted = quoted or book.add_format({"quote_prefix": True})
+            fmt = quoted
+        checked(sheet.write_string(r, c, value, fmt), f"{sheet.name}!R{r + 1}C{c + 1}")
+
     sheet = book.add_worksheet("cdrwatch")
     sheet.write_row(0, 0, header, bold)
+    spilled: list[tuple[str, str, str]] = []
     for r, row in enumerate(rows, start=1):
         for c, value in enumerate(row):
             if value is None:
                 continue
             if isinstance(value, (int, float)):
-                sheet.write_number(r, c, value, formats.get(places[c]))
-            else:
-                sheet.write_string(r, c, value)
+                number = xlsx_number(value, places[c])
+                if isinstance(number, str):
+                    text(sheet, r, c, number)
+                else:
+                    checked(sheet.write_number(r, c, number, formats.get(places[c])), f"R{r + 1}C{c + 1}")
+                continue
+            line = one_line(value)
+            if excel_length(line) > EXCEL_CELL_MAX:
+                pointer, values = spill(value, header[c])
+                key = "" if row[0] is None else str(row[0])
+                spilled += [(key, header[c], v) for v in values]
+                line = pointer
+            text(sheet, r, c, line)
     for c, name in enumerate(header):
         sheet.set_column(c, c, min(60, max(10, len(name) + 2)))
     sheet.freeze_panes(1, 0)
     sheet.autofilter(0, 0, max(len(rows), 1), len(header) - 1)
+    if spilled:
+        members = book.add_worksheet(MEMBERS_SHEET)
+        members.write_row(0, 0, [header[0], "kind", "value"], bold)
+        for r, values in enumerate(spilled, start=1):
+            for c, value in enumerate(values):
+                text(members, r, c, value)
+        members.set_column(0, 1, 16)
+        members.set_column(2, 2, 24)
+        members.freeze_panes(1, 0)
+        members.autofilter(0, 0, len(spilled), 2)
     book.close()
     return buffer.getvalue()
 
 
-def district_file_name(district: str) -> str:
-    """The file stem of a district's lead files (`leads/<stem>.csv` and `.xlsx`)."""
-    return district.replace("/", "_").replace("\\", "_")
+# Characters no file name may hold on Windows, macOS or Linux.
+UNSAFE_FILE_CHARS = frozenset('<>:"/\\|?*')
+WINDOWS_RESERVED = re.compile(r"(CON|PRN|AUX|NUL|CONIN\$|CONOUT\$|COM[0-9\u00b9\u00b2\u00b3]|LPT[0-9\u00b9\u00b2\u00b3])",
+                              re.IGNORECASE)
+STEM_MAX_BYTES = 100             # UTF-8 bytes of a cleaned name, leaving room for the hash and `.xlsx`
+
+
+def _name_hash(district: str) -> str:
+    return hashlib.sha256(district.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+
+
+def _clean_stem(district: str) -> str:
+    """`district` as a file stem any file system keeps as written: no separators, control or
+    invisible format characters, no leading dot (hidden) or trailing dot/space (dropped by
+    Windows), not a Windows device name, at most STEM_MAX_BYTES; `district` when empty."""
+    stem = "".join("_" if ch in UNSAFE_FILE_CHARS or unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp")
+                   else ch for ch in district).strip()
+    stem = stem.encode("utf-8", "ignore")[:STEM_MAX_BYTES].decode("utf-8", "ignore").rstrip(". ").strip()
+    stem = re.sub(r"^\.+", lambda m: "_" * len(m.group()), stem)
+    if WINDOWS_RESERVED.fullmatch(stem.split(".")[0].rstrip(" ")):
+        stem = "_" + stem
+    return stem or "district"
+
+
+def _fold(stem: str) -> str:
+    """What a case-insensitive, normalising file system (Windows, macOS) compares."""
+    return unicodedata.normalize("NFC", stem).casefold()
+
+
+def district_file_names(districts: Iterable[str]) -> dict[str, str]:
+    """District -> the stem of its lead files (`leads/<stem>.csv` and `.xlsx`). A usual name is kept
+    as it is. A name that had to be cleaned (`_clean_stem`), and every name that would clash with
+    another on a case-insensitive disk, gets `_` + 8 hex of sha256(name) appended: distinct, and
+    the same on every run. Raises CdrwatchError if two names still clash (a hash collision)."""
+    names = sorted(set(districts))
+    stems = {}
+    for district in names:
+        clean = _clean_stem(district)
+        stems[district] = clean if clean == district else f"{clean}_{_name_hash(district)}"
+    groups: dict[str, list[str]] = defaultdict(list)
+    for district in names:
+        groups[_fold(stems[district])].append(district)
+    for group in groups.values():
+        if len(group) > 1:
+            for district in group:
+                if stems[district] == district:
+                    stems[district] = f"{district}_{_name_hash(district)}"
+    seen: dict[str, str] = {}
+    for district in names:
+        other = seen.setdefault(_fold(stems[district]), district)
+        if other != district:
+            raise CdrwatchError(f"districts {other!r} and {district!r} would share the lead file "
+                                f"leads/{stems[district]}.csv; rename one in the cell inventory")
+    return stems
 
 
 # ---------------------------------------------------------------- the step
@@ -206,7 +388,7 @@ def build_outbox(dens: list[dict[str, Any]], victims: list[dict[str, Any]], dist
         kept.append({**den, "numbers": numbers})
     kept.sort(key=den_order)
 
-    by_district: dict[str, list[dict[str, Any]]] = {d: [] for d in districts if d}
+    by_district: dict[str, list[dict[str, Any]]] = {d: [] for d in districts if d and d.strip()}
     unlocated: list[tuple[dict[str, Any], str]] = []
     for den in kept:
         reason = unlocated_reason(den)
@@ -218,10 +400,10 @@ def build_outbox(dens: list[dict[str, Any]], victims: list[dict[str, Any]], dist
     lead_header = [CHINESE_LEAD_HEADERS[c] for c in LEAD_COLUMNS] if chinese_headers else list(LEAD_COLUMNS)
     unlocated_header = ([CHINESE_UNLOCATED_HEADERS[c] for c in UNLOCATED_COLUMNS] if chinese_headers
                         else list(UNLOCATED_COLUMNS))
+    stems = district_file_names(by_district)
     tables: dict[str, tuple[list[str], list[list[Cell]]]] = {}
     for district in sorted(by_district):
-        tables[f"leads/{district_file_name(district)}"] = (lead_header,
-                                                           [lead_cells(d) for d in by_district[district]])
+        tables[f"leads/{stems[district]}"] = (lead_header, [lead_cells(d) for d in by_district[district]])
     tables["analysts/unlocated_dens"] = (unlocated_header, [lead_cells(d, r) for d, r in unlocated])
 
     zone = ZoneInfo(timezone)
@@ -250,6 +432,7 @@ def build_outbox(dens: list[dict[str, Any]], victims: list[dict[str, Any]], dist
         "dropped_whitelisted_dens": len(dropped_dens),
         "dropped_whitelisted_numbers": whitelisted_numbers,
         "warnings": len(warnings),
+        "district_files": {d: f"leads/{stems[d]}.csv" for d in sorted(by_district)},
     }
     return files, summary
 
@@ -257,19 +440,33 @@ def build_outbox(dens: list[dict[str, Any]], victims: list[dict[str, Any]], dist
 PARTIAL_FILE = "PARTIAL.txt"
 
 
-def missing_carriers(config: Config, day: dt.date) -> list[str]:
-    """Carriers that had delivered nothing when the day was ingested (`missing_carriers` of the
-    ingest run summary): their subscribers are absent from the night, so its leads are partial."""
+def partial_night(config: Config, day: dt.date) -> tuple[list[str], list[str], bytes | None]:
+    """(missing carriers, partial reasons, text of PARTIAL.txt or None) from the ingest run summary:
+    a night is partial when ingest listed `partial_reasons` (a carrier's files missing, invalid,
+    all quarantined or suspiciously few) or, in summaries older than that key, `missing_carriers`.
+    A missing carrier that no reason names is added as one, so no gap goes unsaid."""
     path = lake.run_summary_path(config, "ingest", day)
     if not path.is_file():
-        return []
-    return list(json.loads(path.read_text(encoding="utf-8")).get("missing_carriers", []))
-
-
-def partial_note(day: dt.date, missing: list[str]) -> bytes:
-    """The one line of outbox/D/PARTIAL.txt."""
-    return (f"partial night {day.isoformat()}: no files from carrier(s) {', '.join(missing)} when it was ingested;"
-            f" their subscribers are missing from these leads\n").encode("utf-8")
+        return [], [], None
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise CdrwatchError(f"{path}: unreadable ingest summary ({error}); rerun cdrwatch ingest --date {day}")
+    missing = [str(c) for c in summary.get("missing_carriers") or []]
+    if "partial_reasons" not in summary:
+        if not missing:
+            return missing, [], None
+        note = (f"partial night {day.isoformat()}: no files from carrier(s) {', '.join(missing)} when it was ingested;"
+                f" their subscribers are missing from these leads\n")
+        return missing, [f"{c}: no files for {day.isoformat()}" for c in missing], note.encode("utf-8")
+    reasons = [one_line(str(r)).strip() for r in summary["partial_reasons"] or []]
+    reasons = [r for r in reasons if r]
+    reasons += [f"{c}: no files for {day.isoformat()}" for c in missing if not any(r.startswith(f"{c}:") for r in reasons)]
+    if not reasons:
+        return missing, [], None
+    note = (f"partial night {day.isoformat()}: the ingested data is incomplete ({len(reasons)} reason(s) below);"
+            f" these leads may miss dens\n" + "".join(f"{r}\n" for r in reasons))
+    return missing, reasons, note.encode("utf-8")
 
 
 def write_outbox_day(target: Path, files: dict[str, bytes]) -> None:
@@ -295,7 +492,6 @@ def export_date(config: Config, day: dt.date, *, spark=None, console=None) -> di
     (dens and high-priority dens per district, unlocated dens, warnings, files written)."""
     from pyspark.sql import functions as F
     from rich.console import Console
-    from rich.table import Table
 
     from jobs.detect import read_cells, read_whitelist
     from jobs.spark import spark_session
@@ -315,26 +511,43 @@ def export_date(config: Config, day: dt.date, *, spark=None, console=None) -> di
     files, summary = build_outbox(dens, victims, districts, whitelist, timezone=config.timezone,
                                   warning_min_call_s=config.export.warning_min_call_s,
                                   chinese_headers=config.export.chinese_headers)
-    missing = missing_carriers(config, day)
-    if missing:
-        files[PARTIAL_FILE] = partial_note(day, missing)
+    missing, reasons, note = partial_night(config, day)
+    if note is not None:
+        files[PARTIAL_FILE] = note
     target = Path(config.paths.outbox) / day.isoformat()
     write_outbox_day(target, files)
     summary = {"date": day.isoformat(), "outbox": str(target), **summary, "missing_carriers": missing,
-               "files": sorted(str(target / f) for f in files)}
+               "partial_reasons": reasons, "files": sorted(str(target / f) for f in files)}
+    print_summary(console, summary, target)
+    return summary
 
-    table = Table(title=f"export {day}: {sum(summary['dens'].values())} dens -> {target}")
+
+def _shown(text: str) -> str:
+    """Data as console text: never parsed as rich markup; quoted when it holds unprintable characters."""
+    return escape(text if text.isprintable() else repr(text))
+
+
+def print_summary(console, summary: dict[str, Any], target: Path) -> None:
+    """The export's console report; every data value (district, path, reason) is escaped."""
+    from rich.table import Table
+
+    table = Table(title=f"export {summary['date']}: {sum(summary['dens'].values())} dens -> {_shown(str(target))}")
     for name in ("district", "dens", "high", "file"):
         table.add_column(name, justify="right" if name in ("dens", "high") else "left")
     for district, n in summary["dens"].items():
-        table.add_row(district, str(n), str(summary["high"][district]),
-                      str(target / "leads" / (district_file_name(district) + ".csv")))
+        table.add_row(_shown(district), str(n), str(summary["high"][district]),
+                      _shown(str(target / summary["district_files"][district])))
     console.print(table)
-    console.print(f"warnings: {summary['warnings']} residents -> {target / 'warnings.csv'}")
+    renamed = {d: f for d, f in summary["district_files"].items() if f != f"leads/{d}.csv"}
+    if renamed:
+        console.print("district file names made distinct and safe: "
+                      + "; ".join(f"{_shown(d)} -> {_shown(f)}" for d, f in renamed.items()))
+    console.print(f"warnings: {summary['warnings']} residents -> {_shown(str(target / 'warnings.csv'))}")
     if summary["unlocated"]:
-        console.print(f"unlocated dens: {summary['unlocated']} -> {target / 'analysts' / 'unlocated_dens.csv'}")
+        console.print(f"unlocated dens: {summary['unlocated']} -> "
+                      f"{_shown(str(target / 'analysts' / 'unlocated_dens.csv'))}")
     if summary["dropped_whitelisted_dens"]:
         console.print(f"dropped {summary['dropped_whitelisted_dens']} dens made only of whitelisted numbers")
-    if missing:
-        console.print(f"[yellow]partial:[/] no files from {', '.join(missing)} -> {target / PARTIAL_FILE}")
-    return summary
+    if summary["partial_reasons"]:
+        console.print(f"[yellow]partial:[/] {_shown('; '.join(summary['partial_reasons']))} -> "
+                      f"{_shown(str(target / PARTIAL_FILE))}")

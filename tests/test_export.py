@@ -103,6 +103,9 @@ def test_national_format_and_injection_rules():
 
 def test_one_file_per_district_with_only_its_dens(exported):
     out, summary = exported
+    assert summary["partial_reasons"] == [] and summary["missing_carriers"] == []
+    assert not (out / "PARTIAL.txt").exists()
+    assert summary["district_files"] == {d: f"leads/{d}.csv" for d in ("武侯区", "锦江区", "青羊区")}
     assert sorted(p.name for p in (out / "leads").iterdir()) == sorted(
         f"{d}.{ext}" for d in ("武侯区", "锦江区", "青羊区") for ext in ("csv", "xlsx"))
     for path in (out / "leads").glob("*.csv"):
@@ -169,15 +172,28 @@ def _workbook_rows(path):
     return [[(cell.value, cell.data_type) for cell in row] for row in sheet.iter_rows()]
 
 
-def test_every_csv_has_a_workbook_twin_with_the_same_rows(exported):
+def test_every_csv_has_a_workbook_twin_with_the_same_values(exported):
+    """Every cell: the same text (the CSV's formula quote is the workbook's quote prefix), numbers
+    equal as numbers. tests/test_export_xlsx.py does the same on trickier values without Spark."""
+    from openpyxl import load_workbook
+
     out, _ = exported
     csvs = sorted(out.rglob("*.csv"))
     assert len(csvs) == 5
     for path in csvs:
         text_rows = list(csv.reader(path.read_bytes().decode("utf-8-sig").splitlines()))
-        book_rows = _workbook_rows(path.with_suffix(".xlsx"))
-        assert [[v for v, _ in r] for r in book_rows][0] == text_rows[0]
+        book = load_workbook(path.with_suffix(".xlsx"))
+        assert book.sheetnames == ["cdrwatch"]
+        book_rows = list(book.active.iter_rows())
         assert len(book_rows) == len(text_rows), path
+        for text_row, cells in zip(text_rows, book_rows):
+            for text, cell in zip(text_row, cells, strict=True):
+                if cell.value is None:
+                    assert text == ""
+                elif cell.data_type == "n":
+                    assert float(text) == cell.value, (path, text, cell.value)
+                else:
+                    assert text == ("'" if cell.quotePrefix else "") + cell.value, (path, text, cell.value)
 
 
 def test_workbook_keeps_numbers_and_imeis_as_text(exported):
@@ -190,7 +206,8 @@ def test_workbook_keeps_numbers_and_imeis_as_text(exported):
     assert cell["imeis"] == ("86000000000001;86000000000002", "s")
     assert cell["numbers"] == ("0085512345678;13900000001;02885551234", "s")
     assert cell["evidence"] == ("=HYPERLINK(\"http://x\")", "s")          # text, never a formula
-    assert cell["n_imeis"] == (2, "n") and cell["lat"] == (30.641234567, "n") and cell["score"] == (0.9, "n")
+    assert cell["n_imeis"] == (2, "n") and cell["score"] == (0.9, "n")
+    assert cell["lat"] == (30.641235, "n")                                  # as rounded in the CSV
     assert dict(zip(names, g))["numbers"] == ("13900000007", "s")         # a one-number den too
     header, first, *_ = _workbook_rows(out / "warnings.xlsx")
     assert dict(zip([name for name, _ in header], first))["number"] == ("02887654321", "s")
@@ -213,6 +230,27 @@ def test_rerun_is_byte_identical_and_leaves_no_temp(lake_config, exported, spark
     after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert before == after
     assert [p.name for p in out.parent.iterdir()] == [DAY.isoformat()]
+
+
+def test_partial_night_writes_its_reasons(lake_config, spark, tmp_path):
+    import json
+
+    from jobs.lake import run_summary_path
+
+    config = lake_config.with_paths(outbox=tmp_path)
+    summary_path = run_summary_path(config, "ingest", DAY)
+    summary_path.parent.mkdir(parents=True, exist_ok=True)
+    summary_path.write_text(json.dumps({"missing_carriers": ["cu"], "partial_reasons": [
+        "cu: no files for 2026-11-20", "cm: volume suspect: 120 rows, median 5,000"]}), encoding="utf-8")
+    try:
+        result = export_date(config, DAY, spark=spark)
+    finally:
+        summary_path.unlink()
+    assert result["missing_carriers"] == ["cu"]
+    assert result["partial_reasons"] == ["cu: no files for 2026-11-20", "cm: volume suspect: 120 rows, median 5,000"]
+    assert (tmp_path / DAY.isoformat() / "PARTIAL.txt").read_text(encoding="utf-8").splitlines()[1:] == \
+        result["partial_reasons"]
+    assert str(tmp_path / DAY.isoformat() / "PARTIAL.txt") in result["files"]
 
 
 def test_missing_dens_is_one_clear_error(lake_config, spark):
