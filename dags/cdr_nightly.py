@@ -1,4 +1,4 @@
-"""cdr_nightly: each night, wait for every carrier's files, then ingest -> validate -> detect -> dens
+"""cdr_nightly: each night, wait for every carrier's complete delivery, then ingest -> validate -> detect -> dens
 -> export -> report. One run per local day of the conf timezone; the callables are in jobs/orchestrate.py.
 
 The scheduler parses this file often: it reads only the conf named by env CDRWATCH_CONF (schedule,

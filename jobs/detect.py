@@ -16,38 +16,40 @@ from pyspark.storagelevel import StorageLevel
 from detectors import DETECTORS
 from detectors.base import Night, prepare_night, run_detectors
 from detectors.sites import cell_sites
-from jobs import lake
+from jobs import inventory, lake
+from jobs import normalise as N
 from jobs.config import Config
 from jobs.errors import CdrwatchError
 from jobs.normalise import e164
 from schemas.tables import CDR, CELL, FLAG
 
 
-def read_cells(config: Config, spark: SparkSession) -> DataFrame:
-    """Every configured carrier's inventory `landing/cells/<carrier>.csv`, with a `carrier` column."""
-    schema = ", ".join(f"{c.name} {c.type}" for c in CELL.columns if c.name != "carrier")
-    frames = []
-    for carrier in config.carriers:
-        path = Path(config.paths.landing) / "cells" / f"{carrier}.csv"
-        if not path.is_file():
-            raise CdrwatchError(f"{path}: cell inventory of carrier {carrier} is missing")
-        frames.append(spark.read.option("header", True).option("mode", "FAILFAST").schema(schema).csv(str(path))
-                      .withColumn("carrier", F.lit(carrier)))
-    cells = frames[0]
-    for frame in frames[1:]:
-        cells = cells.unionByName(frame)
-    return cells
+def read_cells(config: Config, spark: SparkSession, warnings: list[str] | None = None) -> DataFrame:
+    """Every configured carrier's inventory `landing/cells/<carrier>.csv`, with a `carrier` column:
+    read by header and checked in `jobs.inventory` (small: built on the driver). Its warnings (exact
+    duplicate rows dropped, cells abroad) are appended to `warnings`."""
+    cells = inventory.read_cells(config)
+    if warnings is not None:
+        warnings += cells.warnings
+    return spark.createDataFrame(cells.tuples(tuple(CELL.names)), CELL.spark())
 
 
-def read_whitelist(config: Config, spark: SparkSession) -> DataFrame:
-    """landing/whitelist.csv (optional) as one column `number`, normalised to E.164."""
+def read_whitelist(config: Config, spark: SparkSession, warnings: list[str] | None = None) -> DataFrame:
+    """landing/whitelist.csv (optional) as one column `number`, normalised to E.164 by the same Spark
+    expression as the CDRs. Entries that are no telephone number after it (they could never match a
+    call) are left out and listed in `warnings` with file, line and value."""
     path = Path(config.paths.landing) / "whitelist.csv"
-    if not path.is_file():
+    entries = inventory.read_whitelist_entries(path) if path.is_file() else []
+    if not entries:
         return spark.createDataFrame([], "number string")
-    raw = spark.read.option("header", True).csv(str(path))
-    if "number" not in raw.columns:
-        raise CdrwatchError(f"{path}: no column 'number' (columns: {', '.join(raw.columns)})")
-    return raw.select(e164(F.col("number")).alias("number")).where(F.col("number").isNotNull()).distinct()
+    number = e164(F.col("raw"))
+    readable = F.coalesce(number.rlike(N._INTERNATIONAL_PLUS) | number.rlike(N._SERVICE), F.lit(False))
+    rows = (spark.createDataFrame(entries, "line int, raw string")
+            .select("line", "raw", number.alias("number"), readable.alias("readable")).orderBy("line").collect())
+    if warnings is not None:
+        warnings += [f"{path}:{r.line}: whitelist number {r.raw!r} is not a telephone number; it matches no call"
+                     for r in rows if not r.readable]
+    return spark.createDataFrame(sorted({(r.number,) for r in rows if r.readable}), "number string")
 
 
 def read_cdr_range(config: Config, spark: SparkSession, first: dt.date, last: dt.date) -> DataFrame:
@@ -67,31 +69,43 @@ def history_days(config: Config) -> int:
     return max(config.detectors.congestion.baseline_days, SIM_AGE_DAYS)
 
 
-def load_night(config: Config, spark: SparkSession, day: dt.date) -> Night:
-    """Everything the detectors need for `day`, ready for `run_detectors`."""
+def load_night(config: Config, spark: SparkSession, day: dt.date, warnings: list[str] | None = None) -> Night:
+    """Everything the detectors need for `day`, ready for `run_detectors`; the inventory's and the
+    whitelist's warnings are appended to `warnings`."""
     if not lake.partition_path(config, CDR, day).is_dir():
         raise CdrwatchError(f"{lake.partition_path(config, CDR, day)}: no CDRs for {day} (run cdrwatch ingest first)")
     cdr = lake.read_partition(config, spark, CDR, day)
     history = read_cdr_range(config, spark, day - dt.timedelta(days=history_days(config)),
                              day - dt.timedelta(days=1))
-    whitelist = spark.createDataFrame(read_whitelist(config, spark).collect(), "number string")  # small: in memory
-    night = prepare_night(day, cdr, history, cell_sites(read_cells(config, spark)), whitelist)
+    whitelist = read_whitelist(config, spark, warnings)  # small: built in memory
+    night = prepare_night(day, cdr, history, cell_sites(read_cells(config, spark, warnings)), whitelist)
     # every detector reads the night several times: keep the located rows instead of re-reading Parquet
     return replace(night, cdr=night.cdr.persist(StorageLevel.MEMORY_AND_DISK),
                    history=night.history.persist(StorageLevel.MEMORY_AND_DISK))
+
+
+def print_warnings(console, warnings: list[str]) -> None:
+    """The inputs' warnings, one line each; they quote input data, which is never console markup."""
+    from rich.markup import escape
+
+    for warning in warnings:
+        console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
 
 
 def detect_date(config: Config, day: dt.date, *, spark: SparkSession | None = None, console=None) -> int:
     """The `cdrwatch detect` step: flags of every detector for `day`, written to lake/flags/date=D;
     returns the number of flags."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from jobs.spark import spark_session
 
     console = console or Console()
     spark = spark or spark_session(config)
-    night = load_night(config, spark, day)
+    warnings: list[str] = []
+    night = load_night(config, spark, day, warnings)
+    print_warnings(console, warnings)
     detectors = [cls(getattr(config.detectors, name)) for name, cls in DETECTORS.items()]
     flags = run_detectors(detectors, night).persist()
     try:
@@ -103,14 +117,14 @@ def detect_date(config: Config, day: dt.date, *, spark: SparkSession | None = No
         flags.unpersist()
         night.cdr.unpersist()
         night.history.unpersist()
-    table = Table(title=f"detect {day}: {rows} flags -> {lake.partition_path(config, FLAG, day)}")
+    table = Table(title=escape(f"detect {day}: {rows} flags -> {lake.partition_path(config, FLAG, day)}"))
     for name in ("detector", "entity", "flags", "mean score"):
         table.add_column(name, justify="right" if name in ("flags", "mean score") else "left")
     for r in summary:
-        table.add_row(r.detector, r.entity_type, str(r.flags), f"{r.mean_score:.2f}")
+        table.add_row(escape(r.detector), escape(r.entity_type), str(r.flags), f"{r.mean_score:.2f}")
     console.print(table)
     for detector in detectors:
         note = detector.note(night)
         if note:
-            console.print(f"{detector.name}: {note}")
+            console.print(escape(f"{detector.name}: {note}"))
     return rows

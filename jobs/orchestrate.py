@@ -2,7 +2,8 @@
 
 A run processes one *night*: the local date (conf `timezone`) on which its data interval starts,
 never the wall clock, so a backfill of last month does exactly what the scheduled runs did. For
-that night it waits for each carrier's folder until a deadline, then runs the `cdrwatch` steps:
+that night it waits for each carrier's whole delivery until a deadline (its `_MANIFEST.csv`, or
+non-empty files that have stopped changing: `landing_state`), then runs the `cdrwatch` steps:
 in this process when `spark.master` is `local[...]`, otherwise through `spark-submit` with the
 package zipped for `--py-files`, so the same jobs run on a cluster.
 
@@ -19,9 +20,9 @@ import importlib.util
 import io
 import json
 import os
+import stat
 import subprocess
 import sys
-import tempfile
 import zipfile
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -43,12 +44,12 @@ sys.exit(main(sys.argv[1:]))
 
 
 class LateCarrier(CdrwatchError):
-    """A carrier's folder for the night was still missing at the landing deadline."""
+    """A carrier's night had not landed (see `landing_state`) by the landing deadline."""
 
-    def __init__(self, carrier: str, day: dt.date, deadline: dt.datetime, policy: str):
-        self.carrier, self.day, self.policy = carrier, day, policy
+    def __init__(self, carrier: str, day: dt.date, deadline: dt.datetime, policy: str, what: str = "no files"):
+        self.carrier, self.day, self.policy, self.what = carrier, day, policy, what
         then = "going on without it, the night is partial" if policy == "continue" else "failing the night"
-        super().__init__(f"{carrier}: no files for {day.isoformat()} by the deadline {deadline.isoformat()}; {then}"
+        super().__init__(f"{carrier}: {what} for {day.isoformat()} by the deadline {deadline.isoformat()}; {then}"
                          f" (schedule.late_carrier: {policy})")
 
 
@@ -73,29 +74,103 @@ def local_time(instant: dt.datetime, timezone: str) -> dt.datetime:
     return dt.datetime.fromtimestamp(instant.timestamp(), ZoneInfo(timezone))
 
 
-def carrier_landed(config: Config, carrier: str, day: dt.date) -> bool:
-    """Whether `landing/<carrier>/<D>/` holds a file that ingest would read (named as the carrier's
-    format expects; hidden and `_`-prefixed files, e.g. an upload in progress, do not count)."""
-    folder = Path(config.paths.landing) / carrier / day.isoformat()
-    if not folder.is_dir():
-        return False
+def delivery_folder(config: Config, carrier: str, day: dt.date) -> Path:
+    return Path(config.paths.landing) / carrier / day.isoformat()
+
+
+def ingestible(config: Config, carrier: str, path: Path) -> bool:
+    """Whether ingest would read `path`: named as the carrier's format expects; hidden and
+    `_`-prefixed files (an upload in progress, the manifest) do not count."""
     globs = RAW_LAYOUTS[config.carriers[carrier].format].file_globs
-    return any(p.is_file() and not p.name.startswith((".", "_")) and any(fnmatch.fnmatch(p.name, g) for g in globs)
-               for p in folder.iterdir())
+    return (path.is_file() and not path.name.startswith((".", "_"))
+            and any(fnmatch.fnmatch(path.name, g) for g in globs))
 
 
-def missing_carriers(config: Config, day: dt.date) -> list[str]:
+def size_of(path: Path) -> int | None:
+    """The size of a regular file, None if there is none (absent, or gone while looking)."""
+    try:
+        info = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return info.st_size if stat.S_ISREG(info.st_mode) else None
+
+
+def last_change(folder: Path) -> float:
+    """The latest mtime or ctime of the folder and anything in it: ctime too, because a copy that
+    keeps the sender's mtime (rsync -t, cp -p) still gets a fresh ctime when it lands."""
+    stamps = [folder.stat().st_mtime, folder.stat().st_ctime]
+    for path in folder.iterdir():
+        try:
+            info = path.lstat()
+        except FileNotFoundError:          # renamed away while we looked: something is still moving
+            return float("inf")
+        stamps += [info.st_mtime, info.st_ctime]
+    return max(stamps)
+
+
+def landing_state(config: Config, carrier: str, day: dt.date, now: dt.datetime | None = None) -> tuple[bool, str]:
+    """Whether the carrier's night has landed, and what is there (or missing) in a few words.
+
+    A `_MANIFEST.csv` says the delivery is complete: landed once every file it lists is there (and
+    not empty unless it lists 0 rows), with or without `schedule.require_manifest`. Without a
+    manifest (and when none is required) the folder must hold a non-empty file that ingest would
+    read and nothing in it may have changed for `schedule.settle_minutes` before `now`, so a file
+    still being written, or landing a little after the first, is not left behind."""
+    from jobs.manifest import MANIFEST, read_manifest
+
+    folder = delivery_folder(config, carrier, day)
+    if not folder.is_dir():
+        return False, "no files"
+    try:
+        manifest = read_manifest(folder)
+    except CdrwatchError as err:
+        return False, f"an unreadable {MANIFEST} ({err})"
+    if manifest is not None:
+        sizes = {e.file: size_of(folder / e.file) for e in manifest.values()}
+        absent = sorted(name for name, size in sizes.items() if size is None)
+        empty = sorted(e.file for e in manifest.values() if e.rows and sizes[e.file] == 0)
+        if absent or empty:
+            problems = ([f"missing: {', '.join(absent[:5])}" + (" ..." if len(absent) > 5 else "")] if absent else []) \
+                + ([f"empty: {', '.join(empty[:5])}" + (" ..." if len(empty) > 5 else "")] if empty else [])
+            return False, f"an incomplete delivery ({MANIFEST} lists files {'; '.join(problems)})"
+        return True, f"{MANIFEST} with {len(manifest)} file(s)"
+    if config.schedule.require_manifest:
+        return False, f"no {MANIFEST} (schedule.require_manifest)"
+    files = {p.name: size_of(p) for p in folder.iterdir() if ingestible(config, carrier, p)}
+    if not files:
+        return False, "no files"
+    if None in files.values():
+        return False, "files still changing (one was renamed or removed while looking)"
+    if not any(files.values()):
+        return False, f"only empty files ({', '.join(sorted(files)[:5])})"
+    now = now or dt.datetime.now(dt.timezone.utc)
+    settle = dt.timedelta(minutes=config.schedule.settle_minutes)
+    changed = last_change(folder)
+    if changed > (now - settle).timestamp():
+        last = dt.datetime.fromtimestamp(changed, dt.timezone.utc) if changed < float("inf") else now
+        return False, (f"files still changing (last change {last:%H:%M:%S} UTC,"
+                       f" schedule.settle_minutes: {config.schedule.settle_minutes:g})")
+    return True, f"{len(files)} file(s), unchanged for {config.schedule.settle_minutes:g} min"
+
+
+def carrier_landed(config: Config, carrier: str, day: dt.date, now: dt.datetime | None = None) -> bool:
+    """Whether `landing/<carrier>/<D>/` holds the carrier's whole night (`landing_state`)."""
+    return landing_state(config, carrier, day, now)[0]
+
+
+def missing_carriers(config: Config, day: dt.date, now: dt.datetime | None = None) -> list[str]:
     """The configured carriers whose files for `day` have not landed."""
-    return [carrier for carrier in config.carriers if not carrier_landed(config, carrier, day)]
+    return [carrier for carrier in config.carriers if not carrier_landed(config, carrier, day, now)]
 
 
 def check_landing(config: Config, carrier: str, day: dt.date, deadline: dt.datetime, now: dt.datetime) -> bool:
-    """One look for a carrier's night: True once its files are there, False while it may still
-    come; `LateCarrier` once `now` is past the deadline (the conf's policy says what happens next)."""
-    if carrier_landed(config, carrier, day):
+    """One look for a carrier's night: True once it has landed, False while it may still come;
+    `LateCarrier` (saying what was missing) once `now` is past the deadline."""
+    landed, what = landing_state(config, carrier, day, now)
+    if landed:
         return True
     if now >= deadline:
-        raise LateCarrier(carrier, day, deadline, config.schedule.late_carrier)
+        raise LateCarrier(carrier, day, deadline, config.schedule.late_carrier, what)
     return False
 
 
@@ -169,9 +244,23 @@ def submit_env() -> dict[str, str]:
     return env
 
 
+def masked(command: list[str]) -> list[str]:
+    """`command` as it may be logged: spark-submit's `--conf key=value` (spark.extra) shown as
+    `--conf key=***`, and so is a `--set spark.extra.<key>=value` given to the step: those values can
+    hold credentials (object-store keys, passwords). `--conf <file>` of cdrwatch stays readable."""
+    shown = list(command)
+    for i in range(1, len(shown)):
+        key, eq, _ = shown[i].partition("=")
+        if eq and ((shown[i - 1] == "--conf" and "/" not in key)
+                   or (shown[i - 1] == "--set" and key.strip().startswith("spark.extra"))):
+            shown[i] = key + "=***"
+    return shown
+
+
 def stream(command: list[str], env: dict[str, str]) -> int:
-    """Run `command`, copying its output line by line to stdout (the task log); its exit code."""
-    print("$ " + " ".join(command), flush=True)
+    """Run `command`, copying its output line by line to stdout (the task log); its exit code.
+    The logged command line is `masked`; the process gets the real one."""
+    print("$ " + " ".join(masked(command)), flush=True)
     with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           errors="replace") as process:
         for line in process.stdout:
@@ -201,18 +290,56 @@ def package_zip_bytes() -> bytes:
     return buffer.getvalue()
 
 
+def default_cache_dir() -> Path:
+    """Where submit bundles are kept: `$XDG_CACHE_HOME/cdrwatch/submit`, else `~/.cache/cdrwatch/submit`
+    (per user: a bundle in the shared /tmp could be planted by anyone and run on the cluster)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "cdrwatch" / "submit"
+
+
+def private_dir(path: Path) -> Path:
+    """`path` as a directory only this user can write: created with mode 0700; an existing one
+    that is a symlink, owned by someone else, or group/world-writable is refused."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    info = path.lstat()
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        raise CdrwatchError(f"{path}: the spark-submit cache must be a real directory, not a link or a file")
+    if info.st_uid != os.getuid():
+        raise CdrwatchError(f"{path}: the spark-submit cache is owned by uid {info.st_uid}, not by this user "
+                            f"({os.getuid()}); refusing to use it")
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise CdrwatchError(f"{path}: the spark-submit cache is writable by others (mode "
+                            f"{stat.S_IMODE(info.st_mode):o}); refusing to use it (chmod 700 it)")
+    return path
+
+
+def file_sha256(path: Path) -> str | None:
+    """The hex sha256 of a regular file (not a link), None if there is none."""
+    if path.is_symlink() or not path.is_file():
+        return None
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def submit_bundle(cache_dir: Path | None = None) -> tuple[Path, Path]:
     """The package zip and the entry script, built once per version of the sources into
-    `<cache_dir>/<hash>/` (default: the system's temporary folder), written atomically."""
+    `<cache_dir>/<hash>/` (default `default_cache_dir()`, both private to this user). A file found
+    there is used only if its sha256 is the expected one; otherwise it is rewritten, atomically."""
     data = package_zip_bytes()
     version = hashlib.sha256(data + ENTRY_SCRIPT.encode()).hexdigest()[:16]
-    folder = Path(cache_dir or Path(tempfile.gettempdir()) / "cdrwatch-submit") / version
+    folder = private_dir(private_dir(Path(cache_dir or default_cache_dir())) / version)
     package, entry = folder / "cdrwatch.zip", folder / "cdrwatch_submit.py"
-    folder.mkdir(parents=True, exist_ok=True)
     for path, content in ((package, data), (entry, ENTRY_SCRIPT.encode())):
-        if not path.is_file():
+        if file_sha256(path) != hashlib.sha256(content).hexdigest():
             tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            tmp.write_bytes(content)
+            tmp.unlink(missing_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(content)
             os.replace(tmp, path)
     return package, entry
 
@@ -221,26 +348,33 @@ def submit_bundle(cache_dir: Path | None = None) -> tuple[Path, Path]:
 
 def validation_lines(config: Config, day: dt.date) -> tuple[list[str], bool]:
     """The Great Expectations results that ingest saved for the night, one line per carrier (and
-    one per failed expectation), plus whether all passed. Read back, not re-run: the suite ran on
-    the staged partition before it was committed."""
+    one per failed expectation) and one per reason the night is partial, plus whether the night has
+    any validated data. Read back, not re-run: the suite ran before ingest committed. A failed
+    carrier-day is already in quarantine and makes the night partial; only a night where no
+    carrier passed has nothing to go on with."""
     runs = Path(config.paths.lake) / "_runs" / "ingest" / f"date={day.isoformat()}"
     summary_path = runs / "summary.json"
     if not summary_path.is_file():
         raise CdrwatchError(f"{summary_path}: no ingest run summary for {day} (run ingest first)")
     summary = json.loads(summary_path.read_text(encoding="utf-8"))
-    lines, passed = [], True
+    lines, passed = [], False
     for carrier in summary.get("carriers", {}):
-        result = json.loads((runs / f"validation_{carrier}.json").read_text(encoding="utf-8"))
+        path = runs / f"validation_{carrier}.json"
+        if not path.is_file():
+            lines.append(f"{carrier}: no GX result (ingest ran without validation)")
+            continue
+        result = json.loads(path.read_text(encoding="utf-8"))
         stats = result.get("gx_result", {}).get("statistics", {})
         met, total = stats.get("successful_expectations"), stats.get("evaluated_expectations")
         lines.append(f"{carrier}: GX suite {'passed' if result['success'] else 'FAILED'} "
                      f"({met}/{total} expectations met, {result['row_count']} rows); volume {result['volume']}"
                      + (" (suspect: late or partial delivery?)" if result["suspect"] else ""))
         lines += [f"  {failure}" for failure in result["failures"]]
-        passed = passed and result["success"]
-    missing = summary.get("missing_carriers", [])
-    if missing:
-        lines.append(f"partial night: no files from {', '.join(missing)}")
+        passed = passed or result["success"]
+    reasons = summary.get("partial_reasons")
+    if reasons is None:  # a summary written before partial_reasons existed
+        reasons = [f"no files from {c}" for c in summary.get("missing_carriers", [])]
+    lines += [f"partial night: {reason}" for reason in reasons]
     return lines, passed
 
 
@@ -265,20 +399,24 @@ def conf_file_at_run() -> str:
 
 
 def task_wait_for_carrier(carrier: str, data_interval_start=None, data_interval_end=None) -> bool:
-    """Sensor poke: has the carrier's night landed? At the deadline, skip (policy `continue`: the
-    night goes on without it) or fail without retries (policy `fail`: nothing downstream runs)."""
+    """Sensor poke: has the carrier's night landed (`landing_state`)? At the deadline, skip (policy
+    `continue`: the night goes on without it) or fail without retries (policy `fail`: nothing
+    downstream runs)."""
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
     config = load_config(conf_file_at_run())
     day = night_of(data_interval_start, config.timezone)
     deadline = landing_deadline(config, data_interval_end)
+    now = dt.datetime.now(dt.timezone.utc)
     try:
-        landed = check_landing(config, carrier, day, deadline, dt.datetime.now(dt.timezone.utc))
+        landed = check_landing(config, carrier, day, deadline, now)
     except LateCarrier as late:
         print(str(late), flush=True)
         raise (AirflowSkipException if late.policy == "continue" else AirflowFailException)(str(late)) from None
-    print(f"{carrier}: files for {day} {'landed' if landed else 'not there yet'}"
-          + ("" if landed else f"; waiting until {deadline.isoformat()}"), flush=True)
+    what = landing_state(config, carrier, day, now)[1]
+    print(f"{carrier}: files for {day} " + (f"landed: {what}" if landed else
+                                            f"not landed yet: {what}; waiting until {deadline.isoformat()}"),
+          flush=True)
     return landed
 
 
@@ -296,14 +434,15 @@ def task_ingest(data_interval_start=None) -> None:
 
 
 def task_validate(data_interval_start=None) -> None:
-    """Log the night's GX results per carrier; fail if any carrier's suite failed."""
+    """Log the night's GX results per carrier and why the night is partial; fail only when no
+    carrier's data passed (a failed carrier-day is in quarantine and the night goes on, partial)."""
     config = load_config(conf_file_at_run())
     day = night_of(data_interval_start, config.timezone)
-    lines, passed = validation_lines(config, day)
+    lines, usable = validation_lines(config, day)
     for line in lines:
         print(line, flush=True)
-    if not passed:
-        raise CdrwatchError(f"validation failed for {day}: see the lines above")
+    if not usable:
+        raise CdrwatchError(f"validation: no carrier's data for {day} passed: see the lines above")
 
 
 def task_step(step: str, data_interval_start=None) -> None:

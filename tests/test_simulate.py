@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import filecmp
 import gzip
+import hashlib
 import json
 import math
 import re
@@ -30,6 +31,7 @@ IMSI_HEADS = {"cm": ("46000", "46002", "46007"), "cu": ("46001", "46006"), "ct":
 PHONE_TACS = {"86891203", "35693803", "35891510", "35420409", "35332811", "86753104"}
 CN_HEADER = "话单标识,本机号码,对端号码,业务类型,开始时间,时长,IMSI,IMEI,LAC,CI"
 DISTRICTS = {"锦江区", "青羊区", "金牛区", "武侯区", "成华区", "高新区", "龙泉驿区", "双流区"}
+MANIFEST = "_MANIFEST.csv"
 CN_TYPES = {"主叫": ("out", "voice"), "被叫": ("in", "voice"), "短信发": ("out", "sms"), "短信收": ("in", "sms")}
 
 
@@ -78,7 +80,8 @@ class Reader:
         for carrier, fmt in CARRIER_FORMATS.items():
             for folder in sorted((root / carrier).iterdir()):
                 for path in sorted(folder.iterdir()):
-                    self.read_file(carrier, fmt, date.fromisoformat(folder.name), path)
+                    if path.name != MANIFEST:
+                        self.read_file(carrier, fmt, date.fromisoformat(folder.name), path)
         first = {}
         for r in self.records:
             first.setdefault((r["carrier"], r["id"]), r)
@@ -228,6 +231,8 @@ def test_landing_layout(landing):
         assert sorted(p.name for p in (root / carrier).iterdir()) == dates
         for day in dates:
             names = sorted(p.name for p in (root / carrier / day).iterdir())
+            assert names[0] == MANIFEST           # sorts first ("_" < letters); its contents: test_manifests_...
+            names = names[1:]
             assert len(names) >= 2
             for name in names:
                 match = re.fullmatch(pattern, name)
@@ -238,7 +243,7 @@ def test_landing_layout(landing):
                     resent.append((day, carrier))
     assert [c for _, c in sorted(resent)] == ["cm", "cu", "ct"]     # one per day, carriers in turn
 
-    cm_files = list((root / "cm" / dates[0]).iterdir())
+    cm_files = [p for p in (root / "cm" / dates[0]).iterdir() if p.name != MANIFEST]
     plain = [p.read_bytes() for p in cm_files if p.suffix == ".csv"]
     assert any(b.startswith(b"\xef\xbb\xbf") for b in plain) and any(not b.startswith(b"\xef\xbb\xbf") for b in plain)
     assert any(p.name.endswith(".csv.gz") for p in cm_files)
@@ -263,6 +268,43 @@ def test_cells_same_sites_different_ids_and_jitter(landing):
             assert 0 < nearest <= 15
 
 
+def read_manifest_independently(folder: Path) -> dict[str, tuple[int, str]]:
+    with (folder / MANIFEST).open(encoding="utf-8", newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["file", "rows", "sha256"]
+    return {name: (int(n), digest) for name, n, digest in rows[1:]}
+
+
+def test_manifests_list_every_file_with_its_records_and_hash(landing, reader):
+    """Each day folder's _MANIFEST.csv names exactly its files; rows are records (lines without cm's
+    header), the hash is of the bytes as delivered; per carrier-day they add up to what a reader counts."""
+    root, _, _ = landing
+    folders = [folder for carrier in CARRIER_FORMATS for folder in sorted((root / carrier).iterdir())]
+    assert len(folders) == DAYS * 3
+    for folder in folders:
+        carrier, day = folder.parent.name, date.fromisoformat(folder.name)
+        listed = read_manifest_independently(folder)
+        assert sorted(listed) == sorted(p.name for p in folder.iterdir() if p.name != MANIFEST)
+        for name, (rows, digest) in listed.items():
+            data = (folder / name).read_bytes()
+            assert digest == hashlib.sha256(data).hexdigest(), name
+            text = gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
+            assert rows == text.count(b"\n") - (1 if carrier == "cm" else 0) > 0, name
+        assert sum(rows for rows, _ in listed.values()) == reader.rows[day, carrier]
+    assert "cm_20261120_1.csv" in read_manifest_independently(root / "cm" / "2026-11-20")
+
+
+def test_without_manifests_the_landing_zone_is_otherwise_the_same(tmp_path):
+    small = dict(subscribers=120, dens=1, seed=3)
+    simulate(tmp_path / "with", START, 1, **small)
+    simulate(tmp_path / "without", START, 1, **small, manifests=False)
+    with_, without = all_files(tmp_path / "with"), all_files(tmp_path / "without")
+    manifests = [name for name in with_ if name.endswith("/" + MANIFEST)]
+    assert sorted(manifests) == [f"{c}/2026-11-20/{MANIFEST}" for c in ("cm", "ct", "cu")]
+    assert {name: data for name, data in with_.items() if name not in manifests} == without
+    assert any(name.startswith("truth/") for name in without)
+
+
 # --- every line valid or listed; counts ---------------------------------------------------------
 
 def test_every_line_is_valid_or_listed_as_corrupt(landing, reader):
@@ -270,7 +312,8 @@ def test_every_line_is_valid_or_listed_as_corrupt(landing, reader):
     listed = {(row["source_file"], int(row["line"])) for row in truth(root, "corrupt_lines")}
     assert reader.bad == listed
     per_file = Counter(row["source_file"] for row in truth(root, "corrupt_lines"))
-    all_data_files = [p for c in CARRIER_FORMATS for p in (root / c).rglob("*") if p.is_file()]
+    all_data_files = [p for c in CARRIER_FORMATS for p in (root / c).rglob("*")
+                      if p.is_file() and p.name != MANIFEST]
     assert all(per_file[p.relative_to(root).as_posix()] >= 2 for p in all_data_files)
     kinds = defaultdict(set)
     for row in truth(root, "corrupt_lines"):

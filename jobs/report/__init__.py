@@ -74,6 +74,7 @@ def write_atomically(path: Path, text: str) -> None:
 def report_date(config: Config, day: dt.date, *, console=None) -> Path:
     """The `cdrwatch report` step for `day`: writes outbox/D/report.html and returns its path."""
     from rich.console import Console
+    from rich.markup import escape
 
     console = console or Console()
     if not data.has_day(config, DEN, day):
@@ -87,6 +88,7 @@ def report_date(config: Config, day: dt.date, *, console=None) -> Path:
     write_atomically(path, text)
     status = numbers.dens_by("status") if numbers.dens.height else {}
     dens = ", ".join(f"{status.get(s, 0)} {s}" for s in ("new", "continuing", "moved"))
-    console.print(f"report {day} -> {path}: {numbers.rows_ingested:,} CDRs, {numbers.n_flags} flags, "
-                  f"{numbers.dens.height} dens ({dens})" + (" [yellow]partial night[/]" if numbers.partial else ""))
+    console.print(escape(f"report {day} -> {path}: {numbers.rows_ingested:,} CDRs, {numbers.n_flags} flags, "
+                         f"{numbers.dens.height} dens ({dens})")
+                  + (" [yellow]partial night[/]" if numbers.partial else ""))
     return path

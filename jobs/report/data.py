@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 
 from detectors.sites import distance_m
+from jobs import inventory
 from jobs.config import Config
 from schemas.table import Table
 from schemas.tables import CDR, DEN, FLAG
@@ -134,21 +135,16 @@ def den_status(tonight: pl.DataFrame, earlier: pl.DataFrame, day: dt.date, moved
 
 # ---------------------------------------------------------------- the cell inventory and its sites
 
-def read_cells(config: Config) -> pl.DataFrame:
+def read_cells(config: Config, warnings: list[str] | None = None) -> pl.DataFrame:
     """landing/cells/<carrier>.csv of every configured carrier: carrier, cell_id, lat, lon, site_name,
-    district (a carrier without an inventory file is left out)."""
-    frames = []
-    for carrier in sorted(config.carriers):
-        path = Path(config.paths.landing) / "cells" / f"{carrier}.csv"
-        if path.is_file():
-            frames.append(pl.read_csv(path, infer_schema=False, encoding="utf8-lossy")
-                          .select(pl.lit(carrier).alias("carrier"), "cell_id",
-                                  pl.col("lat").cast(pl.Float64), pl.col("lon").cast(pl.Float64),
-                                  "site_name", "district"))
-    if not frames:
-        return pl.DataFrame(schema={"carrier": pl.String, "cell_id": pl.String, "lat": pl.Float64,
-                                    "lon": pl.Float64, "site_name": pl.String, "district": pl.String})
-    return pl.concat(frames).sort("carrier", "cell_id")
+    district, read by header and checked by `jobs.inventory` as detect reads them (a carrier without
+    an inventory file is left out); its warnings are appended to `warnings`."""
+    cells = inventory.read_cells(config, required=False)
+    if warnings is not None:
+        warnings += cells.warnings
+    schema = {"carrier": pl.String, "cell_id": pl.String, "lat": pl.Float64, "lon": pl.Float64,
+              "site_name": pl.String, "district": pl.String}
+    return pl.DataFrame(cells.tuples(tuple(schema)), schema=schema, orient="row")
 
 
 def cell_sites(cells: pl.DataFrame, radius_m: float = SITE_RADIUS_M) -> pl.DataFrame:

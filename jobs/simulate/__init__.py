@@ -1,7 +1,8 @@
 """The synthetic city: a labelled landing zone for tests, demos, benchmarks and `cdrwatch evaluate`.
 
 `simulate(out, start, days, ...)` writes exactly what DESIGN.md's landing contract describes —
-`cells/<carrier>.csv`, `whitelist.csv`, `<carrier>/<YYYY-MM-DD>/` files in the three raw formats —
+`cells/<carrier>.csv`, `whitelist.csv`, `<carrier>/<YYYY-MM-DD>/` files in the three raw formats
+with their `_MANIFEST.csv` (`manifests=False` leaves those out) —
 plus `truth/`, the labels. Deterministic for a seed, byte for byte.
 
 What the city contains (one module each):
@@ -16,7 +17,7 @@ What the city contains (one module each):
                victims and call-backs; the first den moves half-way through;
 * `events`     calls -> one record per modelled side, cells from where each party is;
 * `dirt`       corrupt lines and repeated records in every file;
-* `writers`    the cn_csv / pipe_gbk / jsonl files and the inventories;
+* `writers`    the cn_csv / pipe_gbk / jsonl files, their manifests and the inventories;
 * `truth`      dens, their SIMs, victims, congestion, hard negatives, per-file counts, corrupt lines;
 * `run`        the day loop tying it together.
 """

@@ -51,8 +51,11 @@ def _stream(seed: int, *keys: str | int) -> np.random.Generator:
 
 
 def simulate(out: Path, start: date, days: int, subscribers: int = 3000, dens: int = 4, seed: int = 1,
-             timezone: str = "Asia/Shanghai", on_day: Callable[[date, int], None] | None = None) -> SimSummary:
-    """Write a synthetic city's landing zone (DESIGN.md "Inputs") plus truth/ under `out`."""
+             timezone: str = "Asia/Shanghai", on_day: Callable[[date, int], None] | None = None,
+             manifests: bool = True) -> SimSummary:
+    """Write a synthetic city's landing zone (DESIGN.md "Inputs") plus truth/ under `out`; with
+    `manifests` every `<carrier>/<D>/` gets its `_MANIFEST.csv` (False: deliveries of older carriers,
+    which send none). truth/ is the same either way."""
     if days < 1 or subscribers < 50 or dens < 0 or seed < 0:
         raise ValueError("simulate: need days >= 1, subscribers >= 50, dens >= 0, seed >= 0")
     zone = ZoneInfo(timezone)
@@ -79,7 +82,7 @@ def simulate(out: Path, start: date, days: int, subscribers: int = 3000, dens: i
     write_whitelist(out, _whitelist(population.msisdn[office_sims]))
 
     summary = SimSummary(out, start, days, dens)
-    writer = DayWriter(out)
+    writer = DayWriter(out, manifests=manifests)
     try:
         for index in range(days):
             day = start + timedelta(days=index)

@@ -1,4 +1,5 @@
-"""The landing zone on disk: cell inventories, the whitelist and each carrier's daily CDR files.
+"""The landing zone on disk: cell inventories, the whitelist and each carrier's daily CDR files
+(and, unless told not to, each day folder's `_MANIFEST.csv`).
 
 Lines are built column-wise with polars (numbers in the carrier's habitual written forms, local
 times, cell keys), dirtied, encoded in one call and gzipped with mtime=0, so a seed always gives
@@ -8,17 +9,18 @@ from __future__ import annotations
 
 import gzip
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
+from jobs.manifest import Entry, entry_for, write_manifest
 from jobs.simulate.city import CARRIERS, City
 from jobs.simulate.dirt import Dirtied, dirty, poison
 from schemas.raw import (CN_CSV, CN_CSV_SERVICES, JSONL_DIRECTIONS, JSONL_SERVICES, PIPE_GBK_DIRECTIONS,
-                         PIPE_GBK_SERVICES)
+                         PIPE_GBK_SERVICES, RAW_LAYOUTS)
 
 FORMATS = {"cm": "cn_csv", "cu": "pipe_gbk", "ct": "jsonl"}
 FILE_HOURS = {"cm": 6, "cu": 8, "ct": 12}             # one file per window of this many hours
@@ -158,10 +160,13 @@ def format_lines(records: pl.DataFrame, carrier: str, day: date, day_start: int,
 
 
 class DayWriter:
-    """Writes one carrier-day's files; encoding, gzip and disk writes run on a small thread pool."""
+    """Writes one carrier-day's files; encoding, gzip and disk writes run on a small thread pool.
+    With `manifests`, the folder's `_MANIFEST.csv` follows its files, as a carrier that marks its
+    delivery complete writes it: last."""
 
-    def __init__(self, out: Path, workers: int = 2):
+    def __init__(self, out: Path, workers: int = 2, manifests: bool = True):
         self.out = out
+        self.manifests = manifests
         self.pool = ThreadPoolExecutor(max_workers=workers)
 
     def close(self) -> None:
@@ -189,13 +194,17 @@ class DayWriter:
                 names.append((f"{carrier}/{day.isoformat()}/{copy}", copy))
                 written.append(WrittenFile(names[-1][0], dirtied.lines.len(), corrupt,
                                            dirtied.lines.len() - len(corrupt)))
-            jobs.append(self.pool.submit(self._encode_and_write, folder, [n for _, n in names], dirtied, fmt, spec))
-        for job in jobs:
-            job.result()
+            jobs.append(self.pool.submit(self._encode_and_write, folder, [n for _, n in names], dirtied, fmt, spec,
+                                         self.manifests))
+        entries = [entry for job in jobs for entry in job.result()]
+        if self.manifests:
+            write_manifest(folder, entries)
         return written
 
     @staticmethod
-    def _encode_and_write(folder: Path, names: list[str], dirtied: Dirtied, fmt: str, spec: FileSpec) -> None:
+    def _encode_and_write(folder: Path, names: list[str], dirtied: Dirtied, fmt: str, spec: FileSpec,
+                          manifest: bool) -> list[Entry]:
+        """Write the file (and its re-sent copies); their manifest lines, measured on disk, if wanted."""
         eol = "\n" if fmt == "jsonl" else "\r\n"
         text = dirtied.lines.str.join(eol).item() + eol if dirtied.lines.len() else ""
         if fmt == "cn_csv":
@@ -207,6 +216,10 @@ class DayWriter:
             data = gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)
         for name in names:
             (folder / name).write_bytes(data)
+        if not manifest:
+            return []
+        entry = entry_for(folder / names[0], has_header=RAW_LAYOUTS[fmt].header)
+        return [replace(entry, file=name) for name in names]   # the copies are the same bytes
 
 
 def write_inventories(out: Path, city: City) -> None:
