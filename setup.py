@@ -25,6 +25,7 @@ DEV = [
     "nbclient==0.11.0",
     "nbformat==5.11.1",
     "ipykernel==7.4.0",
+    "hypothesis==6.170.17",
 ]
 AIRFLOW = [
     "apache-airflow==3.3.2",

@@ -12,6 +12,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from jobs.config import Config, load_config
 from jobs.errors import CdrwatchError
@@ -37,11 +38,12 @@ def progress_bar(description: str, total: float | None = None):
     if own:
         progress.start()
         _live = progress
+    description = escape(description)
     task = progress.add_task(description, total=total)
 
     def update(what: str | None = None, done: float | None = None, total: float | None = None) -> None:
-        progress.update(task, description=f"{description}: {what}" if what else description, completed=done,
-                        total=total)
+        progress.update(task, description=f"{description}: {escape(what)}" if what else description,
+                        completed=done, total=total)
 
     try:
         yield update
@@ -90,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--subscribers", type=int, default=3000)
     sim.add_argument("--dens", type=int, default=4)
     sim.add_argument("--seed", type=int, default=1)
+    sim.add_argument("--no-manifest", dest="manifests", action="store_false",
+                     help="write no _MANIFEST.csv (as a carrier that sends none)")
 
     for step, text in (("ingest", "landing/<carrier>/D/ -> lake/cdr, lake/quarantine (validated)"),
                        ("detect", "lake/cdr -> lake/flags"),
@@ -128,40 +132,54 @@ def run_simulate(args: argparse.Namespace, config: Config) -> None:
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task(f"simulating {args.days} days", total=args.days)
         summary = simulate(out, args.start, args.days, subscribers=args.subscribers, dens=args.dens,
-                           seed=args.seed, timezone=config.timezone,
+                           seed=args.seed, timezone=config.timezone, manifests=args.manifests,
                            on_day=lambda day, rows: progress.advance(task))
-    console.print(str(summary))
+    console.print(escape(str(summary)))
+
+
+@contextmanager
+def date_locked(config: Config, day: date, step: str):
+    """The date's lock for the length of a step (jobs.lake.date_lock): a second run of the same
+    date stops at once naming the first; taking it repairs what a killed run of the date left."""
+    from jobs import lake
+
+    with lake.date_lock(config, day, step, report=lambda line: console.print(f"[yellow]repair:[/] {escape(line)}")):
+        yield
 
 
 def run_ingest(args: argparse.Namespace, config: Config):
     from jobs.ingest import ingest_date
 
-    with progress_bar(f"ingest {args.date}") as update:
+    with date_locked(config, args.date, "ingest"), progress_bar(f"ingest {args.date}") as update:
         return ingest_date(config, args.date, console=console, progress=update)
 
 
 def run_detect(args: argparse.Namespace, config: Config) -> None:
     from jobs.detect import detect_date
 
-    detect_date(config, args.date, console=console)
+    with date_locked(config, args.date, "detect"):
+        detect_date(config, args.date, console=console)
 
 
 def run_dens(args: argparse.Namespace, config: Config) -> None:
     from jobs.dens import dens_date
 
-    dens_date(config, args.date, console=console)
+    with date_locked(config, args.date, "dens"):
+        dens_date(config, args.date, console=console)
 
 
 def run_export(args: argparse.Namespace, config: Config) -> dict:
     from jobs.export import export_date
 
-    return export_date(config, args.date, console=console)
+    with date_locked(config, args.date, "export"):
+        return export_date(config, args.date, console=console)
 
 
 def run_report(args: argparse.Namespace, config: Config) -> Path:
     from jobs.report import report_date
 
-    return report_date(config, args.date, console=console)
+    with date_locked(config, args.date, "report"):
+        return report_date(config, args.date, console=console)
 
 
 def run_evaluate(args: argparse.Namespace, config: Config) -> None:
@@ -182,35 +200,39 @@ def run_nightly(args: argparse.Namespace, config: Config) -> None:
     steps = PIPELINE
     nights = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     exported = None
-    partial: dict[date, list[str]] = {}  # night -> carriers that had delivered nothing
+    partial: dict[date, list[str]] = {}  # night -> why it is partial (ingest's partial_reasons)
     reports: dict[date, Path] = {}
     with progress_bar("nightly", total=len(nights) * len(steps)) as update:
         for n, day in enumerate(nights):
             console.rule(f"nightly {day}")
-            for i, step in enumerate(steps):
-                update(f"{day} {step}", n * len(steps) + i)
-                result = STEPS[step](argparse.Namespace(**{**vars(args), "date": day}), config)
-                if step == "export":
-                    exported = result
-                    if result.get("missing_carriers"):
-                        partial[day] = result["missing_carriers"]
-                elif step == "report" and result is not None:
-                    reports[day] = Path(result)
+            with date_locked(config, day, "nightly"):
+                for i, step in enumerate(steps):
+                    update(f"{day} {step}", n * len(steps) + i)
+                    result = STEPS[step](argparse.Namespace(**{**vars(args), "date": day}), config)
+                    if step == "export":
+                        exported = result
+                        reasons = result.get("partial_reasons") or [
+                            f"no files from {c}" for c in result.get("missing_carriers") or []]
+                        if reasons:
+                            partial[day] = reasons
+                    elif step == "report" and result is not None:
+                        reports[day] = Path(result)
             update(f"{day} done", (n + 1) * len(steps))
     console.rule(f"nightly {first}..{last} done")
     console.print(nightly_table(config, nights, reports))
     if reports:
-        console.print(f"reports: {config.paths.outbox}/<night>/report.html (self-contained: open in any browser)")
+        console.print(escape(f"reports: {config.paths.outbox}/<night>/report.html "
+                             "(self-contained: open in any browser)"))
     if exported:
         per_district = ", ".join(f"{d} {n}" for d, n in exported["dens"].items()) or "no districts"
-        console.print(f"dens on {exported['date']}: {per_district}"
-                      f" ({exported['unlocated']} unlocated); warnings: {exported['warnings']}")
+        console.print(escape(f"dens on {exported['date']}: {per_district}"
+                             f" ({exported['unlocated']} unlocated); warnings: {exported['warnings']}"))
         outbox = Path(exported["outbox"])
-        console.print(f"leads: {outbox / 'leads'}; warnings: {outbox / 'warnings.csv'} "
-                      "(each CSV has an .xlsx twin for Excel/WPS)")
-    for night, carriers in partial.items():
-        console.print(f"[yellow]partial night {night}:[/] no files from {', '.join(carriers)} "
-                      f"(outbox/{night}/PARTIAL.txt)")
+        console.print(escape(f"leads: {outbox / 'leads'}; warnings: {outbox / 'warnings.csv'} "
+                             "(each CSV has an .xlsx twin for Excel/WPS)"))
+    for night, reasons in partial.items():
+        console.print(f"[yellow]partial night {night}:[/] " + escape(f"{'; '.join(reasons)} "
+                                                                    f"(outbox/{night}/PARTIAL.txt)"))
 
 
 def nightly_table(config: Config, nights: list[date], reports: dict[date, Path]):
@@ -234,7 +256,7 @@ def nightly_table(config: Config, nights: list[date], reports: dict[date, Path])
                       str(n.dens.height), "/".join(str(status.get(s, 0)) for s in ("new", "continuing", "moved")),
                       "–" if n.warnings is None else f"{n.warnings:,}",
                       "[yellow]partial[/]" if n.partial else "no",
-                      str(_relative_to(reports[day], outbox)) if day in reports else "–")
+                      escape(str(_relative_to(reports[day], outbox))) if day in reports else "–")
     return table
 
 

@@ -52,6 +52,7 @@ class Ingest(_Section):
     rows_per_file: int = Field(gt=0)
     volume_history_days: int = Field(gt=0)
     volume_min_ratio: float = Field(ge=0, le=1)
+    late_days: int = Field(ge=0, le=7)
 
 
 class Sequential(_Section):
@@ -103,6 +104,8 @@ class Dens(_Section):
     lookback_nights: int = Field(ge=1)
     priority_high: float = Field(ge=0, le=1)
     priority_medium: float = Field(ge=0, le=1)
+    max_degree: int = Field(gt=0)
+    max_edges: int = Field(gt=0)
 
 
 class Export(_Section):
@@ -119,6 +122,8 @@ class Schedule(_Section):
     poke_interval_s: float = Field(gt=0)
     retries: int = Field(ge=0)
     retry_delay_minutes: float = Field(ge=0)
+    require_manifest: bool
+    settle_minutes: float = Field(ge=0)
 
 
 class Config(_Section):

@@ -1,19 +1,27 @@
-"""Ingest one delivery date: landing/<carrier>/<D>/ files -> lake/cdr and lake/quarantine.
+"""Ingest one delivery date: landing/<carrier>/<D>/ files -> lake/cdr, lake/quarantine, lake/routed.
 
-extract (`find_deliveries`, `read_lines`) -> transform (a format's `parse`, `classify`) -> load
-(`lake.DayWrite`). Every physical line of every file ends as exactly one of: header, accepted
-row, quarantined row, duplicate; the counts per file and carrier must add up, checked against what
-was actually written before anything in the lake is replaced.
+extract (`find_deliveries`, `inspect_file`, `read_lines`) -> transform (a format's `parse`,
+`classify`) -> load (`lake.DayWrite`). Every physical line of every file ends as exactly one of:
+header, accepted, quarantined (with a reason), duplicate, conflicting duplicate (quarantined,
+naming the row it conflicts with) or routed (a valid record of another date, kept in lake/routed
+until its own date is ingested). The counts per file must add up to the file's line count, counted
+independently of Spark, and must match what was written, before anything in the lake is replaced.
+
+A bad value costs one row, a bad file one file, a carrier-day that fails Great Expectations that
+carrier-day: the others commit and the night is marked partial (`partial_reasons`), never lost.
 """
 from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlparse
+from zoneinfo import ZoneInfo
 
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
@@ -22,19 +30,27 @@ from pyspark.storagelevel import StorageLevel
 from jobs import formats, lake
 from jobs.config import Config
 from jobs.errors import CdrwatchError
+from jobs.landing_files import FileFacts, inspect_file, rescue_readable
+from jobs.manifest import MANIFEST, read_manifest
 from jobs.normalise import local_date
-from schemas.tables import CDR, QUARANTINE
+from schemas.tables import CDR, QUARANTINE, ROUTED
 
-HEADER, ACCEPTED, QUARANTINED, DUPLICATE = "header", "accepted", "quarantined", "duplicate"
+HEADER, ACCEPTED, QUARANTINED, DUPLICATE, CONFLICT, ROUTED_OUT = (
+    "header", "accepted", "quarantined", "duplicate", "conflict", "routed")
+CONFLICT_PREFIX = "conflicting duplicate of "
+MOSTLY_QUARANTINED = 0.5  # a carrier-day with more than this share of its rows quarantined is partial
+_CONTENT = ("msisdn", "other_party", "direction", "service", "start_time", "duration_s", "imsi", "imei", "cell_id")
 
 
 @dataclass
 class Counts:
-    """Rows of one file or one carrier: read = accepted + quarantined + duplicates."""
+    """Rows of one file or one carrier: read = accepted + quarantined + duplicates + conflicts + routed."""
     read: int = 0
     accepted: int = 0
     duplicates: int = 0
     quarantined: dict[str, int] = field(default_factory=dict)  # reason -> rows
+    conflicts: int = 0       # same record id as an accepted row, other content: in quarantine, counted apart
+    routed: int = 0          # valid records of another date: lake/routed
 
     @property
     def quarantined_total(self) -> int:
@@ -42,29 +58,38 @@ class Counts:
 
     @property
     def balanced(self) -> bool:
-        return self.read == self.accepted + self.quarantined_total + self.duplicates
+        return self.read == self.accepted + self.quarantined_total + self.duplicates + self.conflicts + self.routed
 
     def add(self, other: Counts) -> None:
         self.read += other.read
         self.accepted += other.accepted
         self.duplicates += other.duplicates
+        self.conflicts += other.conflicts
+        self.routed += other.routed
         for reason, rows in other.quarantined.items():
             self.quarantined[reason] = self.quarantined.get(reason, 0) + rows
 
     def as_dict(self) -> dict:
         return {"read": self.read, "accepted": self.accepted, "quarantined": self.quarantined_total,
-                "duplicates": self.duplicates, "quarantined_by_reason": dict(sorted(self.quarantined.items()))}
+                "duplicates": self.duplicates, "conflicts": self.conflicts, "routed": self.routed,
+                "quarantined_by_reason": dict(sorted(self.quarantined.items()))}
 
 
 @dataclass
 class IngestReport:
-    """What one ingest run did: counts per file and carrier, and warnings (late carriers...).
+    """What one ingest run did: counts per file and carrier, warnings, and why the night is partial.
     The accepted rows are in the lake: `jobs.lake.read_partition(config, spark, "cdr", day, carrier)`."""
     day: dt.date
     formats: dict[str, str] = field(default_factory=dict)                # carrier -> format
     files: dict[str, dict[str, Counts]] = field(default_factory=dict)    # carrier -> source_file -> counts
     warnings: list[str] = field(default_factory=list)
-    missing_carriers: list[str] = field(default_factory=list)  # configured, but no files for the day: a partial night
+    missing_carriers: list[str] = field(default_factory=list)  # configured, but no files for the day
+    partial_reasons: list[str] = field(default_factory=list)   # one line each; empty = a complete night
+    facts: dict[str, FileFacts] = field(default_factory=dict)  # source_file -> independent facts
+    arrived: dict[str, int] = field(default_factory=dict)      # source_file of another date's folder -> rows taken
+    routed_out: dict[str, int] = field(default_factory=dict)   # event date -> rows kept in lake/routed
+    validation: dict[str, str] = field(default_factory=dict)   # carrier -> "passed" | "FAILED: ..."
+    bad_header: set[str] = field(default_factory=set)          # files quarantined whole: header not the format's
 
     @property
     def carriers(self) -> dict[str, Counts]:
@@ -75,157 +100,198 @@ class IngestReport:
                 totals[carrier].add(counts)
         return totals
 
+    @property
+    def validation_failed(self) -> set[str]:
+        return {c for c, verdict in self.validation.items() if verdict != "passed"}
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.partial_reasons)
+
     def check_balanced(self) -> None:
-        """Raise unless read = accepted + quarantined + duplicates for every file and carrier."""
+        """Raise unless every file's rows add up, and add up to its independently counted lines."""
         for carrier, files in self.files.items():
             for name, counts in [*files.items(), (f"carrier {carrier}", self.carriers[carrier])]:
                 if not counts.balanced:
                     raise CdrwatchError(
                         f"{name}: rows do not add up on {self.day}: read {counts.read} != accepted {counts.accepted}"
-                        f" + quarantined {counts.quarantined_total} + duplicates {counts.duplicates}")
+                        f" + quarantined {counts.quarantined_total} + duplicates {counts.duplicates}"
+                        f" + conflicts {counts.conflicts} + routed {counts.routed}")
 
     def as_dict(self) -> dict:
         return {
             "date": self.day.isoformat(),
             "carriers": {c: {"format": self.formats[c], "files": len(self.files[c]), **counts.as_dict()}
                          for c, counts in self.carriers.items()},
-            "files": [{"carrier": c, "source_file": name, **counts.as_dict()}
+            "files": [{"carrier": c, "source_file": name, **counts.as_dict(),
+                       **({"lines": self.facts[name].lines, "bytes": self.facts[name].size,
+                           "sha256": self.facts[name].sha256} if name in self.facts else
+                          {"arrived_from_routed": True})}
                       for c, files in self.files.items() for name, counts in files.items()],
             "warnings": self.warnings,
             "missing_carriers": self.missing_carriers,
+            "partial_reasons": self.partial_reasons,
+            "routed_out": dict(sorted(self.routed_out.items())),
+            "validation": dict(sorted(self.validation.items())),
         }
 
     def table(self):
-        """A rich Table: one line per file, a total line per carrier, warnings as the caption."""
+        """A rich Table: one line per file, a total line per carrier, warnings as the caption.
+        Data (file names, warnings) is shown as text, never read as console markup."""
         from rich.table import Table
+        from rich.text import Text
 
-        table = Table(title=f"ingest {self.day}", caption="\n".join(self.warnings) or None)
-        for name in ("carrier", "file", "read", "accepted", "quarantined", "duplicates"):
+        table = Table(title=f"ingest {self.day}", caption=Text("\n".join(self.warnings)) if self.warnings else None)
+        for name in ("carrier", "file", "read", "accepted", "quarantined", "duplicates", "conflicts", "routed"):
             table.add_column(name, justify="left" if name in ("carrier", "file") else "right")
         totals = self.carriers
         for carrier, files in self.files.items():
             for name, counts in files.items():
-                table.add_row(carrier, Path(name).name, *_cells(counts))
-            table.add_row(carrier, f"[b]{len(files)} files[/b]", *_cells(totals[carrier]), end_section=True)
+                shown = Path(name).name if name in self.facts else f"{name} (arrived)"
+                table.add_row(Text(carrier), Text(shown), *_cells(counts))
+            table.add_row(Text(carrier), Text(f"{len(files)} files", style="bold"), *_cells(totals[carrier]),
+                          end_section=True)
         return table
 
     def reasons_table(self):
         """A rich Table of quarantined rows by carrier and reason."""
         from rich.table import Table
+        from rich.text import Text
 
         table = Table(title=f"quarantined {self.day} (lake/quarantine)")
         for name in ("carrier", "reason", "rows"):
             table.add_column(name, justify="right" if name == "rows" else "left")
         for carrier, counts in self.carriers.items():
             for reason, rows in sorted(counts.quarantined.items()):
-                table.add_row(carrier, reason, f"{rows:,}")
+                table.add_row(Text(carrier), Text(reason), f"{rows:,}")
+            if counts.conflicts:
+                table.add_row(Text(carrier), Text(CONFLICT_PREFIX + "another row"), f"{counts.conflicts:,}")
         return table
 
 
+# ---------------------------------------------------------------- the step
+
 def ingest_date(config: Config, day: dt.date, *, spark: SparkSession | None = None, console=None,
                 progress: Callable[[str, int, int], None] | None = None) -> IngestReport:
-    """The `cdrwatch ingest` step: `run_ingest` with the Great Expectations suite (jobs.validate) run
-    on every staged carrier partition before it replaces the lake's; prints what it did. A partition
-    that fails validation is not committed: the run fails naming the expectations, the lake keeps
-    its previous data, and the GX result is saved next to the run summary all the same.
-    `progress(what, done, total)` hears of each phase: reading and staging, each carrier's validation."""
+    """The `cdrwatch ingest` step: `run_ingest` with the Great Expectations suite (jobs.validate)
+    run on each carrier's accepted rows before anything is staged; prints what it did. A carrier
+    whose suite fails is not committed as CDRs: its rows go to quarantine (`carrier-day failed
+    validation`), the others commit, and the night is partial. Each GX result is saved next to the
+    run summary. `progress(what, done, total)` hears of each phase."""
     from rich.console import Console
+    from rich.markup import escape
 
+    from jobs import validate
     from jobs.spark import spark_session
 
     console = console or Console()
     spark = spark or spark_session(config)
-    deliveries = find_deliveries(config, day, [])
-    total = len(deliveries) + 2
     tell = progress or (lambda what, done, total: None)
-    tell(f"reading {sum(map(len, deliveries.values()))} files ({len(deliveries)} carriers)", 0, total)
+    total = len(config.carriers) + 2
+    tell("reading", 0, total)
+    runs = lake.run_summary_path(config, "ingest", day).parent
+    done = [0]
 
-    def check(staged: DataFrame) -> None:
-        tell("validating", 1, total)
-        _validate(config, day, staged, console,
-                  on_carrier=lambda i, carrier: tell(f"validated {carrier}", 2 + i, total))
+    def check(carrier: str, accepted: DataFrame):
+        outcome = validate.validate_cdr_partition(accepted, carrier, day, config,
+                                                  validate.recent_row_counts(config, carrier, day))
+        validate.save_validation(outcome, runs / f"validation_{carrier}.json")
+        status = "passed" if outcome.success else "[red]FAILED[/]"
+        console.print(f"{escape(carrier)}: validation {status}; volume {escape(outcome.volume)}"
+                      + (" [yellow](suspect: late or partial delivery?)[/]" if outcome.suspect else ""))
+        for failure in outcome.failures:
+            console.print(f"  {escape(failure)}")
+        done[0] += 1
+        tell(f"validated {carrier}", 1 + done[0], total)
+        return outcome
 
     report = run_ingest(config, day, spark, check=check)
     tell("done", total, total)
     console.print(report.table())
     console.print(report.reasons_table())
     for warning in report.warnings:
-        console.print(f"[yellow]warning:[/] {warning}")
+        console.print(f"[yellow]warning:[/] {escape(warning)}")
+    for reason in report.partial_reasons:
+        console.print(f"[yellow]partial night:[/] {escape(reason)}")
     return report
 
 
-def _validate(config: Config, day: dt.date, staged: DataFrame, console,
-              on_carrier: Callable[[int, str], None] | None = None) -> None:
-    """Run the GX suite on each carrier's staged rows; save each result; raise if any failed.
-    `on_carrier(i, carrier)` is called after the i-th carrier (from 0)."""
-    from jobs import validate
-
-    runs, failed = lake.run_summary_path(config, "ingest", day).parent, []
-    carriers = sorted(r.carrier for r in staged.select("carrier").distinct().collect())
-    for i, carrier in enumerate(carriers):
-        outcome = validate.validate_cdr_partition(staged.filter(F.col("carrier") == carrier), carrier, day, config,
-                                                  validate.recent_row_counts(config, carrier, day))
-        validate.save_validation(outcome, runs / f"validation_{carrier}.json")
-        status = "passed" if outcome.success else "[red]FAILED[/]"
-        console.print(f"{carrier}: validation {status}; volume {outcome.volume}"
-                      + (" [yellow](suspect: late or partial delivery?)[/]" if outcome.suspect else ""))
-        for failure in outcome.failures:
-            console.print(f"  {failure}")
-        if not outcome.success:
-            failed.append(f"{carrier} ({'; '.join(outcome.failures)[:300]})")
-        if on_carrier is not None:
-            on_carrier(i, carrier)
-    if failed:
-        raise CdrwatchError(f"ingest {day}: validation failed, lake left unchanged: {', '.join(failed)} "
-                            f"(details in {runs}/validation_<carrier>.json)")
-
-
 def run_ingest(config: Config, day: dt.date, spark: SparkSession,
-               check: Callable[[DataFrame], None] | None = None) -> IngestReport:
-    """Ingest every configured carrier's files of delivery date `day`; replace that date's lake
-    partitions of the carriers that delivered; write lake/_runs/ingest/date=D/summary.json.
-    `check(staged_cdr)` may raise to stop the commit (the validation step does)."""
+               check: Callable[[str, DataFrame], Any] | None = None) -> IngestReport:
+    """Ingest every configured carrier's files of delivery date `day` (plus the records of `day`
+    that earlier ingests of neighbouring dates kept in lake/routed); replace that date's lake
+    partitions of those carriers; write lake/_runs/ingest/date=D/summary.json.
+
+    `check(carrier, accepted_rows)` returns an outcome with `success`, `failures`, `suspect` and
+    `volume` (jobs.validate.ValidationOutcome); a failed carrier's rows are quarantined instead."""
     landing = Path(config.paths.landing)
     if not landing.is_dir():
         raise CdrwatchError(f"{landing}: landing folder does not exist")
+    today = dt.datetime.now(ZoneInfo(config.timezone)).date()
+    if day > today:
+        raise CdrwatchError(f"ingest: {day} is in the future (today is {today} in {config.timezone}): "
+                            "a delivery date is a night that has happened")
     session_tz = spark.conf.get("spark.sql.session.timeZone")
     if session_tz != config.timezone:
         raise CdrwatchError(f"Spark session time zone is {session_tz} but conf timezone is {config.timezone}:"
                             " make the session with jobs.spark.spark_session(config)")
     warnings: list[str] = []
     deliveries = find_deliveries(config, day, warnings)
-    report = IngestReport(day, formats={c: config.carriers[c].format for c in deliveries}, warnings=warnings,
-                          missing_carriers=[c for c in config.carriers if c not in deliveries],
-                          files={c: {_relative(f, landing): Counts() for f in files}
-                                 for c, files in deliveries.items()})
-    if deliveries:
-        parsed = [formats.reader(config.carriers[c].format).parse(read_lines(spark, files, landing), config.timezone)
-                  .withColumn("carrier", F.lit(c)) for c, files in deliveries.items()]
-        rows = classify(_union(parsed), day).persist(StorageLevel.MEMORY_AND_DISK)
-        try:
-            _tally(rows, report, config, landing)
-            report.check_balanced()
-            _load(config, spark, day, rows, report, check)
-        finally:
-            rows.unpersist()
+    report = IngestReport(day, formats={c: config.carriers[c].format for c in config.carriers}, warnings=warnings,
+                          missing_carriers=[c for c in config.carriers if c not in deliveries])
+    report.partial_reasons += [f"{c}: no files for {day.isoformat()}" for c in report.missing_carriers]
+    for carrier, files in deliveries.items():
+        for path in files:
+            report.facts[_relative(path, landing)] = inspect_file(path)
+        _check_manifest(report, carrier, files, landing, _has_header(config, carrier))
+    report.files = {c: {_relative(f, landing): Counts() for f in files} for c, files in deliveries.items()}
+
+    with lake.DayWrite(config, day) as out:
+        inputs = out.root / "input"
+        inputs.mkdir(parents=True)
+        parsed = [_parse_delivery(config, spark, carrier, files, landing, inputs, report)
+                  for carrier, files in deliveries.items()]
+        arrivals = routed_arrivals(config, spark, day)
+        if arrivals is not None:
+            parsed.append(arrivals)
+        if parsed:
+            rows = classify(_union(parsed), day, config.ingest.late_days).persist(StorageLevel.MEMORY_AND_DISK)
+            try:
+                _tally(rows, report, landing)
+                report.check_balanced()
+                _check_lines(report)
+                failed = _validate(rows, report, check)
+                if failed:
+                    rows = _quarantine_carriers(rows, failed, _union(parsed))
+                _load(config, spark, out, rows, report)
+            finally:
+                rows.unpersist()
+    _judge_completeness(report)
     lake.write_json(lake.run_summary_path(config, "ingest", day), report.as_dict())
     return report
 
 
+# ---------------------------------------------------------------- extract
+
 def find_deliveries(config: Config, day: dt.date, warnings: list[str]) -> dict[str, list[Path]]:
     """carrier -> its files of `day` (sorted) that match its format's file names; a carrier with
-    none is left out with a warning, as are files that do not match."""
+    none is left out with a warning, as are files that do not match and folders inside."""
     deliveries = {}
     for carrier, conf in config.carriers.items():
         globs = formats.reader(conf.format).LAYOUT.file_globs
         folder = Path(config.paths.landing) / carrier / day.isoformat()
-        found = sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
+        entries = sorted(folder.iterdir()) if folder.is_dir() else []
+        found = [p for p in entries if p.is_file()]
         files = [p for p in found
                  if not p.name.startswith((".", "_")) and any(fnmatch.fnmatch(p.name, g) for g in globs)]
-        ignored = [p.name for p in found if p not in files]
+        ignored = [p.name for p in found if p not in files and p.name != MANIFEST]
         if ignored:
             warnings.append(f"{carrier}: ignored {len(ignored)} file(s) not named {' or '.join(globs)}: "
                             + ", ".join(ignored[:5]) + (" ..." if len(ignored) > 5 else ""))
+        folders = [p.name for p in entries if p.is_dir()]
+        if folders:
+            warnings.append(f"{carrier}: {len(folders)} folder(s) inside {carrier}/{day.isoformat()}/ are not read "
+                            f"(a delivery is the folder's own files): " + ", ".join(folders[:5]))
         if files:
             deliveries[carrier] = files
         else:
@@ -233,47 +299,172 @@ def find_deliveries(config: Config, day: dt.date, warnings: list[str]) -> dict[s
     return deliveries
 
 
-def read_lines(spark: SparkSession, files: list[Path], landing: Path) -> DataFrame:
-    """One row per physical line of `files` (one read; .gz decompressed by extension):
-    source_file (relative to landing), source_line (1-based), bytes (as delivered, minus '\\n').
+def read_lines(spark: SparkSession, files: list[Path], landing: Path,
+               read_from: dict[Path, Path] | None = None) -> DataFrame:
+    """One row per physical line of `files` (one read; gzip decompressed by the name of what is
+    read): source_file (relative to landing), source_line (1-based), bytes (as delivered, minus '\\n').
 
-    Lines split on '\\n' only (a stray '\\r' stays in the line). A line's number is its rank in its
-    file by (start of the file split it was read from, position within that split).
-    """
-    scan = spark.read.option("lineSep", "\n").text([str(f.resolve()) for f in files])
-    root = landing.resolve()
-    names = spark.createDataFrame([(uri, _relative(Path(unquote(urlparse(uri).path)), root))
-                                   for uri in scan.inputFiles()], "uri string, source_file string")
+    Each file is read by its exact path, never as a pattern: Spark globs `[]{}*?` in paths, so a
+    file is read through `read_from[file]` (a link with a plain name, `link_inputs`) or else by its
+    path with the glob characters escaped. Lines split on '\\n' only (a stray '\\r' stays
+    in the line). A line's number is its rank in its file by (start of the file split it was read
+    from, position within that split)."""
+    read_from = dict(read_from or {})
+    paths = {os.path.abspath(read_from.get(f, f)): _relative(f, landing) for f in files}
+    if len(paths) != len(files):
+        raise CdrwatchError(f"read_lines: the same file given twice: {sorted(map(str, files))[:5]}")
+    scan = spark.read.option("lineSep", "\n").text([_literal(p) for p in sorted(paths)])
+    uris = scan.inputFiles()
+    names = {uri: paths.get(unquote(urlparse(uri).path)) for uri in uris}
+    unknown = sorted(uri for uri, name in names.items() if name is None)
+    if unknown or len(uris) != len(paths):
+        raise CdrwatchError(f"Spark read other files than asked: {unknown[:3] or sorted(set(paths) - set(names))[:3]}")
+    lookup = spark.createDataFrame(sorted(names.items()), "uri string, source_file string")
     lines = scan.select(F.input_file_name().alias("uri"), F.input_file_block_start().alias("split_start"),
                         F.monotonically_increasing_id().alias("position"), F.col("value").cast("binary").alias("bytes"))
     in_file = Window.partitionBy("uri").orderBy("split_start", "position")
     return (lines.withColumn("source_line", F.row_number().over(in_file).cast("long"))
-            .join(F.broadcast(names), "uri")
+            .join(F.broadcast(lookup), "uri")
             .select("source_file", "source_line", "bytes"))
 
 
-def classify(parsed: DataFrame, day: dt.date) -> DataFrame:
-    """Parsed rows of all carriers (PARSED_COLUMNS + carrier) with `outcome` (header, accepted,
-    quarantined, duplicate) and `date`; `raw` only where it is kept (header, quarantined). An event
-    whose local date is not `day` is quarantined; of valid rows sharing (carrier, record_id) the
-    first by (source_file, source_line) is accepted, the others are duplicates."""
-    reason = F.coalesce(F.col("reason"),
-                        F.when(~F.col("is_header") & (local_date(F.col("start_time")) != F.lit(day)),
-                               F.lit(formats.OUTSIDE_DELIVERY_DATE)))
+def link_inputs(files: list[Path], facts: dict[Path, FileFacts], folder: Path) -> dict[Path, Path]:
+    """file -> what Spark reads for it, all in `folder` with plain names: a link named by what the
+    content is (`.gz` when its bytes are gzip, whatever the carrier called it), or, for a damaged
+    gzip, the part that could be decompressed (so its readable lines are ingested, not lost)."""
+    read_from = {}
+    for i, path in enumerate(files):
+        fact = facts[path]
+        if fact.damaged:
+            target = folder / f"{i:05d}.txt"
+            rescue_readable(path, target)
+        else:
+            target = folder / f"{i:05d}.{'gz' if fact.gzip else 'txt'}"
+            os.symlink(os.path.abspath(path), target)
+        read_from[path] = target
+    return read_from
+
+
+def routed_arrivals(config: Config, spark: SparkSession, day: dt.date) -> DataFrame | None:
+    """Records of `day` that the ingests of the `ingest.late_days` dates around it found in their
+    folders (lake/routed/date=X, event_date = day), as parsed rows of their own carrier, or None."""
+    days = [day + dt.timedelta(days=k) for k in range(-config.ingest.late_days, config.ingest.late_days + 1) if k]
+    paths = [str(lake.partition_path(config, ROUTED, d)) for d in days if lake.partition_path(config, ROUTED, d).is_dir()]
+    if not paths:
+        return None
+    routed = (spark.read.schema(ROUTED.spark()).option("basePath", str(lake.table_path(config, ROUTED)))
+              .parquet(*paths).where(F.col("event_date") == F.lit(day))
+              .where(F.col("carrier").isin(list(config.carriers))))
+    return routed.select(*[F.lit(False).alias(c) if c == "is_header" else F.lit(None).cast("string").alias(c)
+                           if c == "reason" else F.col(c) for c in formats.PARSED_COLUMNS], "carrier",
+                         F.lit(True).alias("arrived"))
+
+
+def _parse_delivery(config: Config, spark: SparkSession, carrier: str, files: list[Path], landing: Path,
+                    inputs: Path, report: IngestReport) -> DataFrame:
+    """A carrier's files parsed by its format, with the file-level verdicts that plain Python made
+    (a header that does not match quarantines its whole file; a damaged gzip's cut last line)."""
+    reader = formats.reader(config.carriers[carrier].format)
+    facts = {f: report.facts[_relative(f, landing)] for f in files}
+    folder = inputs / carrier
+    folder.mkdir()
+    frame = reader.parse(read_lines(spark, files, landing, link_inputs(files, facts, folder)), config.timezone)
+    bad_header, cut = [], []
+    for path, fact in facts.items():
+        name = _relative(path, landing)
+        if reader.HEADER is not None and fact.lines:
+            got = fact.first_line.decode("utf-8", errors="replace").removeprefix("\ufeff").removesuffix("\r")
+            if got != reader.HEADER:
+                bad_header.append(name)
+                report.bad_header.add(name)
+                report.warnings.append(f"{name}: header does not match: expected {reader.HEADER!r}, got {got[:200]!r}")
+                report.partial_reasons.append(f"{carrier}: {name}: header does not match the format; "
+                                              "its rows are in quarantine")
+        if fact.damaged:
+            report.warnings.append(f"{name}: {fact.damaged}: the {fact.lines:,} lines before the damage are read")
+            report.partial_reasons.append(f"{carrier}: {name} is damaged ({fact.damaged}); "
+                                          "records after the damage are missing")
+            if not fact.ends_with_newline and fact.lines:
+                cut.append((name, fact.lines))
+    if bad_header:
+        in_bad = F.col("source_file").isin(bad_header)
+        frame = (frame.withColumn("reason", F.when(in_bad, F.lit(formats.HEADER_MISMATCH)).otherwise(F.col("reason")))
+                 .withColumn("is_header", F.col("is_header") & ~in_bad))
+    if cut:
+        last = F.lit(False)
+        for name, line in cut:
+            last = last | ((F.col("source_file") == name) & (F.col("source_line") == line))
+        frame = frame.withColumn("reason", F.when(last & ~F.col("is_header"), F.lit(formats.CUT_BY_DAMAGE))
+                                 .otherwise(F.col("reason")))
+    return frame.withColumn("carrier", F.lit(carrier)).withColumn("arrived", F.lit(False))
+
+
+def _check_manifest(report: IngestReport, carrier: str, files: list[Path], landing: Path, has_header: bool) -> None:
+    """With a `_MANIFEST.csv` in the folder, the delivery must be exactly what it lists."""
+    folder = files[0].parent
+    try:
+        manifest = read_manifest(folder)
+    except CdrwatchError as err:
+        report.warnings.append(str(err))
+        report.partial_reasons.append(f"{carrier}: the manifest cannot be read ({err})")
+        return
+    if manifest is None:
+        return
+    present = {p.name: p for p in files}
+    problems = [f"{name} is listed but not delivered" for name in sorted(set(manifest) - set(present))]
+    problems += [f"{name} is delivered but not listed" for name in sorted(set(present) - set(manifest))]
+    for name in sorted(set(manifest) & set(present)):
+        fact = report.facts[_relative(present[name], landing)]
+        rows = max(0, fact.lines - (1 if has_header and fact.lines else 0))
+        if fact.sha256 != manifest[name].sha256:
+            problems.append(f"{name}: sha256 differs from the manifest")
+        if rows != manifest[name].rows:
+            problems.append(f"{name}: {rows:,} rows, the manifest says {manifest[name].rows:,}")
+    for problem in problems:
+        report.warnings.append(f"{carrier}/{report.day.isoformat()}/{MANIFEST}: {problem}")
+    if problems:
+        report.partial_reasons.append(f"{carrier}: the delivery does not match its manifest ({'; '.join(problems[:3])}"
+                                      + (" ..." if len(problems) > 3 else "") + ")")
+
+
+# ---------------------------------------------------------------- transform
+
+def classify(parsed: DataFrame, day: dt.date, late_days: int = 0) -> DataFrame:
+    """Parsed rows of all carriers (PARSED_COLUMNS + carrier + arrived) with `outcome` and `date`;
+    `raw` only where it is kept (header, quarantined, conflict, routed).
+
+    A valid event of another local date up to `late_days` away is routed (kept for its own date),
+    further away it is quarantined. Of the valid rows of `day` sharing (carrier, record_id) the
+    first by (source_file, source_line) is accepted; a later one with the same content is a
+    duplicate, with other content a conflicting duplicate that names the accepted row."""
+    event_date = local_date(F.col("start_time"))
+    off = F.datediff(event_date, F.lit(day))
     valid = ~F.col("is_header") & F.col("reason").isNull()
-    key = F.when(valid, F.concat(F.lit("r"), F.col("record_id"))).otherwise(
-        F.concat_ws(":", F.lit("q"), F.col("source_file"), F.col("source_line")))
+    reason = F.coalesce(F.col("reason"), F.when(valid & (F.abs(off) > late_days), F.lit(formats.OUTSIDE_DELIVERY_DATE)))
+    rows = parsed.withColumn("reason", reason)
+    candidate = ~F.col("is_header") & F.col("reason").isNull() & ((off == 0) | F.col("arrived"))
+    routed = ~F.col("is_header") & F.col("reason").isNull() & ~candidate
+    key = F.when(candidate, F.concat(F.lit("r"), F.col("record_id"))).otherwise(
+        F.concat_ws(":", F.lit("q"), F.col("source_file"), F.col("source_line").cast("string")))
+    rows = rows.withColumn("_candidate", candidate).withColumn("_routed", routed).withColumn("_key", key)
     first = Window.partitionBy("carrier", "_key").orderBy("source_file", "source_line")
-    return (parsed.withColumn("reason", reason)
-            .withColumn("_key", key)
-            .withColumn("outcome", F.when(F.col("is_header"), HEADER)
-                        .when(F.col("reason").isNotNull(), QUARANTINED)
-                        .when(F.row_number().over(first) == 1, ACCEPTED)
-                        .otherwise(DUPLICATE))
-            .withColumn("date", F.when(F.col("outcome") == ACCEPTED, local_date(F.col("start_time")))
-                        .otherwise(F.lit(day)))
-            .withColumn("raw", F.when(F.col("outcome").isin(HEADER, QUARANTINED), F.col("raw")))  # not kept otherwise
-            .drop("_key"))
+    content = F.struct(*_CONTENT)
+    winner = F.first(F.struct(F.col("source_file"), F.col("source_line"), content.alias("content"))).over(first)
+    rows = rows.withColumn("_winner", F.when(F.col("_candidate"), winner))
+    outcome = (F.when(F.col("is_header"), HEADER)
+               .when(F.col("reason").isNotNull(), QUARANTINED)
+               .when(F.col("_routed"), ROUTED_OUT)
+               .when((F.col("_winner.source_file") == F.col("source_file"))
+                     & (F.col("_winner.source_line") == F.col("source_line")), ACCEPTED)
+               .when(F.col("_winner.content").eqNullSafe(content), DUPLICATE)
+               .otherwise(CONFLICT))
+    conflict_reason = F.concat(F.lit(CONFLICT_PREFIX), F.col("_winner.source_file"), F.lit(":"),
+                               F.col("_winner.source_line").cast("string"))
+    return (rows.withColumn("outcome", outcome)
+            .withColumn("reason", F.when(F.col("outcome") == CONFLICT, conflict_reason).otherwise(F.col("reason")))
+            .withColumn("date", F.when(F.col("outcome").isin(ACCEPTED, ROUTED_OUT), event_date).otherwise(F.lit(day)))
+            .withColumn("raw", F.when(F.col("outcome").isin(HEADER, QUARANTINED, CONFLICT, ROUTED_OUT), F.col("raw")))
+            .drop("_candidate", "_routed", "_key", "_winner"))
 
 
 def accepted_rows(rows: DataFrame) -> DataFrame:
@@ -281,68 +472,173 @@ def accepted_rows(rows: DataFrame) -> DataFrame:
 
 
 def quarantined_rows(rows: DataFrame) -> DataFrame:
-    return rows.filter(F.col("outcome") == QUARANTINED).select(*QUARANTINE.names)
+    return rows.filter(F.col("outcome").isin(QUARANTINED, CONFLICT)).select(*QUARANTINE.names)
 
 
-def _tally(rows: DataFrame, report: IngestReport, config: Config, landing: Path) -> None:
-    """Fill the report's counts from one aggregation; check every header line on the way."""
-    header_text = F.when(F.col("outcome") == HEADER, F.col("raw")).alias("header_text")
+def routed_rows(rows: DataFrame, day: dt.date) -> DataFrame:
+    """Routed rows as lake/routed rows of delivery date `day` (their own date in event_date)."""
+    return (rows.filter(F.col("outcome") == ROUTED_OUT).withColumn("event_date", F.col("date"))
+            .withColumn("date", F.lit(day)).select(*ROUTED.names))
+
+
+def _quarantine_carriers(rows: DataFrame, failed: dict[str, str], parsed: DataFrame) -> DataFrame:
+    """The rows of carriers whose suite failed, moved from accepted to quarantine with their raw text
+    (read again: the accepted rows do not keep it), so nothing of the carrier-day is lost."""
+    is_failed = F.col("carrier").isin(list(failed)) & (F.col("outcome") == ACCEPTED)
+    raw = (parsed.where(F.col("carrier").isin(list(failed)))
+           .select("carrier", "source_file", "source_line", F.col("raw").alias("_raw_again")))
+    return (rows.join(raw, ["carrier", "source_file", "source_line"], "left")
+            .withColumn("reason", F.when(is_failed, F.lit(formats.FAILED_VALIDATION)).otherwise(F.col("reason")))
+            .withColumn("raw", F.when(is_failed, F.col("_raw_again")).otherwise(F.col("raw")))
+            .withColumn("outcome", F.when(is_failed, F.lit(QUARANTINED)).otherwise(F.col("outcome")))
+            .drop("_raw_again"))
+
+
+def _tally(rows: DataFrame, report: IngestReport, landing: Path) -> None:
+    """Fill the report's counts from one aggregation (a conflict's reason counts as one kind)."""
+    kind = F.when(F.col("outcome") == CONFLICT, F.lit(None)).otherwise(F.col("reason")).alias("kind")
+    arrived_date = F.when(F.col("outcome") == ROUTED_OUT, F.col("date")).alias("routed_to")
     try:
-        groups = rows.groupBy("carrier", "source_file", "outcome", "reason", header_text).count().collect()
-    except Exception as err:  # a truncated .gz and the like: name the file and the problem in one line
+        groups = (rows.groupBy("carrier", "source_file", "arrived", "outcome", kind, arrived_date).count().collect())
+    except Exception as err:  # a file that vanished while read and the like: name it in one line
         if type(err).__module__.startswith(("pyspark.errors", "py4j")):
             raise CdrwatchError(f"ingest {report.day}: {_read_error(str(err), landing)}") from None
         raise
     for g in sorted(groups, key=lambda g: (g.carrier, g.source_file)):
-        counts = report.files[g.carrier][g.source_file]
         if g.outcome == HEADER:
-            expected = formats.reader(config.carriers[g.carrier].format).HEADER
-            if g.header_text != expected:
-                raise CdrwatchError(f"{g.source_file}: header does not match: expected {expected!r}, "
-                                    f"got {g.header_text!r}")
             continue
+        counts = report.files.setdefault(g.carrier, {}).setdefault(g.source_file, Counts())
+        if g.arrived:
+            report.arrived[g.source_file] = report.arrived.get(g.source_file, 0) + g["count"]
         counts.read += g["count"]
         if g.outcome == ACCEPTED:
             counts.accepted += g["count"]
         elif g.outcome == DUPLICATE:
             counts.duplicates += g["count"]
+        elif g.outcome == CONFLICT:
+            counts.conflicts += g["count"]
+        elif g.outcome == ROUTED_OUT:
+            counts.routed += g["count"]
+            key = g.routed_to.isoformat()
+            report.routed_out[key] = report.routed_out.get(key, 0) + g["count"]
         else:
-            counts.quarantined[g.reason] = counts.quarantined.get(g.reason, 0) + g["count"]
+            counts.quarantined[g.kind] = counts.quarantined.get(g.kind, 0) + g["count"]
+    for when, n in sorted(report.routed_out.items()):
+        report.warnings.append(f"{n:,} record(s) of {when} were delivered in the folders of {report.day}: kept in "
+                               f"lake/routed; they join lake/cdr when {when} is ingested"
+                               + (" (rerun: cdrwatch nightly --date " + when + ")" if when < report.day.isoformat()
+                                  else ""))
+    for name, n in sorted(report.arrived.items()):
+        report.warnings.append(f"{name}: {n:,} record(s) of {report.day} delivered in another date's folder "
+                               "taken from lake/routed")
 
 
-def _load(config: Config, spark: SparkSession, day: dt.date, rows: DataFrame, report: IngestReport,
-          check: Callable[[DataFrame], None] | None) -> None:
-    """Stage both tables, check the staged rows against the report, then swap them in."""
+def _check_lines(report: IngestReport) -> None:
+    """Every file's rows (plus its header) must be its physical lines, counted without Spark."""
+    for carrier, files in report.files.items():
+        for name, counts in files.items():
+            fact = report.facts.get(name)
+            if fact is None:
+                continue
+            header = 1 if _format_has_header(report.formats[carrier]) and fact.lines and name not in report.bad_header \
+                else 0
+            expected = fact.lines - header
+            if counts.read != expected:
+                raise CdrwatchError(f"{name}: Spark read {counts.read + header:,} lines but the file has {fact.lines:,}: "
+                                    "nothing is written (report this: lines would be lost or doubled)")
+
+
+def _validate(rows: DataFrame, report: IngestReport, check: Callable[[str, DataFrame], Any] | None) -> dict[str, str]:
+    """Run `check` on each delivered carrier's accepted rows; carrier -> failure text of those that failed."""
+    failed = {}
+    if check is None:
+        return failed
+    for carrier in sorted(report.files):
+        outcome = check(carrier, accepted_rows(rows).where(F.col("carrier") == carrier))
+        if outcome.success:
+            report.validation[carrier] = "passed"
+        else:
+            text = "; ".join(outcome.failures)
+            failed[carrier] = text
+            report.validation[carrier] = f"FAILED: {text}"
+            report.partial_reasons.append(f"{carrier}: failed validation ({text[:300]}); its rows are in quarantine")
+        if outcome.suspect:
+            report.partial_reasons.append(f"{carrier}: volume {outcome.volume}")
+    if failed:
+        for carrier, files in report.files.items():
+            if carrier in failed:
+                for counts in files.values():
+                    if counts.accepted:
+                        counts.quarantined[formats.FAILED_VALIDATION] = counts.accepted
+                        counts.accepted = 0
+    return failed
+
+
+def _judge_completeness(report: IngestReport) -> None:
+    """A carrier-day that delivered nothing usable makes the night partial, whatever its files."""
+    for carrier, counts in sorted(report.carriers.items()):
+        delivered = [n for n in report.files[carrier] if n in report.facts]
+        if not delivered:
+            continue
+        lines = sum(report.facts[n].lines for n in delivered)
+        if lines == 0:
+            report.partial_reasons.append(f"{carrier}: the delivery is empty ({len(delivered)} file(s), 0 rows)")
+        elif counts.accepted == 0 and counts.quarantined_total and carrier not in report.validation_failed:
+            report.partial_reasons.append(f"{carrier}: none of its {counts.read:,} rows was accepted "
+                                          f"({counts.quarantined_total:,} quarantined)")
+        elif counts.read and counts.quarantined_total > MOSTLY_QUARANTINED * counts.read:
+            report.partial_reasons.append(f"{carrier}: {counts.quarantined_total:,} of {counts.read:,} rows quarantined")
+
+
+# ---------------------------------------------------------------- load
+
+def _load(config: Config, spark: SparkSession, out: lake.DayWrite, rows: DataFrame, report: IngestReport) -> None:
+    """Stage the three tables, check the staged rows against the report, then swap them in."""
     totals = report.carriers
     per_file = config.ingest.rows_per_file
-    with lake.DayWrite(config, day) as out:
-        out.write(CDR, accepted_rows(rows), files=sum(lake.files_for(c.accepted, per_file) for c in totals.values()),
-                  sort_by=("msisdn", "start_time", "record_id"), max_rows_per_file=per_file)
-        out.write(QUARANTINE, quarantined_rows(rows),
-                  files=sum(lake.files_for(c.quarantined_total, per_file) for c in totals.values()),
-                  sort_by=("source_file", "source_line"), max_rows_per_file=per_file)
-        written = {(table.name, r.carrier, r.source_file): r["count"] for table in (CDR, QUARANTINE)
-                   for r in out.staged(spark, table).groupBy("carrier", "source_file").count().collect()}
-        for carrier, files in report.files.items():
-            for name, counts in files.items():
-                got = (written.pop(("cdr", carrier, name), 0), written.pop(("quarantine", carrier, name), 0))
-                if got != (counts.accepted, counts.quarantined_total):
-                    raise CdrwatchError(f"{name}: written rows do not match the counts: cdr {got[0]} vs accepted "
-                                        f"{counts.accepted}, quarantine {got[1]} vs {counts.quarantined_total}")
-        if written:
-            raise CdrwatchError(f"ingest {day}: rows written for files not read: {sorted(written)[:3]}")
-        if check is not None:
-            check(out.staged(spark, CDR))
-        out.commit(list(report.files))
+    out.write(CDR, accepted_rows(rows), files=sum(lake.files_for(c.accepted, per_file) for c in totals.values()),
+              sort_by=("msisdn", "start_time", "record_id"), max_rows_per_file=per_file)
+    out.write(QUARANTINE, quarantined_rows(rows),
+              files=sum(lake.files_for(c.quarantined_total + c.conflicts, per_file) for c in totals.values()),
+              sort_by=("source_file", "source_line"), max_rows_per_file=per_file)
+    out.write(ROUTED, routed_rows(rows, report.day), files=max(1, len(totals)),
+              sort_by=("source_file", "source_line"), max_rows_per_file=per_file)
+    written = {(table.name, r.carrier, r.source_file): r["count"] for table in (CDR, QUARANTINE, ROUTED)
+               for r in out.staged(spark, table).groupBy("carrier", "source_file").count().collect()}
+    for carrier, files in report.files.items():
+        for name, counts in files.items():
+            got = tuple(written.pop((t, carrier, name), 0) for t in ("cdr", "quarantine", "routed"))
+            want = (counts.accepted, counts.quarantined_total + counts.conflicts, counts.routed)
+            if got != want:
+                raise CdrwatchError(f"{name}: written rows do not match the counts: cdr {got[0]} vs accepted "
+                                    f"{want[0]}, quarantine {got[1]} vs {want[1]}, routed {got[2]} vs {want[2]}")
+    if written:
+        raise CdrwatchError(f"ingest {report.day}: rows written for files not read: {sorted(written)[:3]}")
+    out.commit(sorted(report.files))
+
+
+# ---------------------------------------------------------------- helpers
+
+def _has_header(config: Config, carrier: str) -> bool:
+    return _format_has_header(config.carriers[carrier].format)
+
+
+def _format_has_header(format_name: str) -> bool:
+    return formats.reader(format_name).HEADER is not None
 
 
 def _read_error(text: str, landing: Path) -> str:
-    """Spark's long error as one line: the landing file it names, and the cause."""
+    """Spark's long error as one line: the file it names, and the cause."""
     found = re.search(r"while reading file (\S+?)\.?\s", text)
-    where = _relative(Path(unquote(urlparse(found.group(1)).path)), landing) if found else "landing files"
+    where = unquote(urlparse(found.group(1)).path) if found else "landing files"
     causes = re.findall(r"Caused by: ([\w.$]+(?:Exception|Error)[^\n]*)", text)
     cause = causes[-1] if causes else text.strip().splitlines()[0]
     return f"{where}: could not be read ({cause[:200]})"
+
+
+def _literal(path: str) -> str:
+    """A path Spark reads as itself, not as a glob pattern."""
+    return re.sub(r"([\\\[\]{}*?])", r"\\\1", path)
 
 
 def _union(frames: list[DataFrame]) -> DataFrame:
@@ -354,10 +650,12 @@ def _union(frames: list[DataFrame]) -> DataFrame:
 
 def _relative(path: Path, landing: Path) -> str:
     try:
-        return path.resolve().relative_to(landing.resolve()).as_posix()
+        return Path(os.path.abspath(path)).relative_to(os.path.abspath(landing)).as_posix()
     except ValueError:
         raise CdrwatchError(f"{path}: not under the landing folder {landing}") from None
 
 
 def _cells(counts: Counts) -> list[str]:
-    return [f"{n:,}" for n in (counts.read, counts.accepted, counts.quarantined_total, counts.duplicates)]
+    return [f"{n:,}" for n in (counts.read, counts.accepted, counts.quarantined_total, counts.duplicates,
+                               counts.conflicts, counts.routed)]
+

@@ -32,13 +32,9 @@ from jobs.config import Config
 from jobs.errors import CdrwatchError
 from schemas.tables import CDR
 
-# The carriers' own subscribers are mobiles: +86, then 1[3-9] and nine more digits.
-MSISDN_REGEX = r"^\+861[3-9]\d{9}$"
-E164_REGEX = r"^\+\d{7,15}$"
-SERVICE_NUMBER_REGEX = r"^\d{3,6}$"
-IMSI_REGEX = r"^\d{15}$"
-IMEI_REGEX = r"^\d{14,16}$"
-MAX_DURATION_S = 86_400
+# The same shapes the parsers enforce row by row (jobs/formats): the suite is the backstop that
+# catches a parser that lets through what the lake's contract refuses.
+from jobs.formats import IMEI_REGEX, IMSI_REGEX, MAX_DURATION_S, MSISDN_REGEX, OTHER_PARTY_REGEXES  # noqa: E402
 NO_HISTORY = "no history yet"
 
 _META_KEY = "cdrwatch_check"  # expectation meta: which of our checks this is
@@ -160,20 +156,15 @@ def _checks(carrier: str, day: dt.date, config: Config, min_rows: int | None) ->
             gxe.ExpectColumnValuesToBeInSet(column="direction", value_set=["out", "in"], meta=m))),
         _Check("set.service", "are not in {voice, sms}", lambda m: (
             gxe.ExpectColumnValuesToBeInSet(column="service", value_set=["voice", "sms"], meta=m))),
-        # `mostly`: a carrier's own subscribers are nearly all 11-digit mobiles, but the carriers
-        # also bill IoT/M2M SIMs with 13-digit numbers (+86 1064..., +86 1440...), which are
-        # legitimate subscribers of the partition. Up to 0.1 % of such rows are accepted; a broken
-        # normaliser hits far more rows than that.
-        _Check("regex.msisdn", f"do not match {MSISDN_REGEX} (up to 0.1 % allowed)", lambda m: (
-            gxe.ExpectColumnValuesToMatchRegex(column="msisdn", regex=MSISDN_REGEX, mostly=0.999, meta=m))),
-        # `mostly`: the peer is whatever the network delivered: besides E.164 and short service
-        # numbers, SMS arrive from alphanumeric sender ids ("BANK") and long SMS-gateway ports,
-        # which are real events. Up to 0.1 % of rows may be such; nulls (withheld) are not checked.
-        _Check("regex.other_party",
-               f"match neither {E164_REGEX} nor {SERVICE_NUMBER_REGEX} (up to 0.1 % allowed)", lambda m: (
-                   gxe.ExpectColumnValuesToMatchRegexList(
-                       column="other_party", regex_list=[E164_REGEX, SERVICE_NUMBER_REGEX], match_on="any",
-                       mostly=0.999, meta=m))),
+        # A carrier's own subscribers: 11-digit mobiles, and IoT/M2M SIMs with 13-digit numbers
+        # (+86 1064..., +86 1440...), which are legitimate subscribers of the partition.
+        _Check("regex.msisdn", f"do not match {MSISDN_REGEX}", lambda m: (
+            gxe.ExpectColumnValuesToMatchRegex(column="msisdn", regex=MSISDN_REGEX, meta=m))),
+        # The peer is whatever the network delivered: besides E.164 and short service numbers, SMS
+        # arrive from alphanumeric sender ids ("BANK") and SMS-gateway ports; nulls (withheld) are not checked.
+        _Check("regex.other_party", f"match none of {', '.join(OTHER_PARTY_REGEXES)}", lambda m: (
+            gxe.ExpectColumnValuesToMatchRegexList(
+                column="other_party", regex_list=list(OTHER_PARTY_REGEXES), match_on="any", meta=m))),
         _Check("range.duration_s", f"are outside 0..{MAX_DURATION_S}", lambda m: (
             gxe.ExpectColumnValuesToBeBetween(column="duration_s", min_value=0, max_value=MAX_DURATION_S, meta=m))),
         # Expressible in GX 1.x as a row condition: only rows with service == "sms" are checked.

@@ -37,6 +37,19 @@ QUARANTINE = Table(
     doc="Input rows that could not be accepted, with the reason.",
 )
 
+ROUTED = Table(
+    "routed",
+    (
+        *[c for c in CDR.columns if c.name != "date"],
+        C("raw", "string", True, "the line as read"),
+        C("event_date", "date", False, "local calendar date of the event: the partition of lake/cdr it belongs to"),
+        C("date", "date", False, "the landing date the file was delivered under (partition)"),
+    ),
+    partition_by=("date", "carrier"),
+    doc="Valid records delivered in another date's folder (late, or just past midnight): kept here by the "
+        "ingest of their delivery date, taken into lake/cdr by the ingest of their own date.",
+)
+
 CELL = Table(
     "cell",
     (
@@ -122,4 +135,4 @@ LEAD_COLUMNS = (
 
 WARNING_COLUMNS = ("number", "district", "den_id", "first_contact", "longest_call_s", "n_calls")
 
-TABLES = {t.name: t for t in (CDR, QUARANTINE, CELL, WHITELIST, FLAG, DEN, VICTIMS)}
+TABLES = {t.name: t for t in (CDR, QUARANTINE, ROUTED, CELL, WHITELIST, FLAG, DEN, VICTIMS)}

@@ -40,7 +40,7 @@ def make_landing(root):
         cn("CM1", msisdn="13900000002", when="2026-11-20 09:00:00"),  # 2
         cn("CM2", msisdn="+8613900000001"),                         # 3
         cn("CM3", when="2026-11-20 8:00"),                          # 4 bad timestamp
-        cn("CM4", when="2026-11-19 23:59:59"),                      # 5 the day before
+        cn("CM4", when="2026-11-19 23:59:59"),                      # 5 the day before: routed
         cn("CM1", msisdn="13900000002", when="2026-11-20 09:00:00"),  # 6 duplicate
     ]).encode() + b"\n")
     (cm / "b.csv.gz").write_bytes(gzip.compress("\n".join([
@@ -87,18 +87,22 @@ def test_counts_per_file_and_carrier(ingested):
     _, report = ingested
     files = {(c, name): counts for c, by_file in report.files.items() for name, counts in by_file.items()}
     assert files == {
-        ("cm", "cm/2026-11-20/a.csv"): Counts(read=5, accepted=2, duplicates=1,
-                                              quarantined={"bad timestamp": 1, "event outside delivery date": 1}),
+        ("cm", "cm/2026-11-20/a.csv"): Counts(read=5, accepted=2, duplicates=1, routed=1,
+                                              quarantined={"bad timestamp": 1}),
         ("cm", "cm/2026-11-20/b.csv.gz"): Counts(read=3, accepted=1, duplicates=1,
                                                  quarantined={"undecodable bytes": 1}),
         ("cu", "cu/2026-11-20/a.txt"): Counts(read=3, accepted=2, quarantined={"unknown direction": 1}),
         ("cu", "cu/2026-11-20/a_resend.txt"): Counts(read=3, duplicates=2, quarantined={"unknown direction": 1}),
     }
-    assert report.carriers["cm"] == Counts(read=8, accepted=3, duplicates=2, quarantined={
-        "bad timestamp": 1, "event outside delivery date": 1, "undecodable bytes": 1})
+    assert report.carriers["cm"] == Counts(read=8, accepted=3, duplicates=2, routed=1, quarantined={
+        "bad timestamp": 1, "undecodable bytes": 1})
     assert report.carriers["cu"] == Counts(read=6, accepted=2, duplicates=2, quarantined={"unknown direction": 2})
     assert report.warnings == ["cm: ignored 1 file(s) not named *.csv or *.csv.gz: readme.md",
-                               "ct: no files for 2026-11-20 — late?"]
+                               "ct: no files for 2026-11-20 — late?",
+                               "1 record(s) of 2026-11-19 were delivered in the folders of 2026-11-20: kept in "
+                               "lake/routed; they join lake/cdr when 2026-11-19 is ingested "
+                               "(rerun: cdrwatch nightly --date 2026-11-19)"]
+    assert report.partial_reasons == ["ct: no files for 2026-11-20"]
 
 
 def test_summary_json_is_the_report(ingested):
@@ -130,7 +134,6 @@ def test_quarantine_keeps_raw_text_and_reason(ingested, spark):
     rows = read_partition(config_for(tmp), spark, QUARANTINE, DAY, "cm").collect()
     assert sorted((r.source_file, r.source_line, r.reason, r.date) for r in rows) == [
         ("cm/2026-11-20/a.csv", 4, "bad timestamp", DAY),
-        ("cm/2026-11-20/a.csv", 5, "event outside delivery date", DAY),
         ("cm/2026-11-20/b.csv.gz", 4, "undecodable bytes", DAY),
     ]
     assert {r.raw for r in rows} >= {cn("CM3", when="2026-11-20 8:00"), "CM6,139\ufffd\ufffd"}
@@ -201,22 +204,31 @@ def test_written_rows_are_reconciled_before_the_swap(copy_of, spark, monkeypatch
     assert snapshot(copy_of, spark) == before
 
 
-def test_header_must_match_exactly(spark, tmp_path):
+def test_a_file_whose_header_does_not_match_is_quarantined_whole_and_the_night_is_partial(spark, tmp_path):
     folder = tmp_path / "landing" / "cm" / DAY.isoformat()
     folder.mkdir(parents=True)
     (folder / "x.csv").write_text(CN_HEADER.replace("IMEI", "IMEI号") + "\n" + cn("CM1") + "\n")
-    with pytest.raises(CdrwatchError, match=r"^cm/2026-11-20/x.csv: header does not match: expected '话单标识"):
-        run_ingest(config_for(tmp_path), DAY, spark)
-    assert not (tmp_path / "lake" / "cdr").exists()
+    (folder / "y.csv").write_text(CN_HEADER + "\n" + cn("CM2") + "\n")
+    report = run_ingest(config_for(tmp_path), DAY, spark)
+    assert report.files["cm"]["cm/2026-11-20/x.csv"] == Counts(read=2, quarantined={"file header does not match the format": 2})
+    assert report.files["cm"]["cm/2026-11-20/y.csv"] == Counts(read=1, accepted=1)
+    assert any(w.startswith("cm/2026-11-20/x.csv: header does not match: expected '话单标识") for w in report.warnings)
+    assert "cm: cm/2026-11-20/x.csv: header does not match the format; its rows are in quarantine" in report.partial_reasons
+    assert [r.record_id for r in read_partition(config_for(tmp_path), spark, CDR, DAY, "cm").collect()] == ["CM2"]
 
 
-def test_a_truncated_gzip_is_an_error_naming_the_file(spark, tmp_path):
+def test_a_truncated_gzip_keeps_the_lines_before_the_damage(spark, tmp_path):
     folder = tmp_path / "landing" / "cm" / DAY.isoformat()
     folder.mkdir(parents=True)
-    (folder / "x.csv.gz").write_bytes(gzip.compress(f"{CN_HEADER}\n{cn('CM1')}\n".encode() * 50)[:120])
-    with pytest.raises(CdrwatchError, match=r"^ingest 2026-11-20: cm/2026-11-20/x.csv.gz: could not be read \(java"):
-        run_ingest(config_for(tmp_path), DAY, spark)
-    assert not (tmp_path / "lake" / "cdr").exists()
+    whole = (CN_HEADER + "\n" + "".join(cn(f"CM{i}") + "\n" for i in range(400))).encode()
+    (folder / "x.csv.gz").write_bytes(gzip.compress(whole)[:-300])
+    report = run_ingest(config_for(tmp_path), DAY, spark)
+    counts = report.files["cm"]["cm/2026-11-20/x.csv.gz"]
+    assert counts.balanced and 0 < counts.accepted < 400
+    assert counts.read == report.facts["cm/2026-11-20/x.csv.gz"].lines - 1
+    assert counts.quarantined in ({}, {"line cut by a damaged gzip": 1})
+    assert any("x.csv.gz is damaged" in r for r in report.partial_reasons)
+    assert read_partition(config_for(tmp_path), spark, CDR, DAY, "cm").count() == counts.accepted
 
 
 def test_no_landing_folder_is_an_error(spark, tmp_path):

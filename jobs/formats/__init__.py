@@ -32,6 +32,31 @@ UNKNOWN_SERVICE = "unknown service"
 BAD_TIMESTAMP = "bad timestamp"
 NON_NUMERIC_DURATION = "non-numeric duration"
 OUTSIDE_DELIVERY_DATE = "event outside delivery date"
+TRAILING_JSON = "trailing data after json object"
+CONTROL_CHARACTER = "control character in line"
+BAD_RECORD_ID = "bad record id"
+NOT_A_SUBSCRIBER = "served number not a subscriber number"
+BAD_OTHER_PARTY = "unreadable other party"
+BAD_IMSI = "bad imsi"
+BAD_IMEI = "bad imei"
+DURATION_OUT_OF_RANGE = "duration out of range"
+SMS_WITH_DURATION = "sms with a duration"
+HEADER_MISMATCH = "file header does not match the format"
+CUT_BY_DAMAGE = "line cut by a damaged gzip"
+FAILED_VALIDATION = "carrier-day failed validation"
+
+# The shapes of accepted values: the parsers quarantine anything else row by row, and the Great
+# Expectations suite (jobs/validate.py) checks the same regexes over the partition as a backstop,
+# so whatever a parser accepts, the suite passes (tests/test_fault_injection.py).
+MSISDN_REGEX = r"^(\+861[3-9][0-9]{9}|\+861(064|440)[0-9]{9})$"   # mobile, or a 13-digit IoT/M2M SIM
+OTHER_PARTY_REGEXES = (r"^\+[1-9][0-9]{4,14}$",   # E.164
+                       r"^[0-9]{3,6}$",            # service number
+                       r"^[0-9A-Za-z]{2,20}$")     # SMS sender id, gateway port, local digits
+RECORD_ID_REGEX = r"^[0-9A-Za-z_.:-]{1,64}$"        # a carrier's id: letters, digits and . _ : -
+IMSI_REGEX = r"^[0-9]{15}$"
+IMEI_REGEX = r"^(?!00)[0-9]{14,16}$"                # reporting body of the TAC is never 00
+MAX_DURATION_S = 86_400
+_CONTROL = r"[\x00-\x1F\x7F]"
 
 
 def reader(format_name: str) -> ModuleType:
@@ -75,13 +100,42 @@ def with_columns(lines: DataFrame, **columns: Column) -> DataFrame:
     return lines.select("*", *[column.alias(name) for name, column in columns.items()])
 
 
+def canonical_reason(text: Column, values: dict[str, Column]) -> Column:
+    """Why canonical values a format could read are still not acceptable: the shapes every format
+    shares (DESIGN.md "The lake"), checked after the format's own reasons. NULL when acceptable."""
+    v = values
+    return first_reason(
+        (text.rlike(_CONTROL), CONTROL_CHARACTER),
+        (~v["record_id"].rlike(RECORD_ID_REGEX), BAD_RECORD_ID),
+        (~v["msisdn"].rlike(MSISDN_REGEX), NOT_A_SUBSCRIBER),
+        (v["other_party"].isNotNull() & ~_any_match(v["other_party"], OTHER_PARTY_REGEXES), BAD_OTHER_PARTY),
+        (v["imsi"].isNotNull() & ~v["imsi"].rlike(IMSI_REGEX), BAD_IMSI),
+        (v["imei"].isNotNull() & ~v["imei"].rlike(IMEI_REGEX), BAD_IMEI),
+        (v["cell_id"].isNotNull() & v["cell_id"].rlike(_CONTROL), CONTROL_CHARACTER),
+        ((v["duration_s"] < 0) | (v["duration_s"] > MAX_DURATION_S), DURATION_OUT_OF_RANGE),
+        ((v["service"] == "sms") & (v["duration_s"] != 0), SMS_WITH_DURATION),
+    )
+
+
+def _any_match(value: Column, regexes: tuple[str, ...]) -> Column:
+    result = value.rlike(regexes[0])
+    for regex in regexes[1:]:
+        result = result | value.rlike(regex)
+    return result
+
+
 def parsed(lines: DataFrame, *, raw: Column, is_header: Column, reason: Column, **values: Column) -> DataFrame:
-    """`lines` projected to PARSED_COLUMNS; a header row carries no reason."""
-    reason = F.when(~is_header, reason)
+    """`lines` projected to PARSED_COLUMNS; a header row carries no reason. The format's own
+    `reason` comes first, then the shapes every format shares (`canonical_reason`), so no format
+    can accept a value the lake's contract (and its GX suite) refuses."""
     columns = {"source_file": F.col("source_file"), "source_line": F.col("source_line"), "raw": raw,
-               "is_header": is_header, "reason": reason, **values}
-    missing = set(PARSED_COLUMNS) - set(columns)
+               "is_header": is_header, **values}
+    missing = set(PARSED_COLUMNS) - set(columns) - {"reason"}
     if missing:
         raise ValueError(f"parsed(): no expression for {sorted(missing)}")
     types = {"source_line": "long", "is_header": "boolean", "start_time": "timestamp", "duration_s": "int"}
-    return lines.select(*[columns[name].cast(types.get(name, "string")).alias(name) for name in PARSED_COLUMNS])
+    typed = lines.select(*[columns[name].cast(types.get(name, "string")).alias(name)
+                           for name in PARSED_COLUMNS if name != "reason"], reason.alias("_format_reason"))
+    shared = canonical_reason(F.col("raw"), {name: F.col(name) for name in values})
+    return typed.select(*[F.when(~F.col("is_header"), F.coalesce(F.col("_format_reason"), shared)).alias(name)
+                          if name == "reason" else F.col(name) for name in PARSED_COLUMNS])

@@ -7,8 +7,8 @@ from pyspark.sql import types as T
 
 from jobs import normalise as N
 from jobs.formats import (BAD_TIMESTAMP, BROKEN_JSON, EMPTY_RECORD_ID, EMPTY_SERVED_NUMBER, NON_NUMERIC_DURATION,
-                          UNDECODABLE, UNKNOWN_DIRECTION, UNKNOWN_SERVICE, first_reason, parsed, utf8_text,
-                          with_columns)
+                          TRAILING_JSON, UNDECODABLE, UNKNOWN_DIRECTION, UNKNOWN_SERVICE, first_reason, parsed,
+                          utf8_text, with_columns)
 from schemas.raw import JSONL, JSONL_DIRECTIONS, JSONL_SERVICES
 
 LAYOUT = JSONL
@@ -19,6 +19,11 @@ _CORRUPT = "_corrupt_record"
 _SCHEMA = T.StructType([T.StructField(name, T.StringType()) for name in JSONL.fields]
                        + [T.StructField(_CORRUPT, T.StringType())])
 # Strict JSON: Spark would otherwise accept {'id': 'x'} (allowSingleQuotes defaults to true).
+# Spark's parser stops after the first object of a line (`{...}{...}` would lose the second record):
+# with every string literal blanked out, a line must be exactly one flat object.
+_STRING_LITERAL = r'"(?:[^"\\]++|\\.)*+"'
+_ONE_FLAT_OBJECT = r"^\s*\{[^{}\[\]]*\}\s*$"
+_TRAILING = r"^\s*\{[^{}]*\}\s*\S"
 _JSON_OPTIONS = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT, "allowSingleQuotes": "false",
                  "allowUnquotedFieldNames": "false", "allowNonNumericNumbers": "false", "allowComments": "false"}
 
@@ -26,9 +31,9 @@ _JSON_OPTIONS = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT, "a
 def parse(lines: DataFrame, timezone: str) -> DataFrame:
     """`timezone` is unused: ts is an instant already."""
     lines = with_columns(lines, text=utf8_text(F.col("bytes")))
-    lines = with_columns(lines, obj=F.from_json(F.col("text"), _SCHEMA,
-                                                _JSON_OPTIONS))
-    text, obj = F.col("text"), F.col("obj")
+    lines = with_columns(lines, obj=F.from_json(F.col("text"), _SCHEMA, _JSON_OPTIONS),
+                         shape=F.regexp_replace(F.col("text"), _STRING_LITERAL, '""'))
+    text, obj, shape = F.col("text"), F.col("obj"), F.col("shape")
     field = {name: obj[name] for name in JSONL.fields}
     record_id, msisdn = N.blank_to_null(field["id"]), N.blank_to_null(field["subscriber"])
     direction = N.lookup(field["dir"], JSONL_DIRECTIONS)
@@ -37,7 +42,9 @@ def parse(lines: DataFrame, timezone: str) -> DataFrame:
     duration_s = N.whole_seconds(field["dur"])
     reason = first_reason(
         (~F.is_valid_utf8(F.col("bytes")), UNDECODABLE),
-        (obj.isNull() | obj[_CORRUPT].isNotNull() | ~_one_object(text), BROKEN_JSON),
+        (obj.isNull() | obj[_CORRUPT].isNotNull(), BROKEN_JSON),
+        (shape.rlike(_TRAILING), TRAILING_JSON),
+        (~shape.rlike(_ONE_FLAT_OBJECT), BROKEN_JSON),
         *[(field[name].isNull(), f"missing field {name}") for name in REQUIRED],
         (record_id.isNull(), EMPTY_RECORD_ID),
         (msisdn.isNull(), EMPTY_SERVED_NUMBER),
@@ -60,8 +67,3 @@ def parse(lines: DataFrame, timezone: str) -> DataFrame:
         cell_id=N.blank_to_null(field["cell"]),
     )
 
-
-def _one_object(text):
-    """The parser stops after the first object; a line must at least end where an object ends."""
-    trimmed = F.trim(text)
-    return trimmed.startswith("{") & trimmed.endswith("}")
