@@ -1,4 +1,4 @@
-"""A partition that parses but breaks an expectation is not committed, and the error names it."""
+"""A value the lake refuses costs its row (the parser), a carrier-day that fails the suite costs that carrier-day."""
 import datetime as dt
 
 from jobs.cli import main
@@ -18,23 +18,40 @@ def _deliver(landing, duration):
     (folder / "cm_1.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def test_failing_expectation_fails_the_run_and_keeps_the_lake(tmp_path, spark, capsys):
+def test_a_value_great_expectations_would_refuse_is_quarantined_row_by_row(tmp_path, spark, capsys):
     landing, lake = tmp_path / "landing", tmp_path / "lake"
     argv = ["ingest", "--date", DAY.isoformat(), "--landing", str(landing), "--lake", str(lake),
             "--set", "carriers.cu=null", "--set", "carriers.ct=null", "--set", "spark.shuffle_partitions=2"]
-    _deliver(landing, duration=60)
+    _deliver(landing, duration=99999)  # parses as a number, but no call lasts 27 hours
     assert main(argv) == 0
     config = load_config(overrides=[f"paths.lake={lake}"])
-    before = sorted(read_partition(config, spark, "cdr", DAY, "cm").collect())
-    assert [r.duration_s for r in before] == [60, 30]
+    assert [r.duration_s for r in read_partition(config, spark, "cdr", DAY, "cm").collect()] == [30]
+    assert [r.reason for r in read_partition(config, spark, "quarantine", DAY, "cm").collect()] == [
+        "duration out of range"]
+    assert "cm: validation passed" in capsys.readouterr().out
 
-    _deliver(landing, duration=99999)  # parses as a number, but no call lasts 27 hours
-    capsys.readouterr()
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1
-    assert "validation failed, lake left unchanged" in err
-    assert "expect_column_values_to_be_between(duration_s)" in err
-    assert sorted(read_partition(config, spark, "cdr", DAY, "cm").collect()) == before
+
+def test_a_failing_expectation_costs_that_carrier_day_only(tmp_path, spark, capsys, monkeypatch):
+    """A value that slips past the parser (injected: the shared shape checks switched off) fails the
+    real suite: the carrier-day's rows go to quarantine, the run goes on and says the night is partial."""
+    from pyspark.sql import functions as F
+
+    from jobs import formats
+
+    landing, lake = tmp_path / "landing", tmp_path / "lake"
+    argv = ["ingest", "--date", DAY.isoformat(), "--landing", str(landing), "--lake", str(lake),
+            "--set", "carriers.cu=null", "--set", "carriers.ct=null", "--set", "spark.shuffle_partitions=2"]
+    _deliver(landing, duration=99999)
+    monkeypatch.setattr(formats, "canonical_reason", lambda text, values: F.lit(None).cast("string"))
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "cm: validation FAILED" in out and "expect_column_values_to_be_between(duration_s)" in out
+    assert "partial night: cm: failed validation" in out
+    config = load_config(overrides=[f"paths.lake={lake}"])
+    assert read_partition(config, spark, "cdr", DAY, "cm").count() == 0
+    quarantined = read_partition(config, spark, "quarantine", DAY, "cm").collect()
+    assert sorted((r.source_line, r.reason) for r in quarantined) == [
+        (2, "carrier-day failed validation"), (3, "carrier-day failed validation")]
+    assert all(r.raw and r.raw.startswith("CM2026112000000") for r in quarantined)
     saved = (lake / "_runs" / "ingest" / f"date={DAY}" / "validation_cm.json").read_text(encoding="utf-8")
     assert '"success": false' in saved
