@@ -14,10 +14,10 @@ DEMO_LAST = $(shell date -u -d "$(DEMO_START) + $$(( $(DEMO_DAYS) - 1 )) day" +%
 DEMO_PATHS = --landing $(DEMO)/landing --lake $(DEMO)/lake --outbox $(DEMO)/outbox
 
 .DEFAULT_GOAL := help
-.PHONY: help demo evaluate test bench clean check-java check-python check-chromium
+.PHONY: help demo evaluate test test-fast bench clean check-java check-python check-chromium
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
 
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null || \
@@ -64,6 +64,9 @@ check-chromium:
 
 test: check-java check-chromium $(VENV)/.installed-test ## run the whole test suite
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: check-java check-chromium $(VENV)/.installed-test ## the tests not marked slow (no simulated week, cluster, DAG run, browser)
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 bench: check-java $(VENV)/.installed-dev ## time every pipeline step at 1 M and 10 M CDR rows (rows/s, peak RSS)
 	$(PY) bench/run.py $(BENCH_ARGS)

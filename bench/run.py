@@ -120,16 +120,12 @@ def child(step: str, landing: str, lake: str, outbox: str, dates: str) -> None:
 
     config = load_config().with_paths(landing=landing, lake=lake, outbox=outbox)
     spark = spark_session(config)
-    from jobs.dens import dens_date
-    from jobs.detect import detect_date
-    from jobs.export import export_date
-    from jobs.ingest import ingest_date
+    from jobs import pipeline
 
-    run = {"ingest": ingest_date, "detect": detect_date, "dens": dens_date, "export": export_date}
-    if step not in run:
+    if step not in pipeline.RUNNERS:
         raise SystemExit(f"bench: unknown step {step}")
     for day in (date.fromisoformat(d) for d in dates.split(",")):
-        run[step](config, day, spark=spark, console=Console(quiet=True))
+        pipeline.run_step(step, config, day, spark=spark)
 
 
 def main() -> None:

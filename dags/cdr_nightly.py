@@ -1,5 +1,6 @@
-"""cdr_nightly: each night, wait for every carrier's complete delivery, then ingest -> validate -> detect -> dens
--> export -> report. One run per local day of the conf timezone; the callables are in jobs/orchestrate.py.
+"""cdr_nightly: each night, wait for every carrier's complete delivery, then run `jobs.pipeline.NIGHTLY` (ingest ->
+validate -> detect -> dens -> export -> report), one task per step. One run per local day of the conf timezone;
+the callables are in jobs/orchestrate.py, the steps in jobs/pipeline.py.
 
 The scheduler parses this file often: it reads only the conf named by env CDRWATCH_CONF (schedule,
 timezone, carriers). Tasks read their conf when they run (Variable cdrwatch_conf, else that env).
@@ -9,7 +10,7 @@ import datetime as dt
 import pendulum
 from airflow.sdk import DAG, CronDataIntervalTimetable, TriggerRule, chain, task
 
-from jobs import orchestrate
+from jobs import orchestrate, pipeline
 from jobs.config import load_config
 
 config = load_config(orchestrate.conf_file_at_parse())
@@ -36,7 +37,8 @@ with DAG(
             orchestrate.task_wait_for_carrier)(carrier=carrier)
         for carrier in config.carriers
     ]
-    ingest = task(task_id="ingest", trigger_rule=TriggerRule.NONE_FAILED)(orchestrate.task_ingest)()
-    validate = task(task_id="validate")(orchestrate.task_validate)()
-    later = [task(task_id=step)(orchestrate.task_step)(step=step) for step in ("detect", "dens", "export", "report")]
-    chain(waits, ingest, validate, *later)
+    first, *later = pipeline.NIGHTLY
+    # a skipped (late) carrier does not stop the night: ingest runs unless a wait failed
+    steps = [task(task_id=first, trigger_rule=TriggerRule.NONE_FAILED)(orchestrate.task_step)(step=first)]
+    steps += [task(task_id=step)(orchestrate.task_step)(step=step) for step in later]
+    chain(waits, *steps)

@@ -2,8 +2,11 @@
 
 A detector is a pure function of Spark DataFrames: `Detector(settings).flags(night)` returns one
 row per suspicious entity (`entity_type, entity_id, score, evidence`), higher score = more
-suspicious, 0..1. It reads nothing from disk and knows nothing of Airflow or the CLI, so an analyst
-can run it from a notebook on any slice of the lake. Thresholds are passed in, never looked up.
+suspicious, 0..1, plus whichever of FLAG's typed detail columns (`FLAG_DETAILS`: site, swept range,
+dialling pattern, time window) it knows; `run_detectors` adds the others as typed nulls, so every
+detector's flags have one shape and later steps read columns, never the evidence. It reads
+nothing from disk and knows nothing of Airflow or the CLI, so an analyst can run it from a
+notebook on any slice of the lake. Thresholds are passed in, never looked up.
 """
 from __future__ import annotations
 
@@ -17,7 +20,8 @@ from pyspark.sql import functions as F
 
 from schemas.tables import FLAG
 
-FLAG_FIELDS = ("entity_type", "entity_id", "score", "evidence")
+FLAG_FIELDS = ("entity_type", "entity_id", "score", "evidence")   # every detector returns these
+FLAG_DETAILS = tuple(c.name for c in FLAG.columns if c.name not in ("detector", *FLAG_FIELDS, "date"))
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,8 @@ class Detector(ABC):
 
     @abstractmethod
     def flags(self, night: Night) -> DataFrame:
-        """Rows `entity_type, entity_id, score, evidence` for the night."""
+        """Rows `entity_type, entity_id, score, evidence` for the night, and any of `FLAG_DETAILS` with
+        FLAG's types."""
 
     def note(self, night: Night) -> str | None:
         """A line for the run's output when the detector could not look properly (no baseline...)."""
@@ -69,15 +74,29 @@ def run_detectors(detectors: list[Detector], night: Night) -> DataFrame:
     for detector in detectors:
         # flags are small: materialise each detector's once, so later detectors that read them as
         # context do not recompute the earlier detectors' plans
-        frame = detector.flags(replace(night, earlier_flags=flags)).select(*FLAG_FIELDS) \
+        frame = with_flag_details(detector.flags(replace(night, earlier_flags=flags))) \
             .withColumn("detector", F.lit(detector.name)).localCheckpoint(eager=True)
         flags = frame if flags is None else flags.unionByName(frame)
     flags = flags.join(F.broadcast(night.whitelist.select(F.col("number").alias("entity_id"))), "entity_id",
                        "left_anti")
     return flags.select(
         F.col("detector"), F.col("entity_type"), F.col("entity_id"), clamp01(F.col("score")).alias("score"),
-        F.col("evidence"), F.lit(night.day).cast("date").alias("date"),
+        F.col("evidence"), F.lit(night.day).cast("date").alias("date"), *FLAG_DETAILS,
     ).select(*FLAG.names)
+
+
+def with_flag_details(flags: DataFrame) -> DataFrame:
+    """`FLAG_FIELDS` and every one of `FLAG_DETAILS`, the ones the detector does not know as nulls of
+    FLAG's type (a detector's own detail columns keep theirs: the conformance suite checks them)."""
+    types = {f.name: f.dataType for f in FLAG.spark().fields}
+    details = [F.col(name) if name in flags.columns else F.lit(None).cast(types[name]).alias(name)
+               for name in FLAG_DETAILS]
+    return flags.select(*FLAG_FIELDS, *details)
+
+
+def local_time(day: date, minutes: Column) -> Column:
+    """The instant `minutes` after local midnight of `day` (the session timezone is the carriers')."""
+    return F.timestamp_add("MINUTE", minutes, F.lit(day).cast("timestamp"))
 
 
 def clamp01(score: Column) -> Column:

@@ -36,7 +36,8 @@ outgoing shares are shown for the analyst but do not enter the score.
 Flags: one row per cell (`entity_type` cell, the carrier's `cell_id`, so each carrier's field data
 matches) of a congested site that carried its drivers' (heavy or flagged SIMs') outgoing events in
 the congested hours, or every cell with outgoing events there when the site has no drivers (a crowd),
-each with the site's score and evidence and what that cell carried.
+each with the site's score and evidence and what that cell carried, and the site's `site_key` and
+congested span (`window_start`: the first congested hour's start, `window_end`: the last one's end).
 """
 from __future__ import annotations
 
@@ -45,13 +46,13 @@ import datetime as dt
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from detectors.base import Detector, Night
+from detectors.base import Detector, Night, local_time
 
 MAD_SCALE = 1.4826          # MAD -> standard deviation for normally distributed counts
 MIN_POISSON_MEAN = 1.0      # the noise floor sqrt(max(median, 1)): a site with no baseline is Poisson(1)
 TOP_SIMS = 5                # "share of the busiest SIMs" looks at this many
 DEN_LIKE = 0.5              # concentration from which the evidence says den-like
-SITE_COLUMNS = ("n_hours", "median", "sigma", "hours")   # a congested site's, carried on each of its rows
+SITE_COLUMNS = ("n_hours", "median", "sigma", "hours", "first_hour", "last_hour")   # a congested site's, on each row
 
 
 class CellCongestion(Detector):
@@ -71,7 +72,9 @@ class CellCongestion(Detector):
         sims = self._sim_cells(events, night.earlier_flags)
         cells = self._cells(sims)
         return cells.select(F.lit("cell").alias("entity_type"), F.col("cell_id").alias("entity_id"),
-                            F.col("score").cast("double").alias("score"), self._evidence().alias("evidence"))
+                            F.col("score").cast("double").alias("score"), self._evidence().alias("evidence"),
+                            "site_key", local_time(night.day, F.col("first_hour") * 60).alias("window_start"),
+                            local_time(night.day, (F.col("last_hour") + 1) * 60).alias("window_end"))
 
     def note(self, night: Night) -> str | None:
         """Says so when the history is too short for a baseline (and nothing could be flagged)."""
@@ -158,7 +161,8 @@ class CellCongestion(Detector):
 
 def congested_hours(located: DataFrame, history: DataFrame, settings) -> DataFrame:
     """Tonight's events (with `hour`) and the baseline window's -> one row per congested site: n_hours,
-    hour_list, hours (text), median, sigma. Nothing when the history has < min_baseline_days days."""
+    hour_list, hours (text), first_hour, last_hour, median, sigma. Nothing when the history has <
+    min_baseline_days days."""
     hourly = located.where(F.col("direction") == "out").groupBy("site_key", "hour") \
         .agg(F.count("*").alias("calls")).where(F.col("calls") >= settings.min_hour_calls)
     counts = hourly_counts(history)
@@ -171,7 +175,8 @@ def congested_hours(located: DataFrame, history: DataFrame, settings) -> DataFra
             .groupBy("site_key").agg(F.count("*").alias("n_hours"),
                                      F.sort_array(F.collect_list("hour")).alias("hour_list"),
                                      F.max("median").alias("median"), F.max("sigma").alias("sigma"))
-            .withColumn("hours", hour_ranges(F.col("hour_list"))))
+            .withColumn("hours", hour_ranges(F.col("hour_list")))
+            .withColumn("first_hour", F.array_min("hour_list")).withColumn("last_hour", F.array_max("hour_list")))
 
 
 def hourly_counts(history: DataFrame) -> DataFrame:

@@ -34,14 +34,19 @@ Score of a swept SIM in a window (each part in 0..1, rounded to 3 decimals):
 On the simulated week a den SIM dialling in order scores 0.97–1.0, one dealing shuffled blocks
 0.6–0.7. A SIM swept in several windows gets one flag: its highest-scoring window (the earliest on a
 tie), with the day's swept calls over all its windows. Its evidence names the segment, how many of
-the span's numbers were dialled, how, when, at which site, by how many SIMs, and this SIM's part.
+the span's numbers were dialled, how, when, at which site, by how many SIMs, and this SIM's part;
+its columns carry what the dens step needs: `site_key` (the home site, null when its cell is not in
+the inventory), `segment`, `range_lo`/`range_hi` (E.164), `pattern` (how it was dialled, the
+evidence's words) and the window (`window_start`, `window_end`).
 """
 from __future__ import annotations
+
+from datetime import date
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from detectors.base import Detector, Night
+from detectors.base import Detector, Night, local_time
 
 MOBILE_CALLEE = r"^\+861[0-9]{10}$"   # +86 and an 11-digit mobile number starting with 1
 W_COVERAGE, W_ORDER, W_SHARE, W_VOLUME = 0.3, 0.2, 0.3, 0.2   # the score's parts (module docstring)
@@ -63,7 +68,7 @@ class SequentialDialling(Detector):
                  .transform(with_home_site)
                  .transform(dialled_mobiles)
                  .transform(lambda df: with_ranges(df, s.max_gap)))
-        return strongest_window(swept_sims(sweeps(calls, s), s), s.window_minutes)
+        return strongest_window(swept_sims(sweeps(calls, s), s), s.window_minutes, night.day)
 
 
 def _window_start(start_time: Column, minutes: int) -> Column:
@@ -73,12 +78,14 @@ def _window_start(start_time: Column, minutes: int) -> Column:
 
 
 def with_home_site(outgoing: DataFrame) -> DataFrame:
-    """`site`, `site_label`: where the SIM placed most of its outgoing calls in the window; `out_calls`:
-    all of them. A den's SIM on a single-sector carrier sends some calls out through the neighbouring
-    mast; counting them at its home site keeps the den's range whole. An unknown cell is its own site."""
+    """`site`, `site_label`, `home_site_key`: where the SIM placed most of its outgoing calls in the
+    window; `out_calls`: all of them. A den's SIM on a single-sector carrier sends some calls out
+    through the neighbouring mast; counting them at its home site keeps the den's range whole. An
+    unknown cell is its own site (`home_site_key` null: it is no physical site)."""
     sim_window = Window.partitionBy("msisdn", "window_start")
     own_site = F.coalesce("site_key", F.concat_ws(":", F.lit("cell"), "carrier", "cell_id"), F.lit("unknown"))
-    home = F.max(F.struct("site_calls", "own_site", "own_label")).over(sim_window)   # busiest, then by name
+    # busiest, then by name; site_key follows from own_site, so it never decides
+    home = F.max(F.struct("site_calls", "own_site", "own_label", "site_key")).over(sim_window)
     return (outgoing
             .withColumn("own_site", own_site)
             .withColumn("own_label", F.coalesce("site_label", "cell_id", F.lit("an unknown cell")))
@@ -86,13 +93,14 @@ def with_home_site(outgoing: DataFrame) -> DataFrame:
             .withColumn("out_calls", F.count("*").over(sim_window))
             .withColumn("home", home)
             .withColumn("site", F.col("home.own_site")).withColumn("site_label", F.col("home.own_label"))
+            .withColumn("home_site_key", F.col("home.site_key"))
             .drop("own_site", "own_label", "site_calls", "home"))
 
 
 def dialled_mobiles(outgoing: DataFrame) -> DataFrame:
     """Outgoing calls/SMS to mobiles with the callee's segment (7 digits after +86) and suffix."""
     return outgoing.where(F.col("other_party").rlike(MOBILE_CALLEE)).select(
-        "msisdn", "start_time", "window_start", "site", "site_label", "out_calls",
+        "msisdn", "start_time", "window_start", "site", "site_label", "home_site_key", "out_calls",
         F.substring("other_party", 4, 7).alias("segment"),
         F.substring("other_party", 11, 4).cast("int").alias("suffix"),
     )
@@ -128,7 +136,7 @@ def sweeps(calls: DataFrame, s) -> DataFrame:
         _count_up(F.col("sim_step"), F.col("range_sims") * s.max_step).alias("sim_up"),
         F.count("sim_step").alias("sim_steps"),
         F.min("start_time").alias("sim_first"), F.max("start_time").alias("sim_last"),
-        F.min("site_label").alias("site_label"))
+        F.min("site_label").alias("site_label"), F.min("home_site_key").alias("site_key"))
     total = lambda column: F.sum(column).over(in_range)  # noqa: E731
     return (per_sim
             .withColumn("distinct", total("new_numbers"))
@@ -171,16 +179,22 @@ def swept_sims(per_sim: DataFrame, s) -> DataFrame:
                                          + W_SHARE * F.col("share") + W_VOLUME * volume, 3)))
 
 
-def strongest_window(per_window: DataFrame, window_minutes: int) -> DataFrame:
-    """One flag per SIM: its highest-scoring window, with the day's swept calls in all windows."""
+def strongest_window(per_window: DataFrame, window_minutes: int, day: date) -> DataFrame:
+    """One flag per SIM: its highest-scoring window, with the day's swept calls in all windows, and
+    the columns of its main sweep in that window (FLAG's details)."""
     sim = Window.partitionBy("msisdn")
     best = (per_window
             .withColumn("total_swept", F.sum("swept_calls").over(sim))
             .withColumn("windows", F.count("*").over(sim))
             .withColumn("_rank", F.row_number().over(sim.orderBy(F.desc("score"), "window_start")))
             .where(F.col("_rank") == 1))
+    number = lambda suffix: F.format_string("+86%s%04d", F.col("segment"), F.col(suffix))  # noqa: E731
     return best.select(F.lit("msisdn").alias("entity_type"), F.col("msisdn").alias("entity_id"),
-                       F.col("score").cast("double").alias("score"), _evidence(window_minutes).alias("evidence"))
+                       F.col("score").cast("double").alias("score"), _evidence(window_minutes).alias("evidence"),
+                       "site_key", "segment", number("lo").alias("range_lo"), number("hi").alias("range_hi"),
+                       _dialling().alias("pattern"),
+                       local_time(day, F.col("window_start")).alias("window_start"),
+                       local_time(day, _window_end(window_minutes)).alias("window_end"))
 
 
 def _clock(minute_of_day: Column) -> Column:
@@ -188,18 +202,27 @@ def _clock(minute_of_day: Column) -> Column:
     return F.format_string("%02d:%02d", F.floor(minute_of_day / 60).cast("int"), (minute_of_day % 60).cast("int"))
 
 
+def _dialling() -> Column:
+    """How the range was dialled: 'in ascending order round-robin by 13 SIMs' (the `pattern` column)."""
+    sims = F.col("dialling_sims")
+    return (F.when(F.col("mode") == "round_robin",
+                   F.format_string("in ascending order round-robin by %d SIMs", sims))
+            .when((F.col("mode") == "per_sim") & (sims <= 1), F.lit("in ascending order by this SIM alone"))
+            .when(F.col("mode") == "per_sim", F.format_string("in ascending order, each of %d SIMs its own run", sims))
+            .when(sims <= 1, F.lit("in shuffled blocks by this SIM alone"))
+            .otherwise(F.format_string("in shuffled blocks by %d SIMs", sims)))
+
+
+def _window_end(window_minutes: int) -> Column:
+    """Minute of the day at which the window closes (the last one closes at midnight)."""
+    return F.least(F.col("window_start") + window_minutes, F.lit(MINUTES_PER_DAY))
+
+
 def _evidence(window_minutes: int) -> Column:
     """'398 of the 412 numbers 139-1234-0000…0411 dialled in ascending order round-robin by 13 SIMs
     09:02–11:58 at 锦江区128号基站 (13 SIMs swept there 09:00–12:00); this SIM placed 31 of the calls,
     94% of its outgoing calls in that window; 187 swept calls in 3 windows today'"""
-    sims = F.col("dialling_sims")
-    how = (F.when(F.col("mode") == "round_robin",
-                  F.format_string("in ascending order round-robin by %d SIMs", sims))
-           .when((F.col("mode") == "per_sim") & (sims <= 1), F.lit("in ascending order by this SIM alone"))
-           .when(F.col("mode") == "per_sim", F.format_string("in ascending order, each of %d SIMs its own run", sims))
-           .when(sims <= 1, F.lit("in shuffled blocks by this SIM alone"))
-           .otherwise(F.format_string("in shuffled blocks by %d SIMs", sims)))
-    window_end = F.least(F.col("window_start") + window_minutes, F.lit(MINUTES_PER_DAY))
+    how, window_end = _dialling(), _window_end(window_minutes)
     return F.format_string(
         "%d of the %d numbers %s-%s-%04d…%04d dialled %s %s–%s at %s (%d SIM%s swept there %s–%s); "
         "this SIM placed %d of the calls, %d%% of its outgoing calls in that window; "

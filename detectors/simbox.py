@@ -40,6 +40,10 @@ its customers (about 0.1-0.2); a call room's operators (human gaps, ordinary pho
 A device (`imei`) is flagged when at least one of its SIMs is flagged and the device itself looks
 like a box: >= `shared_imsis` IMSIs tonight or over the week, a TAC on <= `rare_tac_devices`
 devices, or an invalid check digit. Its score is its best SIM's score.
+
+Besides the evidence, a flag carries `site_key` (the SIM's main site; a device's: that of its best
+SIM) and `window_start`, `window_end` (the first and last outgoing event of the SIM, or of the
+device's flagged SIMs on it).
 """
 from __future__ import annotations
 
@@ -73,7 +77,9 @@ class SimBox(Detector):
         features, devices = _features(night, self.settings)
         flagged = score_sims(features, self.settings).where(F.col("score") >= self.settings.min_score)
         sim_flags = flagged.select(F.lit("msisdn").alias("entity_type"), F.col("msisdn").alias("entity_id"),
-                                   "score", sim_evidence(self.settings).alias("evidence"))
+                                   "score", sim_evidence(self.settings).alias("evidence"),
+                                   F.col("main_site_key").alias("site_key"), F.col("first_out").alias("window_start"),
+                                   F.col("last_out").alias("window_end"))
         return sim_flags.unionByName(device_flags(flagged, devices, self.settings))
 
 
@@ -142,6 +148,7 @@ def _features(night: Night, settings) -> tuple[DataFrame, DataFrame]:
         _distinct(F.when(c("called_back"), c("other_party"))).alias("n_callbacks"),
         _distinct(c("site_key")).alias("n_sites"),
         F.max(site)["site_label"].alias("main_site"),
+        F.max(site)["site_key"].alias("main_site_key"),
         _distinct(c("imei")).alias("n_imeis"),
         F.min(F.when(outgoing, c("start_time"))).alias("first_out"),
         F.max(F.when(outgoing, c("start_time"))).alias("last_out"),
@@ -303,10 +310,10 @@ def device_flags(flagged_sims: DataFrame, devices: DataFrame, settings) -> DataF
     """Devices (imei) that carry a flagged SIM and look like a box themselves; `devices` is one row
     per scored SIM and IMEI it used tonight, with `device_stats`."""
     c = F.col
-    on_device = devices.join(flagged_sims.select("msisdn", "score", "main_site"), "msisdn")
+    on_device = devices.join(flagged_sims.select("msisdn", "score", "main_site", "main_site_key"), "msisdn")
     box_like = (c("imsis") >= settings.shared_imsis) | (c("week_imsis") >= settings.shared_imsis) | c("fake")
     suspects = on_device.where(box_like).groupBy("imei").agg(
-        F.count("*").alias("n_flagged"), F.max(F.struct("score", "main_site")).alias("best"),
+        F.count("*").alias("n_flagged"), F.max(F.struct("score", "main_site", "main_site_key")).alias("best"),
         F.sum("out_events").alias("n_events"), F.min("first_out").alias("first_out"),
         F.max("last_out").alias("last_out"),
         *(F.first(name).alias(name) for name in ("imsis", "week_imsis", "tac", "tac_devices", "rare_tac", "luhn_ok",
@@ -321,4 +328,6 @@ def device_flags(flagged_sims: DataFrame, devices: DataFrame, settings) -> DataF
         .otherwise(""),
     )
     return suspects.select(F.lit("imei").alias("entity_type"), c("imei").alias("entity_id"),
-                           c("best.score").alias("score"), evidence.alias("evidence"))
+                           c("best.score").alias("score"), evidence.alias("evidence"),
+                           c("best.main_site_key").alias("site_key"), c("first_out").alias("window_start"),
+                           c("last_out").alias("window_end"))

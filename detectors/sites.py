@@ -3,9 +3,13 @@
 Every carrier names its cells differently and places the same mast a few metres apart, so
 anything that joins across carriers joins on `site_key`: cells within `radius_m` of each other are
 one site (connected components of the "closer than radius_m" graph). The inventory is small (a
-few thousand cells), so this runs on the driver; the result is a Spark DataFrame to join CDRs on.
+few thousand cells), so `site_of_cells` is plain Python/numpy; detect wraps it in a Spark DataFrame
+to join CDRs on (`cell_sites`), the report in a Polars frame (jobs.report.data.cell_sites).
 """
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import networkx as nx
 import numpy as np
@@ -21,6 +25,43 @@ def distance_m(lat1, lon1, lat2, lon2):
     return 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(a))
 
 
+class CellSite(NamedTuple):
+    """The site one cell belongs to."""
+    site: int          # sites numbered 0, 1, ... in the order of their first cell by (carrier, cell_id)
+    site_key: str      # "S<lat>,<lon>" of the site's mean position, 4 decimals: the join key across carriers
+    site_lat: float    # the mean position of the site's cells
+    site_lon: float
+    site_label: str    # the site name of its first cell by (carrier, cell_id), else that cell's id
+
+
+def site_of_cells(cells: Sequence[tuple[str, str, float, float, str | None]],
+                  radius_m: float = 60.0) -> list[CellSite]:
+    """cells as (carrier, cell_id, lat, lon, site_name) -> each one's `CellSite`, in the same order:
+    cells within `radius_m` of each other (directly or through others) are one site."""
+    lat = np.array([c[2] for c in cells], dtype=float)
+    lon = np.array([c[3] for c in cells], dtype=float)
+    graph = nx.Graph()
+    graph.add_nodes_from(range(len(cells)))
+    order = np.argsort(lat, kind="stable")
+    sorted_lat = lat[order]
+    band = radius_m / 111_000.0  # degrees of latitude within the radius: compare only neighbours in a band
+    for pos, i in enumerate(order):
+        near = order[pos + 1:np.searchsorted(sorted_lat, lat[i] + band, side="right")]
+        close = near[distance_m(lat[i], lon[i], lat[near], lon[near]) <= radius_m]
+        graph.add_edges_from((int(i), int(k)) for k in close)
+    components = [sorted(component, key=lambda n: (cells[n][0], cells[n][1]))
+                  for component in nx.connected_components(graph)]
+    components.sort(key=lambda members: (cells[members[0]][0], cells[members[0]][1]))
+    site_of: dict[int, CellSite] = {}
+    for number, members in enumerate(components):
+        key = f"S{np.mean(lat[members]):.4f},{np.mean(lon[members]):.4f}"
+        first = cells[members[0]]
+        site = CellSite(number, key, float(np.mean(lat[members])), float(np.mean(lon[members])), first[4] or first[1])
+        for n in members:
+            site_of[n] = site
+    return [site_of[n] for n in range(len(cells))]
+
+
 def cell_sites(cells: DataFrame, radius_m: float = 60.0) -> DataFrame:
     """cells (cell_id, lat, lon, site_name, district, carrier) -> the same rows plus `site_key`,
     `site_lat`, `site_lon` (the mean position of the site's cells) and `site_label` (a site name)."""
@@ -30,26 +71,9 @@ def cell_sites(cells: DataFrame, radius_m: float = 60.0) -> DataFrame:
     if not rows:
         return spark.createDataFrame([], cells.schema.add("site_key", "string").add("site_lat", "double")
                                      .add("site_lon", "double").add("site_label", "string"))
-    lat = np.array([r.lat for r in rows])
-    lon = np.array([r.lon for r in rows])
-    graph = nx.Graph()
-    graph.add_nodes_from(range(len(rows)))
-    order = np.argsort(lat, kind="stable")
-    sorted_lat = lat[order]
-    band = radius_m / 111_000.0  # degrees of latitude within the radius: compare only neighbours in a band
-    for pos, i in enumerate(order):
-        near = order[pos + 1:np.searchsorted(sorted_lat, lat[i] + band, side="right")]
-        close = near[distance_m(lat[i], lon[i], lat[near], lon[near]) <= radius_m]
-        graph.add_edges_from((int(i), int(k)) for k in close)
-    site_of = {}
-    for component in nx.connected_components(graph):
-        members = sorted(component, key=lambda n: (rows[n].carrier, rows[n].cell_id))
-        key = f"S{np.mean(lat[members]):.4f},{np.mean(lon[members]):.4f}"
-        label = rows[members[0]].site_name or rows[members[0]].cell_id
-        for n in members:
-            site_of[n] = (key, float(np.mean(lat[members])), float(np.mean(lon[members])), label)
-    data = [(r.carrier, r.cell_id, float(r.lat), float(r.lon), r.site_name, r.district, *site_of[n])
-            for n, r in enumerate(rows)]
+    sites = site_of_cells([(r.carrier, r.cell_id, r.lat, r.lon, r.site_name) for r in rows], radius_m)
+    data = [(r.carrier, r.cell_id, float(r.lat), float(r.lon), r.site_name, r.district, *site[1:])
+            for r, site in zip(rows, sites)]
     return spark.createDataFrame(
         data, "carrier string, cell_id string, lat double, lon double, site_name string, district string, "
               "site_key string, site_lat double, site_lon double, site_label string")

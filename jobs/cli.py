@@ -1,26 +1,27 @@
-"""`cdrwatch`: the command line of DESIGN.md. Parses arguments, loads the conf, calls a step.
+"""`cdrwatch`: the command line of docs/contracts.md. Parses arguments, loads the conf, runs steps
+through `jobs.pipeline` and renders their results (`jobs.render`).
 
-Each step lives in its own module of `jobs/`; this file only wires them. Every failure the user can
-fix ends in one line on stderr and a non-zero exit; `--debug` shows the traceback instead.
+Every failure the user can fix ends in one line on stderr and a non-zero exit (2); `--debug` shows
+the traceback instead. Warnings are log records, shown as `warning: ...` lines; `-v` also shows
+each step's log lines and, under `nightly`, each step's tables.
 """
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from contextlib import contextmanager
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
 
+from jobs import pipeline
 from jobs.config import Config, load_config
 from jobs.errors import CdrwatchError
 
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
-
-# Pipeline steps in nightly order.
-PIPELINE = ("ingest", "detect", "dens", "export", "report")
 _live = None  # the Progress display on screen (nightly's), which a step's own progress joins
 
 
@@ -74,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Telecom CDRs in, fraud-den leads for field units out. See README.md.",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show each step's log lines, and its tables under nightly")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=OneLineParser)
 
     common = OneLineParser(add_help=False)
@@ -84,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--conf", help="YAML merged over conf/default.yaml")
     group.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override one setting, e.g. --set detectors.goip.min_score=0.7 (repeatable)")
+    group.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                       help="show each step's log lines, and its tables under nightly")
 
     sim = commands.add_parser("simulate", parents=[common], help="write a synthetic city's landing zone + truth/")
     sim.add_argument("--out", help="landing folder to write (default: --landing)")
@@ -137,49 +142,18 @@ def run_simulate(args: argparse.Namespace, config: Config) -> None:
     console.print(escape(str(summary)))
 
 
-@contextmanager
-def date_locked(config: Config, day: date, step: str):
-    """The date's lock for the length of a step (jobs.lake.date_lock): a second run of the same
-    date stops at once naming the first; taking it repairs what a killed run of the date left."""
-    from jobs import lake
+def run_one(step: str):
+    """`cdrwatch <step> --date D`: one step of the pipeline, its tables printed."""
+    def run(args: argparse.Namespace, config: Config) -> pipeline.StepResult:
+        from jobs.render import step_view
 
-    with lake.date_lock(config, day, step, report=lambda line: console.print(f"[yellow]repair:[/] {escape(line)}")):
-        yield
-
-
-def run_ingest(args: argparse.Namespace, config: Config):
-    from jobs.ingest import ingest_date
-
-    with date_locked(config, args.date, "ingest"), progress_bar(f"ingest {args.date}") as update:
-        return ingest_date(config, args.date, console=console, progress=update)
-
-
-def run_detect(args: argparse.Namespace, config: Config) -> None:
-    from jobs.detect import detect_date
-
-    with date_locked(config, args.date, "detect"):
-        detect_date(config, args.date, console=console)
-
-
-def run_dens(args: argparse.Namespace, config: Config) -> None:
-    from jobs.dens import dens_date
-
-    with date_locked(config, args.date, "dens"):
-        dens_date(config, args.date, console=console)
-
-
-def run_export(args: argparse.Namespace, config: Config) -> dict:
-    from jobs.export import export_date
-
-    with date_locked(config, args.date, "export"):
-        return export_date(config, args.date, console=console)
-
-
-def run_report(args: argparse.Namespace, config: Config) -> Path:
-    from jobs.report import report_date
-
-    with date_locked(config, args.date, "report"):
-        return report_date(config, args.date, console=console)
+        with progress_bar(f"{step} {args.date}") as update:
+            result = pipeline.run_step(step, config, args.date,
+                                       progress=update if step == "ingest" else None)
+        for renderable in step_view(result):
+            console.print(renderable)
+        return result
+    return run
 
 
 def run_evaluate(args: argparse.Namespace, config: Config) -> None:
@@ -188,92 +162,54 @@ def run_evaluate(args: argparse.Namespace, config: Config) -> None:
     console.print(evaluate(read_flags(config, args.date), Path(args.truth), args.date).table())
 
 
-def run_nightly(args: argparse.Namespace, config: Config) -> None:
+def run_nightly(args: argparse.Namespace, config: Config) -> dict:
+    """Every step of every night in order (`jobs.pipeline.run_nights`), a progress bar meanwhile,
+    then the nightly summary; with -v each step's tables as it finishes."""
+    from jobs.render import nightly_end, step_view
+
     if args.date:
         first = last = args.date
     else:
         if not args.date_to:
             raise CdrwatchError("nightly: --from needs --to")
         first, last = args.date_from, args.date_to
-        if last < first:
-            raise CdrwatchError(f"nightly: --to {last} is before --from {first}")
-    steps = PIPELINE
-    nights = [first + timedelta(days=i) for i in range((last - first).days + 1)]
-    exported = None
-    partial: dict[date, list[str]] = {}  # night -> why it is partial (ingest's partial_reasons)
-    reports: dict[date, Path] = {}
-    with progress_bar("nightly", total=len(nights) * len(steps)) as update:
-        for n, day in enumerate(nights):
-            console.rule(f"nightly {day}")
-            with date_locked(config, day, "nightly"):
-                for i, step in enumerate(steps):
-                    update(f"{day} {step}", n * len(steps) + i)
-                    result = STEPS[step](argparse.Namespace(**{**vars(args), "date": day}), config)
-                    if step == "export":
-                        exported = result
-                        reasons = result.get("partial_reasons") or [
-                            f"no files from {c}" for c in result.get("missing_carriers") or []]
-                        if reasons:
-                            partial[day] = reasons
-                    elif step == "report" and result is not None:
-                        reports[day] = Path(result)
-            update(f"{day} done", (n + 1) * len(steps))
+    days = pipeline.nights(first, last)
+
+    def shown(result: pipeline.StepResult) -> None:
+        if args.verbose:
+            console.rule(escape(f"{result.step} {result.day} ({result.seconds:.1f} s)"))
+            for renderable in step_view(result):
+                console.print(renderable)
+
+    with progress_bar("nightly", total=len(days) * len(pipeline.NIGHTLY)) as update:
+        done = pipeline.run_nights(config, first, last, progress=lambda what, i, n: update(what, i, n),
+                                   on_step=shown)
     console.rule(f"nightly {first}..{last} done")
-    console.print(nightly_table(config, nights, reports))
-    if reports:
-        console.print(escape(f"reports: {config.paths.outbox}/<night>/report.html "
-                             "(self-contained: open in any browser)"))
-    if exported:
-        per_district = ", ".join(f"{d} {n}" for d, n in exported["dens"].items()) or "no districts"
-        console.print(escape(f"dens on {exported['date']}: {per_district}"
-                             f" ({exported['unlocated']} unlocated); warnings: {exported['warnings']}"))
-        outbox = Path(exported["outbox"])
-        console.print(escape(f"leads: {outbox / 'leads'}; warnings: {outbox / 'warnings.csv'} "
-                             "(each CSV has an .xlsx twin for Excel/WPS)"))
-    for night, reasons in partial.items():
-        console.print(f"[yellow]partial night {night}:[/] " + escape(f"{'; '.join(reasons)} "
-                                                                    f"(outbox/{night}/PARTIAL.txt)"))
+    for renderable in nightly_end(config, done):
+        console.print(renderable)
+    return done
 
 
-def nightly_table(config: Config, nights: list[date], reports: dict[date, Path]):
-    """One line per night: CDRs, quarantined rows, flags, dens (new/continuing/moved), warnings,
-    partial or not, and the report; read back from the lake and outbox (jobs.report.data)."""
-    from rich.table import Table
-
-    from jobs.report.data import night_numbers
-
-    table = Table(title="nightly summary")
-    table.add_column("night", no_wrap=True, min_width=10)
-    for name in ("CDRs", "quarantined", "flags", "dens", "new / cont. / moved", "warnings"):
-        table.add_column(name, justify="right")
-    table.add_column("partial")
-    table.add_column("report", overflow="fold")
-    outbox = Path(config.paths.outbox)
-    for day in nights:
-        n = night_numbers(config, day)
-        status = n.dens_by("status") if n.dens.height else {}
-        table.add_row(day.isoformat(), f"{n.rows_ingested:,}", f"{n.quarantined:,}", f"{n.n_flags:,}",
-                      str(n.dens.height), "/".join(str(status.get(s, 0)) for s in ("new", "continuing", "moved")),
-                      "–" if n.warnings is None else f"{n.warnings:,}",
-                      "[yellow]partial[/]" if n.partial else "no",
-                      escape(str(_relative_to(reports[day], outbox))) if day in reports else "–")
-    return table
+STEPS = {"simulate": run_simulate, **{step: run_one(step) for step in pipeline.NIGHTLY if step != "validate"},
+         "evaluate": run_evaluate, "nightly": run_nightly}
 
 
-def _relative_to(path: Path, root: Path) -> Path:
-    try:
-        return path.relative_to(root)
-    except ValueError:
-        return path
+def show_logs(verbose: bool) -> None:
+    """Log records of the steps (loggers `jobs.*`, `detectors.*`) on the console: warnings always,
+    info with -v. Installed once per process (main may run many times in one)."""
+    from jobs.render import ConsoleLogHandler
 
-
-STEPS = {"simulate": run_simulate, "ingest": run_ingest, "detect": run_detect, "dens": run_dens,
-         "export": run_export, "report": run_report, "evaluate": run_evaluate,
-         "nightly": run_nightly}
+    for name in ("jobs", "detectors"):
+        logger = logging.getLogger(name)
+        for handler in [h for h in logger.handlers if isinstance(h, ConsoleLogHandler)]:
+            logger.removeHandler(handler)
+        logger.addHandler(ConsoleLogHandler(console, logging.INFO if verbose else logging.WARNING))
+        logger.setLevel(logging.INFO)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    show_logs(args.verbose)
     try:
         config = config_from(args)
         STEPS[args.command](args, config)

@@ -6,7 +6,8 @@ transform (`detectors.run_detectors`, pure) -> load (`lake.replace_date`, atomic
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import replace
+import logging
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
@@ -16,17 +17,19 @@ from pyspark.storagelevel import StorageLevel
 from detectors import DETECTORS
 from detectors.base import Night, prepare_night, run_detectors
 from detectors.sites import cell_sites
-from jobs import inventory, lake
+from jobs.io import inventory, lake
 from jobs import normalise as N
 from jobs.config import Config
 from jobs.errors import CdrwatchError
 from jobs.normalise import e164
 from schemas.tables import CDR, CELL, FLAG
 
+log = logging.getLogger(__name__)
+
 
 def read_cells(config: Config, spark: SparkSession, warnings: list[str] | None = None) -> DataFrame:
     """Every configured carrier's inventory `landing/cells/<carrier>.csv`, with a `carrier` column:
-    read by header and checked in `jobs.inventory` (small: built on the driver). Its warnings (exact
+    read by header and checked in `jobs.io.inventory` (small: built on the driver). Its warnings (exact
     duplicate rows dropped, cells abroad) are appended to `warnings`."""
     cells = inventory.read_cells(config)
     if warnings is not None:
@@ -38,8 +41,8 @@ def read_whitelist(config: Config, spark: SparkSession, warnings: list[str] | No
     """landing/whitelist.csv (optional) as one column `number`, normalised to E.164 by the same Spark
     expression as the CDRs. Entries that are no telephone number after it (they could never match a
     call) are left out and listed in `warnings` with file, line and value."""
-    path = Path(config.paths.landing) / "whitelist.csv"
-    entries = inventory.read_whitelist_entries(path) if path.is_file() else []
+    path = inventory.whitelist_path(config)
+    entries = inventory.read_whitelist_entries(path)
     if not entries:
         return spark.createDataFrame([], "number string")
     number = e164(F.col("raw"))
@@ -50,15 +53,6 @@ def read_whitelist(config: Config, spark: SparkSession, warnings: list[str] | No
         warnings += [f"{path}:{r.line}: whitelist number {r.raw!r} is not a telephone number; it matches no call"
                      for r in rows if not r.readable]
     return spark.createDataFrame(sorted({(r.number,) for r in rows if r.readable}), "number string")
-
-
-def read_cdr_range(config: Config, spark: SparkSession, first: dt.date, last: dt.date) -> DataFrame:
-    """lake/cdr rows with first <= date <= last (partition pruning: only those dates are read)."""
-    root = lake.table_path(config, CDR)
-    if not root.is_dir() or last < first:
-        return spark.createDataFrame([], CDR.spark())
-    return (spark.read.schema(CDR.spark()).parquet(str(root))
-            .where(F.col("date").between(F.lit(first), F.lit(last))).select(*CDR.names))
 
 
 SIM_AGE_DAYS = 7   # how far back a SIM's first appearance is looked for
@@ -75,8 +69,8 @@ def load_night(config: Config, spark: SparkSession, day: dt.date, warnings: list
     if not lake.partition_path(config, CDR, day).is_dir():
         raise CdrwatchError(f"{lake.partition_path(config, CDR, day)}: no CDRs for {day} (run cdrwatch ingest first)")
     cdr = lake.read_partition(config, spark, CDR, day)
-    history = read_cdr_range(config, spark, day - dt.timedelta(days=history_days(config)),
-                             day - dt.timedelta(days=1))
+    history = lake.read_range(config, spark, CDR, day - dt.timedelta(days=history_days(config)),
+                              day - dt.timedelta(days=1))
     whitelist = read_whitelist(config, spark, warnings)  # small: built in memory
     night = prepare_night(day, cdr, history, cell_sites(read_cells(config, spark, warnings)), whitelist)
     # every detector reads the night several times: keep the located rows instead of re-reading Parquet
@@ -84,28 +78,26 @@ def load_night(config: Config, spark: SparkSession, day: dt.date, warnings: list
                    history=night.history.persist(StorageLevel.MEMORY_AND_DISK))
 
 
-def print_warnings(console, warnings: list[str]) -> None:
-    """The inputs' warnings, one line each; they quote input data, which is never console markup."""
-    from rich.markup import escape
+@dataclass
+class DetectResult:
+    """What `detect_date` wrote: flags in all, (detector, entity_type, flags, mean score) rows, the
+    detectors' notes (why one could not look properly) and the inputs' warnings."""
 
-    for warning in warnings:
-        console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
+    day: dt.date
+    flags: int
+    path: Path
+    by_detector: list[tuple[str, str, int, float]]
+    notes: list[str]
+    warnings: list[str]
 
 
-def detect_date(config: Config, day: dt.date, *, spark: SparkSession | None = None, console=None) -> int:
-    """The `cdrwatch detect` step: flags of every detector for `day`, written to lake/flags/date=D;
-    returns the number of flags."""
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
+def detect_date(config: Config, day: dt.date, *, spark: SparkSession | None = None) -> DetectResult:
+    """The `cdrwatch detect` step: flags of every detector for `day`, written to lake/flags/date=D."""
     from jobs.spark import spark_session
 
-    console = console or Console()
     spark = spark or spark_session(config)
     warnings: list[str] = []
     night = load_night(config, spark, day, warnings)
-    print_warnings(console, warnings)
     detectors = [cls(getattr(config.detectors, name)) for name, cls in DETECTORS.items()]
     flags = run_detectors(detectors, night).persist()
     try:
@@ -113,18 +105,11 @@ def detect_date(config: Config, day: dt.date, *, spark: SparkSession | None = No
         summary = flags.groupBy("detector", "entity_type").agg(F.count("*").alias("flags"),
                                                               F.round(F.avg("score"), 2).alias("mean_score")) \
             .orderBy("detector", "entity_type").collect()
+        notes = [f"{detector.name}: {note}" for detector in detectors if (note := detector.note(night))]
     finally:
         flags.unpersist()
         night.cdr.unpersist()
         night.history.unpersist()
-    table = Table(title=escape(f"detect {day}: {rows} flags -> {lake.partition_path(config, FLAG, day)}"))
-    for name in ("detector", "entity", "flags", "mean score"):
-        table.add_column(name, justify="right" if name in ("flags", "mean score") else "left")
-    for r in summary:
-        table.add_row(escape(r.detector), escape(r.entity_type), str(r.flags), f"{r.mean_score:.2f}")
-    console.print(table)
-    for detector in detectors:
-        note = detector.note(night)
-        if note:
-            console.print(escape(f"{detector.name}: {note}"))
-    return rows
+    log.info("detect %s: %d flags", day, rows)
+    return DetectResult(day, rows, lake.partition_path(config, FLAG, day),
+                        [(r.detector, r.entity_type, r.flags, r.mean_score) for r in summary], notes, warnings)

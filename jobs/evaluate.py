@@ -13,7 +13,7 @@ from pathlib import Path
 
 import polars as pl
 
-from jobs import lake
+from jobs.io import lake, lake_polars
 from jobs.config import Config
 from jobs.errors import CdrwatchError
 from schemas.tables import FLAG
@@ -65,14 +65,11 @@ class Evaluation:
 
 
 def read_flags(config: Config, day: dt.date) -> pl.DataFrame:
-    path = lake.partition_path(config, FLAG, day)
-    if not path.is_dir():
-        raise CdrwatchError(f"{path}: no flags for {day} (run cdrwatch detect --date {day} first)")
-    files = sorted(path.glob("*.parquet"))
-    if not files:
-        return pl.DataFrame(schema={"detector": pl.String, "entity_type": pl.String, "entity_id": pl.String,
-                                    "score": pl.Float64})
-    return pl.read_parquet(files).select("detector", "entity_type", "entity_id", "score")
+    """detector, entity_type, entity_id, score of the night's flags; an error when detect has not run."""
+    if not lake_polars.has_day(config, FLAG, day):
+        raise CdrwatchError(f"{lake.partition_path(config, FLAG, day)}: no flags for {day} "
+                            f"(run cdrwatch detect --date {day} first)")
+    return lake_polars.read_day(config, FLAG, day, ["detector", "entity_type", "entity_id", "score"])
 
 
 def evaluate(flags: pl.DataFrame, truth: Path, day: dt.date) -> Evaluation:

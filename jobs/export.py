@@ -30,23 +30,22 @@ import csv
 import datetime as dt
 import hashlib
 import io
-import json
+import logging
 import math
 import re
-import shutil
 import unicodedata
-import uuid
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable
 from zoneinfo import ZoneInfo
 
-from rich.markup import escape
-
-from jobs import lake
+from jobs.io import lake, summaries
+from jobs.io.files import replace_folder
 from jobs.config import Config
 from jobs.errors import CdrwatchError
 from schemas.tables import DEN, LEAD_COLUMNS, VICTIMS, WARNING_COLUMNS
+
+log = logging.getLogger(__name__)
 
 BOM = "\ufeff"
 PRIORITY_ORDER = {"high": 0, "medium": 1, "low": 2}
@@ -445,13 +444,9 @@ def partial_night(config: Config, day: dt.date) -> tuple[list[str], list[str], b
     a night is partial when ingest listed `partial_reasons` (a carrier's files missing, invalid,
     all quarantined or suspiciously few) or, in summaries older than that key, `missing_carriers`.
     A missing carrier that no reason names is added as one, so no gap goes unsaid."""
-    path = lake.run_summary_path(config, "ingest", day)
-    if not path.is_file():
+    summary = summaries.read_summary(config, "ingest", day)
+    if summary is None:
         return [], [], None
-    try:
-        summary = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise CdrwatchError(f"{path}: unreadable ingest summary ({error}); rerun cdrwatch ingest --date {day}")
     missing = [str(c) for c in summary.get("missing_carriers") or []]
     if "partial_reasons" not in summary:
         if not missing:
@@ -470,33 +465,18 @@ def partial_night(config: Config, day: dt.date) -> tuple[list[str], list[str], b
 
 
 def write_outbox_day(target: Path, files: dict[str, bytes]) -> None:
-    """Write `files` as the folder `target` atomically: built in a temporary folder beside it,
-    then swapped in whole (the previous folder, if any, is put aside and deleted after)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    token = uuid.uuid4().hex
-    staged = target.parent / f".{target.name}.{token}.new"
-    aside = target.parent / f".{target.name}.{token}.old"
-    try:
-        for relative, data in files.items():
-            path = staged / relative
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
-        lake._swap([(staged, target)], aside)
-    finally:
-        shutil.rmtree(staged, ignore_errors=True)
-        shutil.rmtree(aside, ignore_errors=True)
+    """outbox/D/ replaced whole by `files` (`jobs.io.files.replace_folder`)."""
+    replace_folder(target, files)
 
 
-def export_date(config: Config, day: dt.date, *, spark=None, console=None) -> dict[str, Any]:
+def export_date(config: Config, day: dt.date, *, spark=None) -> dict[str, Any]:
     """The `cdrwatch export` step for `day`: writes outbox/D/ and returns a summary
     (dens and high-priority dens per district, unlocated dens, warnings, files written)."""
     from pyspark.sql import functions as F
-    from rich.console import Console
 
     from jobs.detect import read_cells, read_whitelist
     from jobs.spark import spark_session
 
-    console = console or Console()
     dens_path = lake.partition_path(config, DEN, day)
     if not dens_path.is_dir():
         raise CdrwatchError(f"{dens_path}: no dens for {day} (run cdrwatch dens first)")
@@ -518,36 +498,5 @@ def export_date(config: Config, day: dt.date, *, spark=None, console=None) -> di
     write_outbox_day(target, files)
     summary = {"date": day.isoformat(), "outbox": str(target), **summary, "missing_carriers": missing,
                "partial_reasons": reasons, "files": sorted(str(target / f) for f in files)}
-    print_summary(console, summary, target)
+    log.info("export %s: %d dens, %d warnings -> %s", day, sum(summary["dens"].values()), summary["warnings"], target)
     return summary
-
-
-def _shown(text: str) -> str:
-    """Data as console text: never parsed as rich markup; quoted when it holds unprintable characters."""
-    return escape(text if text.isprintable() else repr(text))
-
-
-def print_summary(console, summary: dict[str, Any], target: Path) -> None:
-    """The export's console report; every data value (district, path, reason) is escaped."""
-    from rich.table import Table
-
-    table = Table(title=f"export {summary['date']}: {sum(summary['dens'].values())} dens -> {_shown(str(target))}")
-    for name in ("district", "dens", "high", "file"):
-        table.add_column(name, justify="right" if name in ("dens", "high") else "left")
-    for district, n in summary["dens"].items():
-        table.add_row(_shown(district), str(n), str(summary["high"][district]),
-                      _shown(str(target / summary["district_files"][district])))
-    console.print(table)
-    renamed = {d: f for d, f in summary["district_files"].items() if f != f"leads/{d}.csv"}
-    if renamed:
-        console.print("district file names made distinct and safe: "
-                      + "; ".join(f"{_shown(d)} -> {_shown(f)}" for d, f in renamed.items()))
-    console.print(f"warnings: {summary['warnings']} residents -> {_shown(str(target / 'warnings.csv'))}")
-    if summary["unlocated"]:
-        console.print(f"unlocated dens: {summary['unlocated']} -> "
-                      f"{_shown(str(target / 'analysts' / 'unlocated_dens.csv'))}")
-    if summary["dropped_whitelisted_dens"]:
-        console.print(f"dropped {summary['dropped_whitelisted_dens']} dens made only of whitelisted numbers")
-    if summary["partial_reasons"]:
-        console.print(f"[yellow]partial:[/] {_shown('; '.join(summary['partial_reasons']))} -> "
-                      f"{_shown(str(target / PARTIAL_FILE))}")

@@ -13,7 +13,7 @@ carrier-day: the others commit and the night is marked partial (`partial_reasons
 from __future__ import annotations
 
 import datetime as dt
-import fnmatch
+import logging
 import os
 import re
 from collections.abc import Callable
@@ -27,13 +27,17 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.storagelevel import StorageLevel
 
-from jobs import formats, lake
+from jobs import formats
 from jobs.config import Config
 from jobs.errors import CdrwatchError
-from jobs.landing_files import FileFacts, inspect_file, rescue_readable
-from jobs.manifest import MANIFEST, read_manifest
+from jobs.io import lake, summaries
+from jobs.io.landing_files import FileFacts, inspect_file, rescue_readable
+from jobs.io.landing import file_globs, scan_delivery
+from jobs.io.manifest import MANIFEST, read_manifest
 from jobs.normalise import local_date
 from schemas.tables import CDR, QUARANTINE, ROUTED
+
+log = logging.getLogger(__name__)
 
 HEADER, ACCEPTED, QUARANTINED, DUPLICATE, CONFLICT, ROUTED_OUT = (
     "header", "accepted", "quarantined", "duplicate", "conflict", "routed")
@@ -78,7 +82,7 @@ class Counts:
 @dataclass
 class IngestReport:
     """What one ingest run did: counts per file and carrier, warnings, and why the night is partial.
-    The accepted rows are in the lake: `jobs.lake.read_partition(config, spark, "cdr", day, carrier)`."""
+    The accepted rows are in the lake: `jobs.io.lake.read_partition(config, spark, "cdr", day, carrier)`."""
     day: dt.date
     formats: dict[str, str] = field(default_factory=dict)                # carrier -> format
     files: dict[str, dict[str, Counts]] = field(default_factory=dict)    # carrier -> source_file -> counts
@@ -90,6 +94,7 @@ class IngestReport:
     routed_out: dict[str, int] = field(default_factory=dict)   # event date -> rows kept in lake/routed
     validation: dict[str, str] = field(default_factory=dict)   # carrier -> "passed" | "FAILED: ..."
     bad_header: set[str] = field(default_factory=set)          # files quarantined whole: header not the format's
+    outcomes: dict = field(default_factory=dict, repr=False)   # carrier -> validate.ValidationOutcome
 
     @property
     def carriers(self) -> dict[str, Counts]:
@@ -171,48 +176,36 @@ class IngestReport:
 
 # ---------------------------------------------------------------- the step
 
-def ingest_date(config: Config, day: dt.date, *, spark: SparkSession | None = None, console=None,
+def ingest_date(config: Config, day: dt.date, *, spark: SparkSession | None = None,
                 progress: Callable[[str, int, int], None] | None = None) -> IngestReport:
     """The `cdrwatch ingest` step: `run_ingest` with the Great Expectations suite (jobs.validate)
-    run on each carrier's accepted rows before anything is staged; prints what it did. A carrier
-    whose suite fails is not committed as CDRs: its rows go to quarantine (`carrier-day failed
-    validation`), the others commit, and the night is partial. Each GX result is saved next to the
-    run summary. `progress(what, done, total)` hears of each phase."""
-    from rich.console import Console
-    from rich.markup import escape
-
+    run on each carrier's accepted rows before anything is staged. A carrier whose suite fails is
+    not committed as CDRs: its rows go to quarantine (`carrier-day failed validation`), the others
+    commit, and the night is partial. Each GX result is saved next to the run summary and kept in
+    `IngestReport.outcomes`. `progress(what, done, total)` hears of each phase."""
     from jobs import validate
     from jobs.spark import spark_session
 
-    console = console or Console()
     spark = spark or spark_session(config)
     tell = progress or (lambda what, done, total: None)
     total = len(config.carriers) + 2
     tell("reading", 0, total)
-    runs = lake.run_summary_path(config, "ingest", day).parent
-    done = [0]
+    runs = summaries.run_dir(config, "ingest", day)
+    outcomes = {}
 
     def check(carrier: str, accepted: DataFrame):
         outcome = validate.validate_cdr_partition(accepted, carrier, day, config,
                                                   validate.recent_row_counts(config, carrier, day))
         validate.save_validation(outcome, runs / f"validation_{carrier}.json")
-        status = "passed" if outcome.success else "[red]FAILED[/]"
-        console.print(f"{escape(carrier)}: validation {status}; volume {escape(outcome.volume)}"
-                      + (" [yellow](suspect: late or partial delivery?)[/]" if outcome.suspect else ""))
-        for failure in outcome.failures:
-            console.print(f"  {escape(failure)}")
-        done[0] += 1
-        tell(f"validated {carrier}", 1 + done[0], total)
+        log.info("%s: validation %s; volume %s%s", carrier, "passed" if outcome.success else "FAILED",
+                 outcome.volume, " (suspect)" if outcome.suspect else "")
+        outcomes[carrier] = outcome
+        tell(f"validated {carrier}", 1 + len(outcomes), total)
         return outcome
 
     report = run_ingest(config, day, spark, check=check)
+    report.outcomes = outcomes
     tell("done", total, total)
-    console.print(report.table())
-    console.print(report.reasons_table())
-    for warning in report.warnings:
-        console.print(f"[yellow]warning:[/] {escape(warning)}")
-    for reason in report.partial_reasons:
-        console.print(f"[yellow]partial night:[/] {escape(reason)}")
     return report
 
 
@@ -267,7 +260,7 @@ def run_ingest(config: Config, day: dt.date, spark: SparkSession,
             finally:
                 rows.unpersist()
     _judge_completeness(report)
-    lake.write_json(lake.run_summary_path(config, "ingest", day), report.as_dict())
+    summaries.write_summary(config, "ingest", day, report.as_dict())
     return report
 
 
@@ -277,18 +270,13 @@ def find_deliveries(config: Config, day: dt.date, warnings: list[str]) -> dict[s
     """carrier -> its files of `day` (sorted) that match its format's file names; a carrier with
     none is left out with a warning, as are files that do not match and folders inside."""
     deliveries = {}
-    for carrier, conf in config.carriers.items():
-        globs = formats.reader(conf.format).LAYOUT.file_globs
-        folder = Path(config.paths.landing) / carrier / day.isoformat()
-        entries = sorted(folder.iterdir()) if folder.is_dir() else []
-        found = [p for p in entries if p.is_file()]
-        files = [p for p in found
-                 if not p.name.startswith((".", "_")) and any(fnmatch.fnmatch(p.name, g) for g in globs)]
-        ignored = [p.name for p in found if p not in files and p.name != MANIFEST]
+    for carrier in config.carriers:
+        scan = scan_delivery(config, carrier, day)
+        files, ignored, folders = scan.files, scan.ignored, scan.folders
         if ignored:
-            warnings.append(f"{carrier}: ignored {len(ignored)} file(s) not named {' or '.join(globs)}: "
+            warnings.append(f"{carrier}: ignored {len(ignored)} file(s) not named "
+                            f"{' or '.join(file_globs(config, carrier))}: "
                             + ", ".join(ignored[:5]) + (" ..." if len(ignored) > 5 else ""))
-        folders = [p.name for p in entries if p.is_dir()]
         if folders:
             warnings.append(f"{carrier}: {len(folders)} folder(s) inside {carrier}/{day.isoformat()}/ are not read "
                             f"(a delivery is the folder's own files): " + ", ".join(folders[:5]))
@@ -348,12 +336,12 @@ def link_inputs(files: list[Path], facts: dict[Path, FileFacts], folder: Path) -
 def routed_arrivals(config: Config, spark: SparkSession, day: dt.date) -> DataFrame | None:
     """Records of `day` that the ingests of the `ingest.late_days` dates around it found in their
     folders (lake/routed/date=X, event_date = day), as parsed rows of their own carrier, or None."""
+    late = dt.timedelta(days=config.ingest.late_days)
     days = [day + dt.timedelta(days=k) for k in range(-config.ingest.late_days, config.ingest.late_days + 1) if k]
-    paths = [str(lake.partition_path(config, ROUTED, d)) for d in days if lake.partition_path(config, ROUTED, d).is_dir()]
-    if not paths:
+    if not any(lake.partition_path(config, ROUTED, d).is_dir() for d in days):
         return None
-    routed = (spark.read.schema(ROUTED.spark()).option("basePath", str(lake.table_path(config, ROUTED)))
-              .parquet(*paths).where(F.col("event_date") == F.lit(day))
+    routed = (lake.read_range(config, spark, ROUTED, day - late, day + late)
+              .where(F.col("date") != F.lit(day)).where(F.col("event_date") == F.lit(day))
               .where(F.col("carrier").isin(list(config.carriers))))
     return routed.select(*[F.lit(False).alias(c) if c == "is_header" else F.lit(None).cast("string").alias(c)
                            if c == "reason" else F.col(c) for c in formats.PARSED_COLUMNS], "carrier",

@@ -14,26 +14,31 @@ inside the `task_*` functions, which are the DAG's task callables.
 from __future__ import annotations
 
 import datetime as dt
-import fnmatch
 import hashlib
 import importlib.util
 import io
-import json
+import logging
 import os
 import stat
 import subprocess
 import sys
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from jobs.config import Config, load_config
 from jobs.errors import CdrwatchError
-from schemas.raw import RAW_LAYOUTS
+from jobs.io.files import write_atomic
+from jobs.io.landing import delivery_folder, ingestible
+
+log = logging.getLogger(__name__)
 
 CONF_VARIABLE = "cdrwatch_conf"  # Airflow Variable: path of the conf YAML, read when a task runs
 CONF_ENV = "CDRWATCH_CONF"       # environment variable: the same, and the only source at parse time
 PACKAGES = ("schemas", "detectors", "jobs", "conf")  # what a cluster's driver and executors need
+# Left out of the bundle: the simulator writes landing zones for demos and tests, and no step imports it.
+EXCLUDED_SUBPACKAGES = ("jobs/simulate",)
 ENTRY_SCRIPT = '''"""spark-submit entry point: the cdrwatch command line, run as Spark's driver program."""
 import sys
 
@@ -74,18 +79,6 @@ def local_time(instant: dt.datetime, timezone: str) -> dt.datetime:
     return dt.datetime.fromtimestamp(instant.timestamp(), ZoneInfo(timezone))
 
 
-def delivery_folder(config: Config, carrier: str, day: dt.date) -> Path:
-    return Path(config.paths.landing) / carrier / day.isoformat()
-
-
-def ingestible(config: Config, carrier: str, path: Path) -> bool:
-    """Whether ingest would read `path`: named as the carrier's format expects; hidden and
-    `_`-prefixed files (an upload in progress, the manifest) do not count."""
-    globs = RAW_LAYOUTS[config.carriers[carrier].format].file_globs
-    return (path.is_file() and not path.name.startswith((".", "_"))
-            and any(fnmatch.fnmatch(path.name, g) for g in globs))
-
-
 def size_of(path: Path) -> int | None:
     """The size of a regular file, None if there is none (absent, or gone while looking)."""
     try:
@@ -116,7 +109,7 @@ def landing_state(config: Config, carrier: str, day: dt.date, now: dt.datetime |
     manifest (and when none is required) the folder must hold a non-empty file that ingest would
     read and nothing in it may have changed for `schedule.settle_minutes` before `now`, so a file
     still being written, or landing a little after the first, is not left behind."""
-    from jobs.manifest import MANIFEST, read_manifest
+    from jobs.io.manifest import MANIFEST, read_manifest
 
     folder = delivery_folder(config, carrier, day)
     if not folder.is_dir():
@@ -190,21 +183,30 @@ def cli_args(step: str, day: dt.date, conf_file: str | Path | None, overrides: t
     return args
 
 
+class SubmitFailed(RuntimeError):
+    """spark-submit of a step ended with an exit code that may be transient (1: an unexpected error)."""
+
+
 def run_step(step: str, day: dt.date, conf_file: str | Path | None = None, overrides: tuple[str, ...] = (),
-             *, cache_dir: Path | None = None) -> None:
-    """Run `cdrwatch <step> --date D` (`nightly` included) with this conf: in this process for a
-    local master (the process's Spark session is reused), else with spark-submit. Raises on failure;
-    the step's own output (tables, validation results, one-line errors) goes to stdout/stderr."""
-    from jobs.cli import main
+             *, cache_dir: Path | None = None):
+    """Run one `jobs.pipeline` step for one night with this conf: in this process for a local
+    master (the process's Spark session is reused; returns the StepResult), else as
+    `cdrwatch <step> --date D` through spark-submit. A `CdrwatchError` (configuration, input) is
+    raised as it is, also when spark-submit's cdrwatch says so (exit code 2); other failures raise
+    `SubmitFailed` or the step's own exception, which a retry may cure."""
+    from jobs import pipeline
 
     config = load_config(conf_file, overrides)
+    if is_local(config) or step in pipeline.DRIVER_ONLY:
+        return pipeline.run_step(step, config, day)
     args = cli_args(step, day, conf_file, overrides)
-    if is_local(config):
-        code = main(args)
-    else:
-        code = stream(spark_submit_command(config, args, conf_file, cache_dir=cache_dir), submit_env())
+    code = stream(spark_submit_command(config, args, conf_file, cache_dir=cache_dir), submit_env())
+    if code == 2:
+        raise CdrwatchError(f"cdrwatch {' '.join(masked(args))} failed on a problem of configuration or input "
+                            f"(exit code 2: see the error line above)")
     if code != 0:
-        raise CdrwatchError(f"cdrwatch {' '.join(args)} failed (exit code {code})")
+        raise SubmitFailed(f"cdrwatch {' '.join(masked(args))} failed (exit code {code})")
+    return None
 
 
 def spark_home() -> Path:
@@ -274,8 +276,9 @@ def package_dir(name: str) -> Path:
 
 
 def package_zip_bytes() -> bytes:
-    """`schemas/ detectors/ jobs/ conf/` as one zip for `--py-files`, byte-identical for the same
-    sources (sorted names, fixed timestamps), so its hash names the version in the cache."""
+    """`schemas/ detectors/ jobs/ conf/` (without `EXCLUDED_SUBPACKAGES`) as one zip for `--py-files`,
+    byte-identical for the same sources (sorted names, fixed timestamps), so its hash names the
+    version in the cache."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name in PACKAGES:
@@ -283,7 +286,10 @@ def package_zip_bytes() -> bytes:
             for path in sorted(p for p in root.rglob("*") if p.is_file()):
                 if "__pycache__" in path.parts or path.suffix in (".pyc", ".pyo"):
                     continue
-                info = zipfile.ZipInfo(f"{name}/{path.relative_to(root).as_posix()}", date_time=(1980, 1, 1, 0, 0, 0))
+                member = f"{name}/{path.relative_to(root).as_posix()}"
+                if any(member.startswith(f"{excluded}/") for excluded in EXCLUDED_SUBPACKAGES):
+                    continue
+                info = zipfile.ZipInfo(member, date_time=(1980, 1, 1, 0, 0, 0))
                 info.compress_type = zipfile.ZIP_DEFLATED
                 info.external_attr = 0o644 << 16
                 archive.writestr(info, path.read_bytes())
@@ -335,47 +341,18 @@ def submit_bundle(cache_dir: Path | None = None) -> tuple[Path, Path]:
     package, entry = folder / "cdrwatch.zip", folder / "cdrwatch_submit.py"
     for path, content in ((package, data), (entry, ENTRY_SCRIPT.encode())):
         if file_sha256(path) != hashlib.sha256(content).hexdigest():
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            tmp.unlink(missing_ok=True)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(content)
-            os.replace(tmp, path)
+            write_atomic(path, content, mode=0o600)
     return package, entry
 
 
 # ---------------------------------------------------------------- run summaries
 
 def validation_lines(config: Config, day: dt.date) -> tuple[list[str], bool]:
-    """The Great Expectations results that ingest saved for the night, one line per carrier (and
-    one per failed expectation) and one per reason the night is partial, plus whether the night has
-    any validated data. Read back, not re-run: the suite ran before ingest committed. A failed
-    carrier-day is already in quarantine and makes the night partial; only a night where no
-    carrier passed has nothing to go on with."""
-    runs = Path(config.paths.lake) / "_runs" / "ingest" / f"date={day.isoformat()}"
-    summary_path = runs / "summary.json"
-    if not summary_path.is_file():
-        raise CdrwatchError(f"{summary_path}: no ingest run summary for {day} (run ingest first)")
-    summary = json.loads(summary_path.read_text(encoding="utf-8"))
-    lines, passed = [], False
-    for carrier in summary.get("carriers", {}):
-        path = runs / f"validation_{carrier}.json"
-        if not path.is_file():
-            lines.append(f"{carrier}: no GX result (ingest ran without validation)")
-            continue
-        result = json.loads(path.read_text(encoding="utf-8"))
-        stats = result.get("gx_result", {}).get("statistics", {})
-        met, total = stats.get("successful_expectations"), stats.get("evaluated_expectations")
-        lines.append(f"{carrier}: GX suite {'passed' if result['success'] else 'FAILED'} "
-                     f"({met}/{total} expectations met, {result['row_count']} rows); volume {result['volume']}"
-                     + (" (suspect: late or partial delivery?)" if result["suspect"] else ""))
-        lines += [f"  {failure}" for failure in result["failures"]]
-        passed = passed or result["success"]
-    reasons = summary.get("partial_reasons")
-    if reasons is None:  # a summary written before partial_reasons existed
-        reasons = [f"no files from {c}" for c in summary.get("missing_carriers", [])]
-    lines += [f"partial night: {reason}" for reason in reasons]
-    return lines, passed
+    """The night's saved GX results as lines, and whether any carrier passed (`validate.night_verdict`)."""
+    from jobs.validate import night_verdict
+
+    lines, passed, _failed = night_verdict(config, day)
+    return lines, bool(passed)
 
 
 # ---------------------------------------------------------------- Airflow task callables
@@ -398,55 +375,59 @@ def conf_file_at_run() -> str:
     return conf_file
 
 
+@contextmanager
+def failing_fast():
+    """Inside an Airflow task: a `CdrwatchError` (bad conf, bad or missing input) fails the task
+    without retries (`AirflowFailException`, the message kept); a date locked by another run and
+    every other error keep Airflow's retries (they may be transient)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from jobs.io.locks import LockHeld
+
+    try:
+        yield
+    except LockHeld:
+        raise
+    except CdrwatchError as err:
+        raise AirflowFailException(str(err)) from err
+
+
 def task_wait_for_carrier(carrier: str, data_interval_start=None, data_interval_end=None) -> bool:
     """Sensor poke: has the carrier's night landed (`landing_state`)? At the deadline, skip (policy
     `continue`: the night goes on without it) or fail without retries (policy `fail`: nothing
     downstream runs)."""
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-    config = load_config(conf_file_at_run())
-    day = night_of(data_interval_start, config.timezone)
-    deadline = landing_deadline(config, data_interval_end)
-    now = dt.datetime.now(dt.timezone.utc)
-    try:
-        landed = check_landing(config, carrier, day, deadline, now)
-    except LateCarrier as late:
-        print(str(late), flush=True)
-        raise (AirflowSkipException if late.policy == "continue" else AirflowFailException)(str(late)) from None
-    what = landing_state(config, carrier, day, now)[1]
-    print(f"{carrier}: files for {day} " + (f"landed: {what}" if landed else
-                                            f"not landed yet: {what}; waiting until {deadline.isoformat()}"),
-          flush=True)
+    with failing_fast():
+        config = load_config(conf_file_at_run())
+        day = night_of(data_interval_start, config.timezone)
+        deadline = landing_deadline(config, data_interval_end)
+        now = dt.datetime.now(dt.timezone.utc)
+        try:
+            landed = check_landing(config, carrier, day, deadline, now)
+        except LateCarrier as late:
+            log.warning(str(late))
+            raise (AirflowSkipException if late.policy == "continue" else AirflowFailException)(str(late)) from None
+        what = landing_state(config, carrier, day, now)[1]
+    log.info(f"{carrier}: files for {day} " + (f"landed: {what}" if landed else
+                                               f"not landed yet: {what}; waiting until {deadline.isoformat()}"))
     return landed
 
 
-def task_ingest(data_interval_start=None) -> None:
-    """Ingest the night with whatever carriers have landed (a late one makes the night partial)."""
-    conf_file = conf_file_at_run()
-    config = load_config(conf_file)
-    day = night_of(data_interval_start, config.timezone)
-    missing = missing_carriers(config, day)
-    if len(missing) == len(config.carriers):
-        raise CdrwatchError(f"no carrier delivered files for {day}: nothing to ingest")
-    if missing:
-        print(f"partial night {day}: going on without {', '.join(missing)}", flush=True)
-    run_step("ingest", day, conf_file)
-
-
-def task_validate(data_interval_start=None) -> None:
-    """Log the night's GX results per carrier and why the night is partial; fail only when no
-    carrier's data passed (a failed carrier-day is in quarantine and the night goes on, partial)."""
-    config = load_config(conf_file_at_run())
-    day = night_of(data_interval_start, config.timezone)
-    lines, usable = validation_lines(config, day)
-    for line in lines:
-        print(line, flush=True)
-    if not usable:
-        raise CdrwatchError(f"validation: no carrier's data for {day} passed: see the lines above")
-
-
 def task_step(step: str, data_interval_start=None) -> None:
-    """Run one later step (detect, dens, export, report) for the night."""
-    conf_file = conf_file_at_run()
-    config = load_config(conf_file)
-    run_step(step, night_of(data_interval_start, config.timezone), conf_file)
+    """Run one step of `jobs.pipeline.NIGHTLY` for the night. Before ingest, the carriers that have
+    not landed are named (the night is partial) and a night with none fails."""
+    with failing_fast():
+        conf_file = conf_file_at_run()
+        config = load_config(conf_file)
+        day = night_of(data_interval_start, config.timezone)
+        if step == "ingest":
+            missing = missing_carriers(config, day)
+            if len(missing) == len(config.carriers):
+                raise CdrwatchError(f"no carrier delivered files for {day}: nothing to ingest")
+            if missing:
+                log.warning(f"partial night {day}: going on without {', '.join(missing)}")
+        result = run_step(step, day, conf_file)
+        if step == "validate" and result is not None:
+            for line in result.detail:
+                log.info(line)

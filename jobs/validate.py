@@ -19,15 +19,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import os
 import statistics
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
-from jobs import lake
+from jobs.io import files, summaries
 from jobs.config import Config
 from jobs.errors import CdrwatchError
 from schemas.tables import CDR
@@ -107,7 +105,7 @@ def recent_row_counts(config: Config, carrier: str, day: dt.date) -> list[int]:
     be shorter or empty ("no history yet"). A summary that cannot be read raises CdrwatchError."""
     counts = []
     for back in range(config.ingest.volume_history_days, 0, -1):
-        path = lake.run_summary_path(config, "ingest", day - dt.timedelta(days=back))
+        path = summaries.run_summary_path(config, "ingest", day - dt.timedelta(days=back))
         if path.is_file():
             accepted = read_accepted_counts(path).get(carrier)
             if accepted is not None:
@@ -360,9 +358,9 @@ def save_validation(outcome: ValidationOutcome, path: str | Path) -> Path:
     The HTML is GX's data-docs page; it pulls its CSS/JS from public CDNs, so offline it is plain,
     unstyled HTML (the content is all there)."""
     path = Path(path)
-    lake.write_json(path, outcome.to_dict())
+    files.write_json(path, outcome.to_dict())
     if outcome._gx_object is not None:
-        _write_atomic(path.with_suffix(".html"), _render_html(outcome._gx_object))
+        files.write_atomic(path.with_suffix(".html"), _render_html(outcome._gx_object))
     return path
 
 
@@ -373,13 +371,38 @@ def _render_html(result) -> str:
     return DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(result))
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Write a sibling temporary file, then rename it over `path`: readers see old or new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+
+# --------------------------------------------------------------------------------------------
+# the night's verdict (the nightly `validate` step)
+
+
+def night_verdict(config: Config, day: dt.date) -> tuple[list[str], list[str], list[str]]:
+    """The Great Expectations results that ingest saved for the night: one line per carrier (and
+    one per failed expectation) and one per reason the night is partial, then the carriers that
+    passed and those that failed. Read back, not re-run: the suite ran before ingest committed. A
+    failed carrier-day is already in quarantine and makes the night partial; only a night where no
+    carrier passed has nothing to go on with."""
+    runs = summaries.run_dir(config, "ingest", day)
+    summary = summaries.read_summary(config, "ingest", day)
+    if summary is None:
+        raise CdrwatchError(f"{summaries.run_summary_path(config, 'ingest', day)}: no ingest run summary for {day} "
+                            f"(run ingest first)")
+    lines, passed, failed = [], [], []
+    for carrier in summary.get("carriers", {}):
+        path = runs / f"validation_{carrier}.json"
+        if not path.is_file():
+            lines.append(f"{carrier}: no GX result (ingest ran without validation)")
+            continue
+        result = json.loads(path.read_text(encoding="utf-8"))
+        stats = result.get("gx_result", {}).get("statistics", {})
+        met, total = stats.get("successful_expectations"), stats.get("evaluated_expectations")
+        lines.append(f"{carrier}: GX suite {'passed' if result['success'] else 'FAILED'} "
+                     f"({met}/{total} expectations met, {result['row_count']} rows); volume {result['volume']}"
+                     + (" (suspect: late or partial delivery?)" if result["suspect"] else ""))
+        lines += [f"  {failure}" for failure in result["failures"]]
+        (passed if result["success"] else failed).append(carrier)
+    reasons = summary.get("partial_reasons")
+    if reasons is None:  # a summary written before partial_reasons existed
+        reasons = [f"no files from {c}" for c in summary.get("missing_carriers", [])]
+    lines += [f"partial night: {reason}" for reason in reasons]
+    return lines, passed, failed

@@ -78,8 +78,22 @@ FLAG = Table(
         C("score", "double", False, "0..1, higher is more suspicious"),
         C("evidence", "string", False, "one sentence an analyst can read"),
         C("date", "date", False),
+        # what later steps read (never the evidence text); a detector fills what it knows, the rest is null
+        C("site_key", "string", True, "physical site (detectors.sites): the sweep's home site, the congested "
+                                      "site, the GOIP SIM's (device's best SIM's) main site"),
+        C("segment", "string", True, "number segment swept: the 7 digits after +86 (sequential)"),
+        C("range_lo", "string", True, "first number of the swept range, E.164 (sequential)"),
+        C("range_hi", "string", True, "last number of the swept range, E.164 (sequential)"),
+        C("pattern", "string", True, "how the range was dialled, as a lead says it, e.g. 'in ascending order "
+                                     "round-robin by 13 SIMs' (sequential)"),
+        C("window_start", "timestamp", True, "start of what was flagged: the sweep's window, the first "
+                                             "congested hour, the GOIP SIM's (device's) first outgoing event"),
+        C("window_end", "timestamp", True, "its end: the window's end, the last congested hour's end, the "
+                                           "last outgoing event"),
     ),
     partition_by=("date",),
+    doc="One row per flagged entity per detector. The columns after `date` were added later: a partition "
+        "written before them reads them as null.",
 )
 
 DEN = Table(

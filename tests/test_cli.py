@@ -53,19 +53,24 @@ def test_report_before_dens_names_the_step_to_run(tmp_path, capsys):
 
 
 def test_nightly_runs_every_step_per_night_and_ends_with_a_summary_table(monkeypatch, capsys, tmp_path):
-    import jobs.cli as cli
+    from jobs import pipeline
 
     ran = []
     summary = {"date": "2026-11-21", "outbox": "/o/2026-11-21", "dens": {"武侯区": 2, "锦江区": 0},
                "unlocated": 1, "warnings": 5}
-    results = {"export": summary}
-    for step in ("ingest", "detect", "dens", "export", "report"):
-        monkeypatch.setitem(cli.STEPS, step, lambda args, config, step=step: ran.append((step, args.date)) or
-                            (tmp_path / "outbox" / str(args.date) / "report.html" if step == "report"
-                             else results.get(step)))
+
+    def runner(step):
+        def run(config, day, spark, progress):
+            ran.append((step, day))
+            paths = {"report": str(tmp_path / "outbox" / str(day) / "report.html")} if step == "report" else {}
+            return pipeline.StepResult(step, day, paths=paths, detail=summary if step == "export" else None)
+        return run
+
+    for step in pipeline.NIGHTLY:
+        monkeypatch.setitem(pipeline.RUNNERS, step, runner(step))
     assert main(["nightly", "--from", "2026-11-20", "--to", "2026-11-21", "--lake", str(tmp_path / "lake"),
                  "--outbox", str(tmp_path / "outbox")]) == 0
-    assert [s for s, _ in ran] == ["ingest", "detect", "dens", "export", "report"] * 2
+    assert [s for s, _ in ran] == ["ingest", "validate", "detect", "dens", "export", "report"] * 2
     captured = capsys.readouterr()
     assert "dens on 2026-11-21: 武侯区 2, 锦江区 0 (1 unlocated); warnings: 5" in captured.out
     assert "/o/2026-11-21/leads" in captured.out

@@ -12,6 +12,8 @@ import pytest
 
 from jobs import orchestrate
 
+pytestmark = pytest.mark.slow
+
 STARTUP_S = 120
 
 

@@ -8,6 +8,7 @@ calls sys.exit(0) in a `-c` process when Spark Connect's optional dependencies a
 """
 import datetime as dt
 import json
+import re
 import os
 import subprocess
 import sys
@@ -17,10 +18,12 @@ import pytest
 
 from jobs.simulate import simulate
 
+pytestmark = pytest.mark.slow
+
 DAGS = Path(__file__).resolve().parents[1] / "dags"
 NIGHT = dt.date(2026, 11, 20)
 LATE = "ct"
-STEPS = ["ingest", "validate", "detect", "dens", "export", "report"]
+STEPS = list(__import__("jobs.pipeline").pipeline.NIGHTLY)   # ingest, validate, detect, dens, export, report
 
 # Runs one DAG run for the night of sys.argv[1] and prints its state and the state of every task.
 DAG_TEST = """
@@ -34,7 +37,8 @@ assert not bag.import_errors, bag.import_errors
 night_ends = dt.datetime.combine(dt.date.fromisoformat(sys.argv[1]) + dt.timedelta(days=1), dt.time(),
                                  ZoneInfo("Asia/Shanghai"))
 run = bag.dags["cdr_nightly"].test(logical_date=night_ends)
-print("RESULT " + json.dumps({"state": str(run.state), "tasks": {t.task_id: str(t.state) for t in run.get_task_instances()}}))
+print("RESULT " + json.dumps({"state": str(run.state), "tasks": {t.task_id: str(t.state) for t in run.get_task_instances()},
+                              "tries": {t.task_id: t.try_number for t in run.get_task_instances()}}))
 """
 
 # Parses the dags folder and describes the DAG, and which heavy modules parsing imported.
@@ -155,6 +159,9 @@ def test_a_late_carrier_under_continue_gives_a_partial_night(airflow_env, landin
         assert f"{carrier}: files for 2026-11-20 landed: _MANIFEST.csv with " in log
     for carrier in ("cm", "cu"):  # the validate task logs the GX results that ingest saved
         assert f"{carrier}: GX suite passed (22/22 expectations met, " in log
+    for step in STEPS:   # each task logs what its step did (jobs.pipeline), counts included
+        assert re.search(rf"{step} 2026-11-20 (ok|partial) in [0-9.]+ s", log), step
+    assert re.search(r"detect 2026-11-20 ok in [0-9.]+ s: flags=[1-9][0-9]* ", log)
 
     summary = json.loads((lake / "_runs" / "ingest" / "date=2026-11-20" / "summary.json").read_text())
     assert summary["missing_carriers"] == ["ct"] and sorted(summary["carriers"]) == ["cm", "cu"]
@@ -177,4 +184,24 @@ def test_a_late_carrier_under_fail_fails_the_night_before_any_step(airflow_env, 
                             **{step: "upstream_failed" for step in STEPS}}
     assert "ct: no files for 2026-11-20 by the deadline 2026-11-21T00:00:03+08:00; failing the night" in (
         completed.stdout + completed.stderr)
+    assert not (tmp_path / "lake").exists() and not (tmp_path / "outbox").exists()
+
+
+def test_a_bad_conf_fails_the_night_at_once_without_retries(airflow_env, landing, tmp_path):
+    """The DAG is parsed with a good conf that allows retries (an hour apart); the tasks run with a
+    conf that does not load. A problem of configuration is not transient: every task that reads it
+    fails on its first try (AirflowFailException), nothing waits for a retry, and the log has the
+    one line that says what is wrong."""
+    parse_conf = tmp_path / "parse.yaml"
+    parse_conf.write_text(json.dumps({"schedule": {"retries": 2, "retry_delay_minutes": 60}}))
+    run_conf = write_conf(tmp_path / "run.yaml", landing, tmp_path / "lake", tmp_path / "outbox", "continue")
+    run_conf.write_text(run_conf.read_text().replace('"spark": {', '"ingest": {"rows_per_file": -1}, "spark": {'))
+    env = {**airflow_env, "CDRWATCH_CONF": str(parse_conf), "AIRFLOW_VAR_CDRWATCH_CONF": str(run_conf)}
+    completed = run_script(tmp_path, DAG_TEST, NIGHT.isoformat(), str(DAGS), env=env, timeout=600)
+    run = result_of(completed)
+    assert run["state"] == "failed"
+    assert run["tasks"] == {"wait_cm": "failed", "wait_cu": "failed", "wait_ct": "failed",
+                            **{step: "upstream_failed" for step in STEPS}}
+    assert {run["tries"][w] for w in ("wait_cm", "wait_cu", "wait_ct")} == {1}
+    assert "conf ingest.rows_per_file: Input should be greater than 0" in completed.stdout + completed.stderr
     assert not (tmp_path / "lake").exists() and not (tmp_path / "outbox").exists()

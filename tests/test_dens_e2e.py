@@ -3,8 +3,11 @@ import statistics
 
 import polars as pl
 import pyarrow.parquet as pq
+import pytest
 
 from detectors.sites import distance_m
+
+pytestmark = pytest.mark.slow
 
 
 def _dens(week, day):

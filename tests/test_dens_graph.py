@@ -7,18 +7,26 @@ import pytest
 from pyspark.sql import functions as F
 
 from detectors.base import Night
-from jobs.dens import den_table, find_dens
+from jobs.dens import find_dens
+from jobs.render import den_table
 from jobs.dens.cluster import den_groups, suspect_graph
-from jobs.dens.describe import active_hours, dialling_pattern, evidence, weighted_position
+from jobs.dens.core import active_hours, dialling_pattern, evidence, weighted_position
 from jobs.dens.graph import cap_degree, collect_edges, strong_edges, suspect_edges
+from schemas.tables import FLAG
 
 DAY = dt.date(2026, 11, 24)
 CDR = ("msisdn string, other_party string, direction string, service string, start_time string, "
        "duration_s int, imsi string, imei string, carrier string, cell_id string, site_key string, "
        "site_lat double, site_lon double, site_label string, district string")
-FLAGS = "detector string, entity_type string, entity_id string, score double, evidence string"
 BOX = "86000000000001"
 A, B, C, FAR = "+8613300000001", "+8613300000002", "+8613300000003", "+8613800000009"
+
+
+def flag(detector, entity_type, entity_id, score, **details):
+    """A row of lake/flags (FLAG's columns); `details` are its typed detail columns, None if not given."""
+    values = dict(detector=detector, entity_type=entity_type, entity_id=entity_id, score=score, evidence="",
+                  date=DAY, **details)
+    return tuple(values.get(name) for name in FLAG.names)
 
 
 def at(hour, minute=0):
@@ -42,8 +50,10 @@ def night(spark):
         rows.append(row(C, A, h, 30))  # and calls A
     rows += [row(A, "+8613912340100", 10), row(A, "+8613912340101", 11)]
     rows.append(row(FAR, "+8615000000000", 3, site="S9"))  # flagged, alone elsewhere
-    flags = [("goip", "msisdn", A, 0.9, ""), ("goip", "imei", BOX, 0.9, ""),
-             ("sequential", "msisdn", C, 0.8, ""), ("goip", "msisdn", FAR, 0.7, "")]
+    flags = [flag("goip", "msisdn", A, 0.9), flag("goip", "imei", BOX, 0.9),
+             flag("sequential", "msisdn", C, 0.8, segment="1391234", range_lo="+8613912342009",
+                  range_hi="+8613912342011", pattern="in ascending order by this SIM alone"),
+             flag("goip", "msisdn", FAR, 0.7)]
     victim, hotline, brief = "+8613999990001", "+8613999990002", "+8613999990003"
     at_s1 = ("cm", "c-S1", "S1", 30.6, 104.0, "S1基站", "锦江区")
     rows += [(B, victim, "out", "voice", at(14, 5), 400, "iB", BOX, *at_s1),     # talked 400 s: a victim
@@ -54,7 +64,7 @@ def night(spark):
              (A, brief, "out", "voice", at(14, 20), 30, "iA", BOX, *at_s1)]      # too short to be at risk
     cdr = spark.createDataFrame(rows, CDR).withColumn("start_time", F.col("start_time").cast("timestamp"))
     whitelist = spark.createDataFrame([(hotline,)], "number string")
-    return Night(DAY, cdr, cdr, whitelist), spark.createDataFrame(flags, FLAGS), victim
+    return Night(DAY, cdr, cdr, whitelist), spark.createDataFrame(flags, FLAG.spark()), victim
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +74,7 @@ def edges(night):
     return {(r.a, r.b): r.asDict() for r in frame.collect()}
 
 
+@pytest.mark.slow
 def test_the_step_finds_one_den_with_its_victim(night, test_config):
     rows, victims, _, warnings = find_dens(test_config, night[0], night[1], earlier=[])
     assert warnings == []
@@ -74,6 +85,8 @@ def test_the_step_finds_one_den_with_its_victim(night, test_config):
     assert den["signals"] == ["goip", "sequential"] and den["n_victims"] == 1
     assert den["active_hours"].startswith("09-12")
     assert "3 SIMs (cm 3) and 1 GOIP device and 2 handsets at S1基站" in den["evidence"]
+    # C's sequential flag, read from its columns (its evidence text is empty here)
+    assert ", dialling 139-1234-2009…2011 in ascending order by this SIM alone; " in den["evidence"]
     (v,) = victims.collect()
     assert (v.number, v.district, v.den_id, v.longest_call_s, v.n_calls) == \
         (night[2], "成华区", "D20261124-01", 400, 2)
@@ -132,6 +145,7 @@ def test_active_hours_are_merged_ranges():
     assert active_hours({9: 50, 10: 60, 11: 40, 14: 55, 15: 50, 16: 1, 17: 45}) == "09-12;14-16;17-18"
 
 
+@pytest.mark.slow
 def test_a_night_without_flags_has_no_dens(night, test_config):
     no_flags = night[1].limit(0)
     rows, victims, _, _ = find_dens(test_config, night[0], no_flags, earlier=[])
@@ -147,11 +161,11 @@ def test_evidence_reads_like_a_lead():
 
 
 def test_evidence_names_the_dialling_pattern_of_the_sequential_flag():
-    flag = ("398 of the 412 numbers 139-1234-0000…0411 dialled in ascending order round-robin by 13 SIMs "
-            "09:02–11:58 at 锦江区128号基站 (13 SIMs swept there 09:00–12:00); this SIM placed 31 of the calls")
-    pattern = dialling_pattern(flag)
+    pattern = dialling_pattern("1391234", "+8613912340000", "+8613912340411",
+                               "in ascending order round-robin by 13 SIMs")
     assert pattern == "139-1234-0000…0411 in ascending order round-robin by 13 SIMs"
-    assert dialling_pattern("SIM shared by 4 IMEIs") is None and dialling_pattern(None) is None
+    assert dialling_pattern(None, None, None, None) is None       # a goip or congestion flag
+    assert dialling_pattern("1391234", "+8613912340000", "+8613912340411", None) is None
     text = evidence(sims={"+861": "cm"}, n_boxes=0, n_handsets=1, main_site=None, radius_m=None, hours="09-12",
                     n_calls=400, n_callees=398, top_segment="1391234", n_victims=0, min_call_s=180, pattern=pattern)
     assert text == ("1 SIM (cm 1) and 1 handset, 09-12, 400 calls to 398 numbers, dialling 139-1234-0000…0411 "

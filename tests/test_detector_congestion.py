@@ -137,6 +137,19 @@ def test_den_evidence_names_hours_site_and_the_few_busy_sims(unflagged):
     assert evidence.endswith("this cell carried 400 of those SIMs' calls")   # SIMs 2 and 5, 5 hours of 40
 
 
+def test_flags_carry_the_site_and_its_congested_span(unflagged):
+    """The report and dens read these columns, not the evidence's "09:00–12:00, 14:00–16:00 at ..."."""
+    midnight = dt.datetime.combine(DAY, dt.time(0), LOCAL)
+    for _, cell in DEN_CELLS:
+        r = unflagged[cell]
+        assert r.site_key == "SA"
+        assert (r.window_start.timestamp(), r.window_end.timestamp()) == \
+            ((midnight + dt.timedelta(hours=9)).timestamp(), (midnight + dt.timedelta(hours=16)).timestamp())
+    stadium = unflagged[SITES["SB"][1][0][1]]
+    assert stadium.site_key == "SB"
+    assert stadium.window_end.timestamp() == (midnight + dt.timedelta(hours=22)).timestamp()
+
+
 def test_sims_flagged_by_earlier_detectors_raise_the_score_and_show_in_the_evidence(today, unflagged,
                                                                                    with_sim_flags):
     at_den = [r for r in today if r[14] == "SA" and r[4] == "out" and r[6].hour in DEN_HOURS]

@@ -3,6 +3,7 @@ shuffled blocks) at three sites, a SIM that sweeps in two windows, and the subsc
 alone (residents at a den's site, a courier, a sparse customer list dialled in order, a crowd)."""
 import datetime as dt
 import random
+from zoneinfo import ZoneInfo
 
 import pytest
 from chispa import assert_df_equality
@@ -12,6 +13,7 @@ from detectors.base import FLAG_FIELDS, Night
 from detectors.sequential import SequentialDialling
 
 DAY = dt.date(2026, 11, 24)
+LOCAL = ZoneInfo("Asia/Shanghai")  # the session timezone
 SITE_COLUMNS = "site_key string, site_lat double, site_lon double, site_label string, district string"
 CALL_COLUMNS = "msisdn string, other_party string, direction string, service string, at string, carrier string, " \
                "cell_id string"
@@ -98,7 +100,7 @@ def detector(test_config):
 
 @pytest.fixture(scope="module")
 def flags(spark, detector):
-    rows = detector.flags(night_of(spark, dens_and_neighbours())).select(*FLAG_FIELDS).collect()
+    rows = detector.flags(night_of(spark, dens_and_neighbours())).collect()
     return {r.entity_id: r for r in rows}
 
 
@@ -141,6 +143,34 @@ def test_calls_into_a_dens_range_among_many_others_are_not_a_sweep(flags):
     assert SWITCHBOARD not in flags and RESIDENT not in flags
     assert flags[PER_SIM[0]].evidence.startswith("72 of the 72 numbers 139-1234-0000…0071 dialled in ascending "
                                                  "order by this SIM alone")
+
+
+def local(hour):
+    """The instant of `hour`:00 local time on DAY (24 = the next midnight), in seconds."""
+    return (dt.datetime.combine(DAY, dt.time(0), tzinfo=LOCAL) + dt.timedelta(hours=hour)).timestamp()
+
+
+def test_the_flag_columns_say_what_the_evidence_says(flags):
+    """The dens step reads the columns, never the sentence: they tell the same range and dialling."""
+    for r in flags.values():
+        span = f"{r.segment[:3]}-{r.segment[3:]}-{r.range_lo[-4:]}…{r.range_hi[-4:]}"
+        assert f" numbers {span} dialled {r.pattern} " in r.evidence, r
+
+
+def test_round_robin_flag_columns_name_site_range_pattern_and_window(flags):
+    r = flags[ROUND_ROBIN[2]]
+    assert (r.site_key, r.segment, r.range_lo, r.range_hi, r.pattern) == \
+        ("SB", "1374243", "+8613742435000", "+8613742435299", "in ascending order round-robin by 6 SIMs")
+    assert (r.window_start.timestamp(), r.window_end.timestamp()) == (local(9), local(12))
+
+
+def test_the_last_window_of_the_day_ends_at_midnight_and_the_strongest_window_is_kept(flags):
+    shuffled = flags[SHUFFLED[0]]
+    assert (shuffled.window_start.timestamp(), shuffled.window_end.timestamp()) == (local(21), local(24))
+    assert shuffled.pattern == "in shuffled blocks by 5 SIMs" and shuffled.site_key == "SC"
+    afternoon = flags[TWO_WINDOWS]
+    assert (afternoon.range_lo, afternoon.range_hi) == ("+8613912345040", "+8613912345139")
+    assert (afternoon.window_start.timestamp(), afternoon.window_end.timestamp()) == (local(12), local(15))
 
 
 def test_empty_night_gives_an_empty_frame_of_the_flag_shape(spark, detector):

@@ -133,10 +133,16 @@ def night(spark):
 
 
 @pytest.fixture(scope="module")
-def flags(night, settings):
+def flag_rows(night, settings):
+    """{(entity_type, entity_id): the flag row, with its detail columns} of the night."""
+    return {(r.entity_type, r.entity_id): r for r in SimBox(settings).flags(night).collect()}
+
+
+@pytest.fixture(scope="module")
+def flags(flag_rows):
     """{(entity_type, entity_id): (score, evidence)} of the night."""
-    rows = SimBox(settings).flags(night).select(*FLAG_FIELDS).collect()
-    return {(r.entity_type, r.entity_id): (r.score, r.evidence) for r in rows}
+    assert all(set(FLAG_FIELDS) <= set(r.asDict()) for r in flag_rows.values())
+    return {key: (r.score, r.evidence) for key, r in flag_rows.items()}
 
 
 @pytest.fixture(scope="module")
@@ -168,6 +174,16 @@ def test_box_sharing_one_imei_is_flagged_with_full_score(flags):
     assert "gaps regular (every 75 s, CV 0.0" in evidence
     assert "1 site (锦江区000号基站)" in evidence
     assert evidence.endswith("SIM first seen today")
+
+
+def test_sim_and_device_flags_carry_the_main_site_and_the_outgoing_span(flag_rows):
+    sim, device = flag_rows[("msisdn", SHARED_BOX[0])], flag_rows[("imei", imei(BOX_TAC, 1))]
+    assert sim.site_key == device.site_key == "BOX"
+    assert at(9).timestamp() <= sim.window_start.timestamp() < sim.window_end.timestamp() < at(9, 14).timestamp()
+    assert device.window_start.timestamp() == min(flag_rows[("msisdn", s)].window_start.timestamp()
+                                                  for s in SHARED_BOX)
+    assert device.window_end.timestamp() == max(flag_rows[("msisdn", s)].window_end.timestamp() for s in SHARED_BOX)
+    assert at(9, 16).timestamp() <= device.window_end.timestamp() < at(9, 17).timestamp()
 
 
 def test_box_with_a_fresh_imei_per_sim_is_flagged(flags):

@@ -1,6 +1,7 @@
 """One conformance suite that every detector in `detectors.DETECTORS` passes (PyOD/river style):
-the flag shape, determinism, empty input, and the whitelist honoured, on a small hand-built night
-with a den in it (so that every detector has something to find)."""
+the flag shape (with FLAG's types for the detail columns a detector fills), determinism, empty
+input, and the whitelist honoured, on a small hand-built night with a den in it (so that every
+detector has something to find)."""
 import datetime as dt
 import random
 from zoneinfo import ZoneInfo
@@ -9,7 +10,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from detectors import DETECTORS
-from detectors.base import FLAG_FIELDS, Night, prepare_night, run_detectors
+from detectors.base import FLAG_DETAILS, FLAG_FIELDS, Night, prepare_night, run_detectors
 from schemas.tables import CDR, FLAG
 
 DAY = dt.date(2026, 11, 24)
@@ -24,6 +25,7 @@ SITES = {  # carrier, cell_id -> site; site A has a cell in every carrier, as re
     ("cm", "4100-20003"): ("SC", 30.62, 104.07, "锦江区003号基站", "锦江区"),
 }
 CELLS = list(SITES)
+FLAG_TYPES = {f.name: f.dataType for f in FLAG.spark().fields}
 
 
 def _cdr_row(rid, carrier, msisdn, other, direction, service, when, duration, imsi, imei, cell):
@@ -77,6 +79,13 @@ def night(spark):
 
 
 @pytest.fixture(scope="module")
+def all_flags(night, test_config):
+    """`run_detectors` over every detector: the FLAG frame detect writes."""
+    detectors = [cls(getattr(test_config.detectors, name)) for name, cls in DETECTORS.items()]
+    return run_detectors(detectors, night)
+
+
+@pytest.fixture(scope="module")
 def empty_night(spark, night):
     empty = night.cdr.limit(0)
     return Night(DAY, empty, empty, night.whitelist)
@@ -86,7 +95,10 @@ def empty_night(spark, night):
 def test_flags_have_the_flag_shape_and_find_the_den(name, night, test_config):
     detector = DETECTORS[name](getattr(test_config.detectors, name))
     flags = detector.flags(night)
-    assert set(FLAG_FIELDS) <= set(flags.columns)
+    assert set(FLAG_FIELDS) <= set(flags.columns) <= set(FLAG_FIELDS + FLAG_DETAILS), "only FLAG's columns"
+    for field in flags.schema.fields:
+        if field.name in FLAG_DETAILS:
+            assert field.dataType == FLAG_TYPES[field.name], f"{name}: {field.name} is {field.dataType}"
     rows = flags.select(*FLAG_FIELDS).collect()
     assert rows, f"{name} found nothing on a night with a den"
     for row in rows:
@@ -96,6 +108,7 @@ def test_flags_have_the_flag_shape_and_find_the_den(name, night, test_config):
     assert len({(r.entity_type, r.entity_id) for r in rows}) == len(rows), "one row per entity"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", DETECTORS)
 def test_flags_are_deterministic(name, night, test_config):
     detector = DETECTORS[name](getattr(test_config.detectors, name))
@@ -112,11 +125,36 @@ def test_empty_night_gives_no_flags(name, empty_night, test_config):
     assert flags.count() == 0
 
 
-def test_whitelisted_numbers_are_never_flagged(night, test_config):
-    detectors = [cls(getattr(test_config.detectors, name)) for name, cls in DETECTORS.items()]
-    flags = run_detectors(detectors, night)
+def test_whitelisted_numbers_are_never_flagged(night, all_flags):
+    flags = all_flags
     assert flags.columns == FLAG.names
     flagged_sims = {r.entity_id for r in flags.where(F.col("entity_type") == "msisdn").collect()}
     assert WHITELISTED not in flagged_sims
     assert set(DEN_SIMS[1:]) <= flagged_sims
     assert night.cdr.where(F.col("msisdn") == WHITELISTED).count() == 0
+
+
+def test_every_detector_gives_the_flag_schema_with_typed_details(all_flags):
+    """The detail columns a detector does not fill are typed nulls, so detect writes one schema."""
+    assert [(f.name, f.dataType) for f in all_flags.schema.fields] == \
+        [(f.name, f.dataType) for f in FLAG.spark().fields]
+    rows = all_flags.collect()
+    assert {r.detector for r in rows} == set(DETECTORS)
+    for r in rows:
+        if r.detector != "sequential":   # the swept range and how it was dialled are sequential's alone
+            assert (r.segment, r.range_lo, r.range_hi, r.pattern) == (None, None, None, None)
+
+
+def test_filled_details_are_consistent(all_flags, night):
+    """Whatever a detector fills makes sense together: a known site, a window inside the night (its
+    end after its start), a range inside its segment."""
+    sites = {key for key, *_ in SITES.values()}
+    midnight = dt.datetime.combine(DAY, dt.time(0), tzinfo=LOCAL).timestamp()
+    for r in all_flags.collect():
+        assert r.site_key is None or r.site_key in sites, r
+        assert (r.window_start is None) == (r.window_end is None), r
+        if r.window_start is not None:   # instants: compared as seconds since the epoch
+            assert midnight <= r.window_start.timestamp() <= r.window_end.timestamp() <= midnight + 86400, r
+        if r.segment is not None:
+            assert r.range_lo.startswith(f"+86{r.segment}") and r.range_hi.startswith(f"+86{r.segment}"), r
+            assert r.range_lo <= r.range_hi and r.pattern, r

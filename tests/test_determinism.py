@@ -118,6 +118,7 @@ def _dens(lake: Path, day: dt.date) -> list[dict]:
     return sorted(({k: v for k, v in r.items() if k != "date"} for r in rows), key=lambda r: r["den_id"])
 
 
+@pytest.mark.slow
 def test_the_outbox_is_the_same_under_every_shuffle_partitioning_and_hash_seed(detected, spark):
     from jobs.cli import main
 

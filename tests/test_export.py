@@ -6,7 +6,7 @@ import re
 import pytest
 
 from jobs.export import export_date, national, safe_text
-from jobs.lake import replace_date
+from jobs.io.lake import replace_date
 from schemas.tables import DEN, LEAD_COLUMNS, VICTIMS, WARNING_COLUMNS
 
 DAY = dt.date(2026, 11, 20)
@@ -235,7 +235,7 @@ def test_rerun_is_byte_identical_and_leaves_no_temp(lake_config, exported, spark
 def test_partial_night_writes_its_reasons(lake_config, spark, tmp_path):
     import json
 
-    from jobs.lake import run_summary_path
+    from jobs.io.lake import run_summary_path
 
     config = lake_config.with_paths(outbox=tmp_path)
     summary_path = run_summary_path(config, "ingest", DAY)

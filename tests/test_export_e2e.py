@@ -1,14 +1,18 @@
 """Export end to end: the simulated week through `cdrwatch export`, against the simulator's truth.
 
-The shapes are checked here (not with shared/tools/contract_check.py, which a user's clone lacks)."""
+The shapes of docs/contracts.md "4. Outbox" are checked here (not with shared/tools/contract_check.py,
+which a user's clone lacks)."""
 import csv
 import re
 
 import polars as pl
+import pytest
 
 from jobs.cli import main
 from jobs.export import national
 from schemas.tables import LEAD_COLUMNS, WARNING_COLUMNS
+
+pytestmark = pytest.mark.slow
 
 BOM = b"\xef\xbb\xbf"
 

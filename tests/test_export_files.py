@@ -9,8 +9,9 @@ import pytest
 from rich.console import Console
 
 from jobs.errors import CdrwatchError
-from jobs.export import PARTIAL_FILE, build_outbox, district_file_names, partial_night, print_summary
-from jobs.lake import run_summary_path
+from jobs.export import PARTIAL_FILE, build_outbox, district_file_names, partial_night
+from jobs.render import export_view
+from jobs.io.lake import run_summary_path
 
 DAY = dt.date(2026, 11, 20)
 
@@ -157,9 +158,11 @@ def test_console_shows_data_as_text_never_markup(tmp_path):
     target = tmp_path / "out[/]" / DAY.isoformat()
     districts = ["[/]", "[bold]武侯区", "A/B", "A_B"]
     files, summary = build_outbox([], [], districts, set(), timezone="Asia/Shanghai")
-    summary = {"date": DAY.isoformat(), **summary, "partial_reasons": ["cu: site [red]x[/] failed"]}
+    summary = {"date": DAY.isoformat(), "outbox": str(target), **summary,
+               "partial_reasons": ["cu: site [red]x[/] failed"]}
     console = Console(record=True, width=400, color_system=None)
-    print_summary(console, summary, target)
+    for renderable in export_view(summary):
+        console.print(renderable)
     out = console.export_text()
     assert "[/]" in out and "[bold]武侯区" in out and "cu: site [red]x[/] failed" in out
     assert str(target / "leads" / "[bold]武侯区.csv") in out

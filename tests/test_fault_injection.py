@@ -20,8 +20,8 @@ import pytest
 from jobs import formats, validate
 from jobs.config import load_config
 from jobs.ingest import CONFLICT_PREFIX, Counts, run_ingest
-from jobs.lake import read_partition
-from jobs.manifest import Entry, write_manifest
+from jobs.io.lake import read_partition
+from jobs.io.manifest import Entry, write_manifest
 from schemas.tables import CDR, QUARANTINE, ROUTED
 
 DAY = dt.date(2026, 11, 20)
@@ -181,6 +181,7 @@ def faulty(spark, tmp_path_factory):
     return SimpleNamespace(root=root, config=config, report=report, tables=tables)
 
 
+@pytest.mark.slow
 def test_every_file_balances_against_its_own_line_count(faulty):
     report = faulty.report
     for fault in FAULTS:
@@ -193,10 +194,12 @@ def test_every_file_balances_against_its_own_line_count(faulty):
         assert written == counts.accepted + counts.quarantined_total + counts.conflicts + counts.routed, fault.kind
 
 
+@pytest.mark.slow
 def test_the_great_expectations_suite_passed_on_everything_accepted(faulty):
     assert faulty.report.validation == {"cm": "passed", "ct": "passed", "cu": "passed"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", [f for f in FAULTS if f.outcomes], ids=lambda f: f.kind)
 def test_each_line_gets_its_outcome(faulty, fault):
     name = f"{fault.carrier}/{DAY.isoformat()}/{fault.name}"
@@ -215,6 +218,7 @@ def test_each_line_gets_its_outcome(faulty, fault):
     assert tuple(got) == fault.outcomes
 
 
+@pytest.mark.slow
 def test_no_accepted_record_is_lost(faulty):
     """Every record id the faults expect accepted is in the lake exactly once."""
     ids = [r.record_id for r in faulty.tables["cdr"].values()]
@@ -224,6 +228,7 @@ def test_no_accepted_record_is_lost(faulty):
         assert sum(1 for (f, _) in faulty.tables["cdr"] if f == name) == fault.outcomes.count(ACCEPTED), fault.kind
 
 
+@pytest.mark.slow
 def test_a_truncated_gzip_keeps_what_can_be_read(faulty):
     name = f"cm/{DAY.isoformat()}/truncated.csv.gz"
     counts = faulty.report.files["cm"][name]
@@ -232,12 +237,14 @@ def test_a_truncated_gzip_keeps_what_can_be_read(faulty):
     assert any("truncated.csv.gz is damaged" in r for r in faulty.report.partial_reasons)
 
 
+@pytest.mark.slow
 def test_file_names_are_read_exactly(faulty):
     rows = faulty.tables["cdr"]
     for fault_name, rid in (("cm_a[1]{x}*?.csv", "GL1"), ("移动,%20#1.csv", "CH1"), ("cm_a1.csv", "SI1")):
         assert [r.record_id for (f, _), r in rows.items() if f == f"cm/{DAY.isoformat()}/{fault_name}"] == [rid]
 
 
+@pytest.mark.slow
 def test_the_night_is_partial_for_the_file_level_faults_only(faulty):
     reasons = faulty.report.partial_reasons
     assert any("header.csv: header does not match" in r for r in reasons)
@@ -245,6 +252,7 @@ def test_the_night_is_partial_for_the_file_level_faults_only(faulty):
     assert len(reasons) == 2, reasons
 
 
+@pytest.mark.slow
 def test_a_carrier_day_failing_validation_costs_only_that_carrier(spark, tmp_path):
     for carrier, name, data in (("cm", "a.csv", csv_file(cn("V1"), cn("V2"))),
                                 ("cu", "a.txt", (pipe("U1") + "\n" + pipe("U2") + "\n").encode("gbk"))):
@@ -273,6 +281,7 @@ def test_a_carrier_day_failing_validation_costs_only_that_carrier(spark, tmp_pat
     assert "ct: no files for 2026-11-20" in report.partial_reasons
 
 
+@pytest.mark.slow
 def test_an_empty_delivery_and_a_bad_manifest_make_the_night_partial(spark, tmp_path):
     cm = tmp_path / "landing" / "cm" / DAY.isoformat()
     cu = tmp_path / "landing" / "cu" / DAY.isoformat()
@@ -294,8 +303,9 @@ def test_an_empty_delivery_and_a_bad_manifest_make_the_night_partial(spark, tmp_
     assert report.files["cm"]["cm/2026-11-20/a.csv"].accepted == 2  # a bad manifest loses no row
 
 
+@pytest.mark.slow
 def test_a_matching_manifest_is_a_complete_delivery(spark, tmp_path):
-    from jobs.manifest import entry_for
+    from jobs.io.manifest import entry_for
 
     cm = tmp_path / "landing" / "cm" / DAY.isoformat()
     cm.mkdir(parents=True)
@@ -306,6 +316,7 @@ def test_a_matching_manifest_is_a_complete_delivery(spark, tmp_path):
     assert not [w for w in report.warnings if "MANIFEST" in w]
 
 
+@pytest.mark.slow
 def test_records_in_another_days_folder_land_in_their_own_date(spark, tmp_path):
     """A heartbeat of D+1 in D's file, and a late record of D in D+1's folder."""
     config = config_for(tmp_path)
@@ -332,6 +343,7 @@ def test_records_in_another_days_folder_land_in_their_own_date(spark, tmp_path):
     assert rerun.routed_out == {"2026-11-20": 2}
 
 
+@pytest.mark.slow
 def test_a_future_date_is_refused(spark, tmp_path):
     from jobs.errors import CdrwatchError
 

@@ -15,10 +15,13 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+import pytest
 
 from jobs import formats, validate
 from jobs.config import load_config
 from jobs.ingest import accepted_rows, classify, read_lines
+
+pytestmark = pytest.mark.slow
 
 DAY = dt.date(2026, 11, 20)
 CN_HEADER = "话单标识,本机号码,对端号码,业务类型,开始时间,时长,IMSI,IMEI,LAC,CI"

@@ -9,11 +9,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from jobs import ingest as ingest_module
-from jobs import lake
+from jobs.io import lake
 from jobs.config import load_config
 from jobs.errors import CdrwatchError
 from jobs.ingest import Counts, IngestReport, read_lines, run_ingest
-from jobs.lake import read_partition
+from jobs.io.lake import read_partition
 from schemas.tables import CDR, QUARANTINE
 
 DAY = dt.date(2026, 11, 20)
@@ -175,6 +175,7 @@ def test_failure_while_writing_leaves_the_previous_partition(copy_of, spark, mon
     assert not (copy_of.paths.lake / "_staging").exists()
 
 
+@pytest.mark.slow
 def test_failure_during_the_swap_rolls_back(copy_of, spark, monkeypatch):
     before = snapshot(copy_of, spark)
     (copy_of.paths.landing / "cm" / "2026-11-20" / "c.csv").write_text(f"{CN_HEADER}\n{cn('CM9')}\n")
@@ -275,11 +276,16 @@ def test_report_table_has_a_line_per_file_and_carrier(ingested):
     assert "late?" in table.caption
 
 
+@pytest.mark.slow
 def test_ingest_date_validates_every_written_partition(copy_of, spark):
     from rich.console import Console
 
+    from jobs.render import ingest_view
+
+    report = ingest_module.ingest_date(copy_of, DAY, spark=spark)
     console = Console(record=True, width=200)
-    report = ingest_module.ingest_date(copy_of, DAY, spark=spark, console=console)
+    for renderable in ingest_view(report):
+        console.print(renderable)
     assert set(report.files) == {"cm", "cu"}
     runs = copy_of.paths.lake / "_runs" / "ingest" / "date=2026-11-20"
     for carrier in ("cm", "cu"):

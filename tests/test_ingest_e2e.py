@@ -3,7 +3,9 @@ import csv
 
 import pytest
 
-from jobs.lake import read_partition, run_summary_path
+from jobs.io.lake import read_partition, run_summary_path
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,11 @@
 """A value the lake refuses costs its row (the parser), a carrier-day that fails the suite costs that carrier-day."""
 import datetime as dt
 
+import pytest
+
 from jobs.cli import main
 from jobs.config import load_config
-from jobs.lake import read_partition
+from jobs.io.lake import read_partition
 
 DAY = dt.date(2026, 11, 20)
 HEADER = "话单标识,本机号码,对端号码,业务类型,开始时间,时长,IMSI,IMEI,LAC,CI"
@@ -31,6 +33,7 @@ def test_a_value_great_expectations_would_refuse_is_quarantined_row_by_row(tmp_p
     assert "cm: validation passed" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_a_failing_expectation_costs_that_carrier_day_only(tmp_path, spark, capsys, monkeypatch):
     """A value that slips past the parser (injected: the shared shape checks switched off) fails the
     real suite: the carrier-day's rows go to quarantine, the run goes on and says the night is partial."""

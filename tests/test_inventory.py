@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs import inventory
+from jobs.io import inventory
 from jobs.config import load_config
 from jobs.errors import CdrwatchError
 
@@ -139,8 +139,10 @@ def test_detect_builds_its_cells_from_the_checked_rows_and_reports_bad_whitelist
     # what detect prints: data is shown as written, never taken for console markup
     from rich.console import Console
 
+    from jobs import render
+
     console = Console(record=True, width=60)
-    detect.print_warnings(console, [f"cells/cu.csv:2: cell '{site}' repeats line 1 exactly; dropped"])
+    render.print_warnings(console, [f"cells/cu.csv:2: cell '{site}' repeats line 1 exactly; dropped"])
     assert console.export_text() == f"warning: cells/cu.csv:2: cell '{site}' repeats line 1 exactly; dropped\n"
 
     (tmp_path / "landing" / "whitelist.csv").write_text("owner\nbank\n")

@@ -5,16 +5,15 @@ import datetime as dt
 import io
 import os
 import signal
-import sys
 import time
 import traceback
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from rich.console import Console
 
-from jobs import cli, lake, locks
+from jobs import cli, pipeline, render
+from jobs.io import lake, locks
 from jobs.config import load_config
 from jobs.evaluate import Evaluation, Score
 from jobs.export import write_outbox_day
@@ -104,7 +103,7 @@ def staged_day(tmp_path):
 
 
 def swap_in_child(config, pairs, aside, fault):
-    child = Child(lambda out: lake._swap(pairs, aside, lake.journal_dir(config, DAY)), fault=fault)
+    child = Child(lambda out: lake.swap_dirs(pairs, aside, lake.journal_dir(config, DAY)), fault=fault)
     return child.wait(), child.out.read()
 
 
@@ -163,7 +162,7 @@ def test_an_error_during_the_swap_undoes_it_and_leaves_no_journal(tmp_path, monk
 
     monkeypatch.setattr(lake.os, "rename", rename_failing_third)
     with pytest.raises(OSError, match="device gone"):
-        lake._swap(pairs, aside, lake.journal_dir(config, DAY))
+        lake.swap_dirs(pairs, aside, lake.journal_dir(config, DAY))
     monkeypatch.undo()
     assert carriers_now(config) == {"a": OLD["a"], "b": OLD["b"], "c": None}
     assert read_tree(pairs[0][0]) == NEW["a"]  # staged rows back in staging, for the caller to drop
@@ -285,26 +284,31 @@ def test_the_lock_is_reentrant_and_repairs_once(tmp_path, monkeypatch):
     assert locks.holder(path) is None and path.read_text() == ""
 
 
+def fake_steps(monkeypatch, results: dict, seen: list | None = None) -> None:
+    """Replace every step of `jobs.pipeline` by one that records (step, day, the lock's holder) in
+    `seen` and returns a StepResult whose detail is `results[step]`."""
+    def runner(name):
+        def run(config, day, spark, progress):
+            if seen is not None:
+                seen.append((name, day, locks.holder(lake.lock_path(config, day))["step"]))
+            paths = {"report": str(Path(config.paths.outbox) / str(day) / "report.html")} if name == "report" else {}
+            return pipeline.StepResult(name, day, paths=paths, detail=results.get(name))
+        return run
+
+    for name in pipeline.NIGHTLY:
+        monkeypatch.setitem(pipeline.RUNNERS, name, runner(name))
+
+
 def test_nightly_holds_each_date_while_its_steps_take_it_again(tmp_path, monkeypatch):
     config = config_for(tmp_path)
     seen = []
-
-    def step(name, result=None):
-        def run(config, day, **kwargs):
-            seen.append((name, day, locks.holder(lake.lock_path(config, day))["step"]))
-            return result
-        return run
-
     exported = {"missing_carriers": [], "dens": {}, "date": "x", "unlocated": 0, "warnings": 0, "outbox": "o"}
-    for module, function, result in (("ingest", "ingest_date", None), ("detect", "detect_date", None),
-                                     ("dens", "dens_date", None), ("export", "export_date", exported),
-                                     ("report", "report_date", None)):
-        monkeypatch.setitem(sys.modules, f"jobs.{module}", SimpleNamespace(**{function: step(module, result)}))
-    monkeypatch.setattr(cli, "nightly_table", lambda *args: "table")
+    fake_steps(monkeypatch, {"export": exported}, seen)
+    monkeypatch.setattr(render, "nightly_table", lambda *args: "table")
     monkeypatch.setattr(cli, "console", Console(file=io.StringIO()))
     args = cli.build_parser().parse_args(["nightly", "--from", DAY.isoformat(), "--to", OTHER_DAY.isoformat()])
     cli.run_nightly(args, config)
-    assert seen == [(s, d, f"nightly > {s}") for d in (DAY, OTHER_DAY) for s in cli.PIPELINE]
+    assert seen == [(s, d, f"nightly > {s}") for d in (DAY, OTHER_DAY) for s in pipeline.NIGHTLY]
     assert locks.holder(lake.lock_path(config, DAY)) is None
 
 
@@ -313,7 +317,7 @@ def test_nightly_holds_each_date_while_its_steps_take_it_again(tmp_path, monkeyp
 MARKUP = "[bold]Dist[/] [/]"
 
 
-def render(renderable) -> str:
+def rendered(renderable) -> str:
     console = Console(file=io.StringIO(), width=200, highlight=False, color_system=None)
     console.print(renderable)
     return console.file.getvalue()
@@ -324,11 +328,8 @@ def test_nightly_prints_data_literally(tmp_path, monkeypatch):
     out = io.StringIO()
     exported = {"missing_carriers": ["c[/]m"], "dens": {MARKUP: 2}, "date": "2026-11-20", "unlocated": 0,
                 "warnings": 1, "outbox": str(tmp_path / "[red]outbox")}
-    for module, function in (("ingest", "ingest_date"), ("detect", "detect_date"), ("dens", "dens_date"),
-                             ("report", "report_date")):
-        monkeypatch.setitem(sys.modules, f"jobs.{module}", SimpleNamespace(**{function: lambda *a, **k: None}))
-    monkeypatch.setitem(sys.modules, "jobs.export", SimpleNamespace(export_date=lambda *a, **k: exported))
-    monkeypatch.setattr(cli, "nightly_table", lambda *args: "table")
+    fake_steps(monkeypatch, {"export": exported})
+    monkeypatch.setattr(render, "nightly_table", lambda *args: "table")
     monkeypatch.setattr(cli, "console", Console(file=out, width=300, highlight=False, color_system=None))
     cli.run_nightly(cli.build_parser().parse_args(["nightly", "--date", DAY.isoformat()]), config)
     text = out.getvalue()
@@ -347,12 +348,12 @@ def test_nightly_table_prints_data_literally(tmp_path, monkeypatch):
                                 pl.DataFrame({"flags": [3]}), pl.DataFrame({"status": ["new"]}), 2)
     monkeypatch.setattr(data, "night_numbers", lambda config, day: numbers)
     report = Path(config.paths.outbox) / DAY.isoformat() / "[bold]report[/].html"
-    text = render(cli.nightly_table(config, [DAY], {DAY: report}))
+    text = rendered(render.nightly_table(config, [DAY], {DAY: report}))
     assert f"{DAY}/[bold]report[/].html" in text
 
 
 def test_evaluate_table_prints_data_literally():
     evaluation = Evaluation(DAY, [Score("go[/]ip (SIMs)", 4, 3, 5, note=MARKUP)], {"crowd[/]": ["+86[red]139"]})
-    lines = render(evaluation.table()).splitlines()
+    lines = rendered(evaluation.table()).splitlines()
     assert any("go[/]ip (SIMs)" in line and "0.75" in line and "0.60" in line and MARKUP in line for line in lines)
     assert any("hard negatives: crowd[/]" in line and "+86[red]139" in line for line in lines)

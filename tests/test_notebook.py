@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "explore.ipynb"
 
@@ -36,6 +37,7 @@ def test_committed_notebook_has_no_outputs():
     assert nb.metadata.kernelspec.name == "python3"
 
 
+@pytest.mark.slow
 def test_notebook_runs_on_the_simulated_week(week_exported, tmp_path, monkeypatch):
     import nbformat
     from nbclient import NotebookClient

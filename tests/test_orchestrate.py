@@ -1,6 +1,8 @@
 """jobs/orchestrate.py without Airflow or a cluster: which night a run is, whether a carrier has
 landed, the late-carrier decision, and the spark-submit command with its package zip."""
+import ast
 import datetime as dt
+import io
 import json
 import os
 import stat
@@ -15,7 +17,7 @@ import pytest
 from jobs import orchestrate
 from jobs.config import load_config
 from jobs.errors import CdrwatchError
-from jobs.manifest import Entry, write_manifest
+from jobs.io.manifest import Entry, write_manifest
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 NIGHT = dt.date(2026, 11, 20)
@@ -179,6 +181,51 @@ def test_the_zip_alone_imports_and_reads_its_default_conf(tmp_path):
              "print(jobs.config.load_config().timezone, len(detectors.DETECTORS))")
     out = subprocess.run([sys.executable, "-c", probe, str(package)], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["Asia/Shanghai", "3"]
+
+
+def _imported_modules(tree: ast.Module, module: str, lazy: bool) -> set[str]:
+    """Absolute names a module imports: at import time (module level, class bodies, top-level if/try)
+    when not `lazy`, else only inside functions."""
+    package = module.rsplit(".", 1)[0] if not module.endswith("__init__") else module.removesuffix(".__init__")
+    found: set[str] = set()
+
+    def visit(node: ast.AST, in_function: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            inside = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+            if inside == lazy and isinstance(child, ast.Import):
+                found.update(alias.name for alias in child.names)
+            elif inside == lazy and isinstance(child, ast.ImportFrom):
+                base = child.module or ""
+                if child.level:
+                    parts = package.split(".")
+                    base = ".".join(parts[:len(parts) - child.level + 1] + ([base] if base else []))
+                found.update([base, *(f"{base}.{alias.name}" for alias in child.names)])
+            visit(child, inside)
+
+    visit(tree, False)
+    return found
+
+
+def test_the_bundle_holds_what_the_jobs_import_and_not_the_simulator():
+    """The cluster gets the steps, not the synthetic city: no `jobs/simulate/` file is shipped, and no
+    shipped module imports it when imported; only the CLI's `simulate` command does, lazily."""
+    bundle = zipfile.ZipFile(io.BytesIO(orchestrate.package_zip_bytes()))
+    names = bundle.namelist()
+    assert not [n for n in names if n.startswith("jobs/simulate/")]
+    simulate_dir = orchestrate.package_dir("jobs") / "simulate"
+    assert (simulate_dir / "__init__.py").is_file()   # it exists on disk: the exclusion is what keeps it out
+    assert "jobs/cli.py" in names and "jobs/io/lake.py" in names and "detectors/base.py" in names
+
+    at_import, lazily = [], []
+    for name in (n for n in names if n.endswith(".py")):
+        module = name.removesuffix(".py").replace("/", ".")
+        tree = ast.parse(bundle.read(name), filename=name)
+        if any(m == "jobs.simulate" or m.startswith("jobs.simulate.") for m in _imported_modules(tree, module, False)):
+            at_import.append(name)
+        if any(m == "jobs.simulate" or m.startswith("jobs.simulate.") for m in _imported_modules(tree, module, True)):
+            lazily.append(name)
+    assert at_import == []
+    assert set(lazily) <= {"jobs/cli.py"}
 
 
 def test_spark_submit_runs_the_cli_in_client_mode_with_the_package_and_the_conf(tmp_path):

@@ -234,6 +234,7 @@ def test_report_needs_dens_and_an_exported_outbox(small):
 EXTERNAL_LOAD = re.compile(r"<(?:script|img|iframe|link)\b[^>]*\b(?:src|href)\s*=\s*[\"']?(?:https?:)?//", re.I)
 
 
+@pytest.mark.slow
 def test_every_night_of_the_week_has_a_self_contained_report(week_reported):
     week = week_reported
     for day in week.dates:
@@ -253,6 +254,7 @@ def test_every_night_of_the_week_has_a_self_contained_report(week_reported):
         assert f'<div class="big">{accepted:,}</div>' in page, day
 
 
+@pytest.mark.slow
 def test_the_week_reports_new_continuing_and_moved_dens(week_reported):
     week = week_reported
     first = data.night_numbers(week.config, week.dates[0])

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 FIGURES = ("map", "chart-congestion", "chart-den-activity", "chart-trend-rows", "chart-trend-flags", "chart-trend-dens")

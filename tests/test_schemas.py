@@ -1,4 +1,5 @@
-"""Each table is declared once; its Spark and Arrow forms must say the same thing."""
+"""Each table is declared once; its Spark and Arrow forms must say the same thing, and the contract
+columns are those of docs/contracts.md (tests/test_contracts_doc.py checks every table against it)."""
 import pyarrow as pa
 import pytest
 from pyspark.sql.pandas.types import to_arrow_schema

@@ -1,4 +1,4 @@
-"""The synthetic city against the landing contract (DESIGN.md "Inputs"), read back independently.
+"""The synthetic city against the landing contract (docs/contracts.md "1. Landing zone"), read back independently.
 
 The reader below deliberately shares no code with the simulator: csv/json/gzip modules, strict
 decoding, its own number normaliser. Every line must either be a valid record or be listed in

@@ -3,8 +3,9 @@ lake/dens/date=D and lake/victims/date=D.
 
 extract (`load_night`, the night's flags, earlier dens) -> transform (`graph.suspect_edges` in
 Spark, bounded there by `graph.collect_edges`: dens.min_edge_weight, dens.max_degree, dens.max_edges;
-`cluster.den_groups` in networkx, `describe` in Spark, `identity.assign_ids`) -> load
-(`lake.replace_date`, atomic). See the modules for the choices.
+`cluster.den_groups` in networkx; `night_facts` gathers each den's small facts in Spark (`describe`);
+`core.describe_dens` scores, places, words and names them (`identity.assign_ids`) in plain Python)
+-> load (`lake.replace_date`, atomic). See the modules for the choices.
 
 Deterministic: whatever is collected is sorted before it decides anything, and Louvain sees
 canonical graphs, so PYTHONHASHSEED and spark.sql.shuffle.partitions change nothing in the output.
@@ -12,20 +13,23 @@ canonical graphs, so PYTHONHASHSEED and spark.sql.shuffle.partitions change noth
 from __future__ import annotations
 
 import datetime as dt
+import logging
+from pathlib import Path
 from typing import NamedTuple
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from jobs import lake
+from jobs.io import lake
 from jobs.config import Config
 from jobs.dens.cluster import den_groups, suspect_graph
-from jobs.dens.describe import (active_hours, den_score, describe, dialling_pattern, evidence, key_of, main_segments,
-                                membership, place, victims)
+from jobs.dens.core import DenFacts, MemberFlag, NightFacts, describe_dens, key_of
+from jobs.dens.describe import describe, membership, victims
 from jobs.dens.graph import collect_edges, suspect_edges, suspect_sims
-from jobs.dens.identity import DenSketch, assign_ids, latest_per_den
 from jobs.errors import CdrwatchError
 from schemas.tables import DEN, FLAG, VICTIMS
+
+log = logging.getLogger(__name__)
 
 
 def earlier_dens(config: Config, spark: SparkSession, day: dt.date) -> list[dict]:
@@ -48,26 +52,23 @@ class Found(NamedTuple):
     warnings: list[str]
 
 
-def flags_of(flags_df: DataFrame, facts: dict[str, dict]) -> list[dict]:
+def flags_of(flags_df: DataFrame, facts: dict[str, DenFacts]) -> list[MemberFlag]:
     """The night's flags on the dens' own SIMs, devices and cells: only what the description needs
     reaches the driver, however many entities the detectors flagged."""
     spark = flags_df.sparkSession
     wanted = sorted({(kind, e) for f in facts.values()
-                     for kind, entities in (("msisdn", f["sims"]), ("imei", f["imeis"]), ("cell", f["cells"]))
+                     for kind, entities in (("msisdn", f.sims), ("imei", f.imeis), ("cell", f.cells))
                      for e in entities})
     if not wanted:
         return []
     keys = spark.createDataFrame(wanted, "entity_type string, entity_id string")
-    return [r.asDict() for r in flags_df.join(F.broadcast(keys), ["entity_type", "entity_id"], "left_semi")
-            .orderBy("entity_type", "entity_id", "detector", "score", "evidence").collect()]
+    columns = list(MemberFlag.__dataclass_fields__)
+    on_members = flags_df.join(F.broadcast(keys), ["entity_type", "entity_id"], "left_semi")
+    return [MemberFlag(**r.asDict()) for r in on_members.select(*columns).orderBy(*columns).collect()]
 
 
-def find_dens(config: Config, night, flags_df, earlier: list[dict]) -> Found:
-    """The transform. Bounded (see `graph.collect_edges`) and deterministic: everything collected
-    is sorted before it decides anything, so the same night gives the same dens whatever
-    PYTHONHASHSEED or the number of shuffle partitions."""
-    spark = night.cdr.sparkSession
-    settings = config.dens
+def suspect_groups(night, flags_df: DataFrame, settings) -> tuple[list[list[str]], list[str]]:
+    """The night's den groups (SIMs and `imei:` device nodes) and the bounds' warnings."""
     edges, warnings = collect_edges(suspect_edges(night.cdr, flags_df), min_edge_weight=settings.min_edge_weight,
                                     max_degree=settings.max_degree, max_edges=settings.max_edges)
     nodes: list[str] = []
@@ -81,106 +82,55 @@ def find_dens(config: Config, night, flags_df, earlier: list[dict]) -> Found:
     graph = suspect_graph(edges, nodes, settings.min_edge_weight)
     groups = den_groups(graph, seed=settings.seed, split_min_nodes=settings.split_min_nodes,
                         min_sims=settings.min_sims)
-    members = membership(spark, groups)
+    return groups, warnings
+
+
+def night_facts(night, flags_df: DataFrame, groups: list[list[str]], members: DataFrame,
+                found: DataFrame) -> NightFacts:
+    """The small facts `describe_dens` needs, collected: each group's aggregates (in group order),
+    the flags on their members, victims per den, and every located site of the night."""
     facts = describe(night.cdr, members)
-    flags = flags_of(flags_df, facts)
-    found = victims(night.cdr, members, night.whitelist, config.export.warning_min_call_s).persist()
+    dens = {key_of(i): facts[key_of(i)] for i in range(len(groups)) if key_of(i) in facts}
     n_victims = {r.den_key: r["count"] for r in found.groupBy("den_key").count().collect()}
     sites = [(r.site_lat, r.site_lon, r.district) for r in night.cdr.where(F.col("site_key").isNotNull())
              .select("site_key", "site_lat", "site_lon", "district").distinct().orderBy("site_key").collect()]
+    return NightFacts(dens=dens, flags=flags_of(flags_df, dens), n_victims=n_victims, sites=sites)
 
-    score_of: dict[tuple[str, str], float] = {}
-    detectors_of: dict[tuple[str, str], set[str]] = {}
-    sweep_of: dict[str, tuple[float, str]] = {}      # msisdn -> (score, evidence) of its sequential flag
-    for f in flags:
-        key = (f["entity_type"], f["entity_id"])
-        score_of[key] = max(score_of.get(key, 0.0), f["score"])
-        detectors_of.setdefault(key, set()).add(f["detector"])
-        if f["detector"] == "sequential" and f["entity_type"] == "msisdn":   # the best, not the last
-            sweep_of[f["entity_id"]] = max(sweep_of.get(f["entity_id"], (f["score"], f["evidence"] or "")),
-                                           (f["score"], f["evidence"] or ""))
 
-    sketches, described = [], {}
-    for i, group in enumerate(groups):
-        key = key_of(i)
-        fact = facts.get(key)
-        if fact is None:
-            continue
-        sims = fact["sims"]
-        imeis = [e for e, _ in sorted(fact["imeis"].items(), key=lambda kv: (-kv[1], kv[0]))]
-        where = place(fact, sites)
-        member_scores = [score_of.get(("msisdn", s), 0.0) for s in sims]
-        signals = set()
-        for s in sims:
-            signals |= detectors_of.get(("msisdn", s), set())
-        for e in imeis:
-            signals |= detectors_of.get(("imei", e), set())
-        for c in where["cells"]:
-            signals |= detectors_of.get(("cell", c), set())
-        boxes = sum(("imei", e) in score_of for e in imeis)
-        segments = main_segments(fact["segments"], fact["n_calls"])
-        top = max(sorted(fact["segments"].items()), key=lambda kv: kv[1])[0] if fact["segments"] else None
-        hours = active_hours(fact["hours"])
-        score = den_score(member_scores, len(sims))
-        swept = sorted((-sweep_of[s][0], s) for s in sims if s in sweep_of)   # the best-scoring sweeper's
-        pattern = dialling_pattern(sweep_of[swept[0][1]][1]) if swept else None
-        described[key] = dict(
-            score=score,
-            priority="high" if score >= settings.priority_high else "medium" if score >= settings.priority_medium
-            else "low",
-            district=where["district"], lat=where["lat"], lon=where["lon"], radius_m=where["radius_m"],
-            numbers=sorted(sims), imeis=imeis, cells=where["cells"], site_names=where["site_names"],
-            active_hours=hours, n_calls=fact["n_calls"], n_distinct_callees=fact["n_distinct_callees"],
-            n_victims=n_victims.get(key, 0), signals=sorted(signals), segments=segments,
-            evidence=evidence(sims=sims, n_boxes=boxes, n_handsets=len(imeis) - boxes,
-                              main_site=where["main_site"], radius_m=where["radius_m"], hours=hours,
-                              n_calls=fact["n_calls"], n_callees=fact["n_distinct_callees"], top_segment=top,
-                              n_victims=n_victims.get(key, 0), min_call_s=config.export.warning_min_call_s,
-                              n_sms=fact["n_sms"], pattern=pattern))
-        sketches.append(DenSketch(key=key, numbers=frozenset(sims), imeis=frozenset(imeis),
-                                  segments=frozenset(segments), lat=where["lat"], lon=where["lon"], score=score))
-
-    ids = assign_ids(night.day, sketches, latest_per_den(earlier), min_overlap=settings.match_min_overlap,
-                     max_distance_m=settings.match_max_distance_m)
-    rows = []
-    for key, den in described.items():
-        den_id, first_seen, nights = ids[key]
-        rows.append({**den, "den_id": den_id, "first_seen": first_seen, "last_seen": night.day,
-                     "nights_active": nights, "date": night.day})
-    rows.sort(key=lambda r: r["den_id"])
-    id_map = spark.createDataFrame([(k, ids[k][0], described[k]["district"]) for k in described],
+def find_dens(config: Config, night, flags_df, earlier: list[dict]) -> Found:
+    """The transform. Bounded (see `graph.collect_edges`) and deterministic: everything collected
+    is sorted before it decides anything, so the same night gives the same dens whatever
+    PYTHONHASHSEED or the number of shuffle partitions."""
+    spark = night.cdr.sparkSession
+    groups, warnings = suspect_groups(night, flags_df, config.dens)
+    members = membership(spark, groups)
+    found = victims(night.cdr, members, night.whitelist, config.export.warning_min_call_s).persist()
+    facts = night_facts(night, flags_df, groups, members, found)
+    described = describe_dens(facts, earlier, config.dens, min_call_s=config.export.warning_min_call_s,
+                              day=night.day)
+    id_map = spark.createDataFrame([(k, described[k]["den_id"], described[k]["district"]) for k in facts.dens],
                                    "den_key string, den_id string, den_district string")
     victim_rows = (found.join(F.broadcast(id_map), "den_key")
                    .select("number", F.coalesce("district", "den_district").alias("district"), "den_id",
                            "first_contact", "longest_call_s", "n_calls", F.lit(night.day).alias("date")))
-    return Found(rows, victim_rows, found, warnings)
+    return Found(list(described.values()), victim_rows, found, warnings)
 
 
-def den_table(rows: list[dict], title: str):
-    """The step's summary table. Data (paths, districts, site names in the evidence) is escaped:
-    a `[/]` in a site name is text, not rich markup."""
-    from rich.markup import escape
-    from rich.table import Table
+class DensResult(NamedTuple):
+    """What `dens_date` wrote: the den rows (DEN's columns), victims, where, and warnings."""
 
-    table = Table(title=escape(title))
-    for name in ("den", "priority", "score", "district", "SIMs", "IMEIs", "calls", "victims", "seen", "evidence"):
-        table.add_column(name, justify="right" if name in ("score", "SIMs", "IMEIs", "calls", "victims") else "left")
-    for r in rows:
-        table.add_row(escape(r["den_id"]), escape(r["priority"]), f"{r['score']:.2f}", escape(r["district"] or ""),
-                      str(len(r["numbers"])), str(len(r["imeis"])), f"{r['n_calls']:,}", str(r["n_victims"]),
-                      f"{r['first_seen']}..{r['last_seen']} ({r['nights_active']})", escape(r["evidence"]))
-    return table
+    day: dt.date
+    rows: list[dict]
+    victims: int
+    path: Path
+    warnings: list[str]
 
 
-def dens_date(config: Config, day: dt.date, *, spark: SparkSession | None = None, console=None) -> int:
-    """The `cdrwatch dens` step for `day`; returns the number of dens written."""
-    from rich.console import Console
-    from rich.markup import escape
-
+def dens_date(config: Config, day: dt.date, *, spark: SparkSession | None = None) -> DensResult:
+    """The `cdrwatch dens` step for `day`: lake/dens/date=D and lake/victims/date=D."""
     from jobs.detect import load_night
     from jobs.spark import spark_session
 
-    console = console or Console()
     spark = spark or spark_session(config)
     if not lake.partition_path(config, FLAG, day).is_dir():
         raise CdrwatchError(f"{lake.partition_path(config, FLAG, day)}: no flags for {day} (run cdrwatch detect first)")
@@ -198,9 +148,5 @@ def dens_date(config: Config, day: dt.date, *, spark: SparkSession | None = None
             result.found.unpersist()
         night.cdr.unpersist()
         night.history.unpersist()
-    # data (districts, site names in the evidence, paths) is escaped: a `[/]` in a name is not markup
-    for warning in result.warnings:
-        console.print(f"[yellow]warning:[/yellow] dens {day}: {escape(warning)}")
-    console.print(den_table(rows, f"dens {day}: {count} dens, {n_victims} victims -> "
-                                  f"{lake.partition_path(config, DEN, day)}"))
-    return count
+    log.info("dens %s: %d dens, %d victims", day, count, n_victims)
+    return DensResult(day, rows, n_victims, lake.partition_path(config, DEN, day), list(result.warnings))

@@ -8,12 +8,12 @@ which replaces outbox/D/ whole: a rerun of export needs a rerun of the report.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import uuid
 from pathlib import Path
 
 from jobs.config import Config
 from jobs.errors import CdrwatchError
+from jobs.io.files import write_atomic
+from jobs.io.lake_polars import has_day, read_day
 from jobs.report import data, figures, page
 from schemas.tables import CDR, DEN, FLAG
 
@@ -23,13 +23,13 @@ REPORT_FILE = "report.html"
 def build_report(config: Config, day: dt.date) -> tuple[str, data.NightNumbers]:
     """The page for `day` (HTML text) and the numbers it shows; reads only, writes nothing."""
     numbers = data.night_numbers(config, day)
-    cells = data.cell_sites(data.read_cells(config))
-    flags = data.read_day(config, FLAG, day)
+    cells = data.cell_sites(data.read_cells(config, numbers.inventory_warnings))
+    flags = read_day(config, FLAG, day)
     congested = data.congested_sites(flags, cells)
     baseline_days = config.detectors.congestion.baseline_days
     hourly = data.site_hourly(config, day, cells.join(congested.select("site"), on="site"), baseline_days)
     earlier = [day - dt.timedelta(days=back) for back in range(1, baseline_days + 1)
-               if data.has_day(config, CDR, day - dt.timedelta(days=back))]
+               if has_day(config, CDR, day - dt.timedelta(days=back))]
     trends = data.trends(config, day)
     parts = page.PageParts(
         numbers=numbers,
@@ -53,7 +53,7 @@ def build_report(config: Config, day: dt.date) -> tuple[str, data.NightNumbers]:
 def baseline_note(config: Config, day: dt.date) -> str | None:
     """Why the congestion detector could not flag anything, when its history was too short."""
     settings = config.detectors.congestion
-    have = sum(data.has_day(config, CDR, day - dt.timedelta(days=back))
+    have = sum(has_day(config, CDR, day - dt.timedelta(days=back))
                for back in range(1, settings.baseline_days + 1))
     if have >= settings.min_baseline_days:
         return None
@@ -61,23 +61,9 @@ def baseline_note(config: Config, day: dt.date) -> str | None:
             f"{settings.min_baseline_days} for a baseline")
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """A temporary file beside `path`, then a rename: readers see the old page or the new one."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        tmp.write_bytes(text.encode("utf-8"))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def report_date(config: Config, day: dt.date, *, console=None) -> Path:
-    """The `cdrwatch report` step for `day`: writes outbox/D/report.html and returns its path."""
-    from rich.console import Console
-    from rich.markup import escape
-
-    console = console or Console()
-    if not data.has_day(config, DEN, day):
+def write_report(config: Config, day: dt.date) -> tuple[Path, data.NightNumbers]:
+    """The `cdrwatch report` step for `day`: writes outbox/D/report.html; its path and the numbers it shows."""
+    if not has_day(config, DEN, day):
         raise CdrwatchError(f"{Path(config.paths.lake) / DEN.name / f'date={day}'}: no dens for {day} "
                             f"(run cdrwatch dens first)")
     outbox_day = Path(config.paths.outbox) / day.isoformat()
@@ -85,10 +71,10 @@ def report_date(config: Config, day: dt.date, *, console=None) -> Path:
         raise CdrwatchError(f"{outbox_day}: no outbox for {day} (run cdrwatch export first)")
     text, numbers = build_report(config, day)
     path = outbox_day / REPORT_FILE
-    write_atomically(path, text)
-    status = numbers.dens_by("status") if numbers.dens.height else {}
-    dens = ", ".join(f"{status.get(s, 0)} {s}" for s in ("new", "continuing", "moved"))
-    console.print(escape(f"report {day} -> {path}: {numbers.rows_ingested:,} CDRs, {numbers.n_flags} flags, "
-                         f"{numbers.dens.height} dens ({dens})")
-                  + (" [yellow]partial night[/]" if numbers.partial else ""))
-    return path
+    write_atomic(path, text)   # readers see the old page or the new one
+    return path, numbers
+
+
+def report_date(config: Config, day: dt.date) -> Path:
+    """`write_report`, for callers that want only the page's path."""
+    return write_report(config, day)[0]

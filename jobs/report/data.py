@@ -8,59 +8,35 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import networkx as nx
 import numpy as np
 import polars as pl
 
-from detectors.sites import distance_m
-from jobs import inventory
+from detectors.sites import distance_m, site_of_cells
+from jobs.io import inventory, summaries
+from jobs.io.lake_polars import has_day, read_day, scan_days
 from jobs.config import Config
-from schemas.table import Table
 from schemas.tables import CDR, DEN, FLAG
 
+CELL_SCHEMA = {"carrier": pl.String, "cell_id": pl.String, "lat": pl.Float64, "lon": pl.Float64,
+               "site_name": pl.String, "district": pl.String}
+SITE_SCHEMA = {"site": pl.Int64, "site_key": pl.String, "site_lat": pl.Float64, "site_lon": pl.Float64,
+               "site_label": pl.String}
 MOVED_M = 500.0            # a den whose position moved farther than this since its previous night "moved"
 SITE_RADIUS_M = 60.0       # cells this close are one physical site (detectors.sites.cell_sites' default)
 MAX_CONGESTED_SITES = 6    # the congestion chart shows at most this many sites, highest score first
 TREND_NIGHTS = 14          # the trend charts look back this many nights (D included)
 PARTIAL_FILE = "PARTIAL.txt"
 
-_SCHEMA = {"string": pl.String, "int32": pl.Int32, "int64": pl.Int64, "double": pl.Float64, "bool": pl.Boolean,
-           "date": pl.Date, "timestamp": pl.Datetime("us", "UTC"), "list<string>": pl.List(pl.String)}
 
-
-# ---------------------------------------------------------------- reading the lake's small tables
-
-def polars_schema(table: Table, columns: list[str] | None = None) -> dict[str, pl.DataType]:
-    """The table's columns (or `columns` of them) as a Polars schema, partition columns excluded."""
-    names = columns or [c.name for c in table.columns if c.name not in table.partition_by]
-    types = {c.name: _SCHEMA[c.type] for c in table.columns}
-    return {name: types[name] for name in names}
-
-
-def read_day(config: Config, table: Table, day: dt.date, columns: list[str] | None = None) -> pl.DataFrame:
-    """One date of a small lake table (flags, dens, victims); empty, with the table's columns, when
-    the partition is missing."""
-    schema = polars_schema(table, columns)
-    files = sorted((Path(config.paths.lake) / table.name / f"date={day.isoformat()}").glob("*.parquet"))
-    if not files:
-        return pl.DataFrame(schema=schema)
-    return pl.read_parquet(files, columns=list(schema)).cast(schema)
-
-
-def has_day(config: Config, table: Table, day: dt.date) -> bool:
-    return (Path(config.paths.lake) / table.name / f"date={day.isoformat()}").is_dir()
-
+# ---------------------------------------------------------------- run summaries, flags and the outbox
+# (the lake's tables are read by jobs.io.lake_polars: `read_day`, `has_day`, `scan_days`)
 
 def read_ingest_summary(config: Config, day: dt.date) -> dict | None:
     """lake/_runs/ingest/date=D/summary.json, or None when ingest has not run for D."""
-    path = Path(config.paths.lake) / "_runs" / "ingest" / f"date={day.isoformat()}" / "summary.json"
-    if not path.is_file():
-        return None
-    return json.loads(path.read_text(encoding="utf-8"))
+    return summaries.read_summary(config, "ingest", day)
 
 
 def carrier_counts(summary: dict | None) -> pl.DataFrame:
@@ -137,37 +113,30 @@ def den_status(tonight: pl.DataFrame, earlier: pl.DataFrame, day: dt.date, moved
 
 def read_cells(config: Config, warnings: list[str] | None = None) -> pl.DataFrame:
     """landing/cells/<carrier>.csv of every configured carrier: carrier, cell_id, lat, lon, site_name,
-    district, read by header and checked by `jobs.inventory` as detect reads them (a carrier without
-    an inventory file is left out); its warnings are appended to `warnings`."""
-    cells = inventory.read_cells(config, required=False)
+    district, read by header and checked by `jobs.io.inventory` as detect reads them. A carrier without
+    an inventory file is left out, its `MissingInventory` error a warning (the page still renders);
+    the warnings are appended to `warnings`."""
+    rows, notes = [], []
+    for carrier in sorted(config.carriers):
+        try:
+            cells = inventory.read_cells(config, [carrier])
+        except inventory.MissingInventory as missing:
+            notes.append(f"{missing}; its cells are left out of the report")
+            continue
+        rows += cells.tuples(tuple(CELL_SCHEMA))
+        notes += cells.warnings
     if warnings is not None:
-        warnings += cells.warnings
-    schema = {"carrier": pl.String, "cell_id": pl.String, "lat": pl.Float64, "lon": pl.Float64,
-              "site_name": pl.String, "district": pl.String}
-    return pl.DataFrame(cells.tuples(tuple(schema)), schema=schema, orient="row")
+        warnings += notes
+    return pl.DataFrame(rows, schema=CELL_SCHEMA, orient="row")
 
 
 def cell_sites(cells: pl.DataFrame, radius_m: float = SITE_RADIUS_M) -> pl.DataFrame:
-    """The cells with a `site` number: cells within `radius_m` of each other are one physical site
-    (connected components, as detectors.sites.cell_sites does in Spark), plus the site's mean
-    `site_lat`, `site_lon` and `site_label` (the name of its first cell by carrier and cell id)."""
+    """The cells (sorted by carrier, cell_id) with their site, as detect sees it
+    (`detectors.sites.site_of_cells`): a `site` number, `site_key`, the site's mean `site_lat`,
+    `site_lon` and `site_label` (the name of its first cell by carrier and cell id)."""
     cells = cells.sort("carrier", "cell_id")
-    lat, lon = cells["lat"].to_numpy(), cells["lon"].to_numpy()
-    graph = nx.Graph()
-    graph.add_nodes_from(range(cells.height))
-    order = np.argsort(lat, kind="stable")
-    band = radius_m / 111_000.0
-    for pos, i in enumerate(order):
-        near = order[pos + 1:np.searchsorted(lat[order], lat[i] + band, side="right")]
-        close = near[distance_m(lat[i], lon[i], lat[near], lon[near]) <= radius_m]
-        graph.add_edges_from((int(i), int(k)) for k in close)
-    site = np.zeros(cells.height, dtype=np.int64)
-    for number, component in enumerate(sorted((sorted(c) for c in nx.connected_components(graph)), key=lambda c: c[0])):
-        site[component] = number
-    return (cells.with_columns(pl.Series("site", site))
-            .with_columns(pl.col("lat").mean().over("site").alias("site_lat"),
-                          pl.col("lon").mean().over("site").alias("site_lon"),
-                          pl.coalesce("site_name", "cell_id").first().over("site").alias("site_label")))
+    sites = site_of_cells(cells.select("carrier", "cell_id", "lat", "lon", "site_name").rows(), radius_m)
+    return pl.concat([cells, pl.DataFrame(sites, schema=SITE_SCHEMA, orient="row")], how="horizontal")
 
 
 def sites_of(located_cells: pl.DataFrame) -> pl.DataFrame:
@@ -192,16 +161,6 @@ def congested_sites(flags: pl.DataFrame, located_cells: pl.DataFrame, limit: int
 
 # ---------------------------------------------------------------- lazy scans of lake/cdr
 
-def scan_cdr(config: Config, days: list[dt.date]) -> pl.LazyFrame | None:
-    """A lazy scan of lake/cdr over the given dates only (`date` and `carrier` from the folder names);
-    None when none of them is in the lake."""
-    root = Path(config.paths.lake) / CDR.name
-    files = sorted(str(f) for day in days for f in (root / f"date={day.isoformat()}").glob("carrier=*/*.parquet"))
-    if not files:
-        return None
-    return pl.scan_parquet(files, hive_partitioning=True, hive_schema={"date": pl.Date, "carrier": pl.String})
-
-
 def _local_hour(timezone: str) -> pl.Expr:
     return pl.col("start_time").dt.convert_time_zone(timezone).dt.hour().cast(pl.Int32).alias("hour")
 
@@ -211,7 +170,7 @@ def site_hourly(config: Config, day: dt.date, site_cells: pl.DataFrame, history_
     (site, carrier, cell_id) on `day` and the `history_days` days before it."""
     schema = {"site": pl.Int64, "date": pl.Date, "hour": pl.Int32, "n": pl.Int64}
     days = [day - dt.timedelta(days=back) for back in range(history_days, -1, -1)]
-    scan = scan_cdr(config, days)
+    scan = scan_days(config, CDR, days)
     if scan is None or site_cells.is_empty():
         return pl.DataFrame(schema=schema)
     wanted = site_cells.select("site", "carrier", "cell_id").lazy()
@@ -249,7 +208,7 @@ def den_hourly(config: Config, day: dt.date, dens: pl.DataFrame) -> pl.DataFrame
     """den_id, hour, n: the outgoing calls and SMS of each den's SIMs per local hour of `day`."""
     schema = {"den_id": pl.String, "hour": pl.Int32, "n": pl.Int64}
     members = dens.select("den_id", pl.col("numbers").alias("msisdn")).explode("msisdn").drop_nulls()
-    scan = scan_cdr(config, [day])
+    scan = scan_days(config, CDR, [day])
     if scan is None or members.is_empty():
         return pl.DataFrame(schema=schema)
     return (scan.select("msisdn", "direction", "start_time")
@@ -297,6 +256,7 @@ class NightNumbers:
     dens: pl.DataFrame                           # tonight's dens with status (den_status)
     warnings: int | None                         # rows of outbox/D/warnings.csv (None: not exported)
     ingest_warnings: list[str] = field(default_factory=list)
+    inventory_warnings: list[str] = field(default_factory=list)   # the cell inventories' (build_report fills it)
     missing_carriers: list[str] = field(default_factory=list)
     partial_note: str | None = None              # the text of outbox/D/PARTIAL.txt, if any
     not_seen: list[str] = field(default_factory=list)   # dens of the previous night not found tonight

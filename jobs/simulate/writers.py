@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from jobs.manifest import Entry, entry_for, write_manifest
+from jobs.io.manifest import Entry, entry_for, write_manifest
 from jobs.simulate.city import CARRIERS, City
 from jobs.simulate.dirt import Dirtied, dirty, poison
 from schemas.raw import (CN_CSV, CN_CSV_SERVICES, JSONL_DIRECTIONS, JSONL_SERVICES, PIPE_GBK_DIRECTIONS,

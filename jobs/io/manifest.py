@@ -10,11 +10,11 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from jobs.errors import CdrwatchError
+from jobs.io.files import write_atomic
 
 MANIFEST = "_MANIFEST.csv"
 COLUMNS = ("file", "rows", "sha256")
@@ -71,15 +71,12 @@ def write_manifest(folder: Path, entries: list[Entry]) -> Path:
     writer.writerow(COLUMNS)
     for entry in sorted(entries, key=lambda e: e.file):
         writer.writerow((entry.file, entry.rows, entry.sha256))
-    tmp = path.with_name(f".{MANIFEST}.{os.getpid()}.tmp")
-    tmp.write_text(buffer.getvalue(), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, buffer.getvalue())
 
 
 def entry_for(path: Path, has_header: bool) -> Entry:
     """The manifest line a carrier would write for `path` (used by the simulator and tests)."""
-    from jobs.landing_files import inspect_file
+    from jobs.io.landing_files import inspect_file
 
     facts = inspect_file(path)
     return Entry(path.name, max(0, facts.lines - (1 if has_header and facts.lines else 0)), facts.sha256)

@@ -23,14 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
-from jobs import locks
+from jobs.io import files, locks
+from jobs.io.summaries import run_summary_path  # noqa: F401  (re-exported: run summaries live in jobs.io.summaries)
 from jobs.config import Config
 from schemas.table import Table
 from schemas.tables import TABLES
 
 STAGING = "_staging"
-RUNS = "_runs"
 JOURNAL = "_journal"
 LOCKS = "_locks"
 OUTBOX_JOURNAL = ".journal"  # journals of swaps outside the lake (the outbox): beside the aside folder
@@ -58,6 +59,17 @@ def read_partition(config: Config, spark: SparkSession, table: Table | str, day:
         return spark.createDataFrame([], table.spark())
     frame = spark.read.schema(table.spark()).option("basePath", str(table_path(config, table))).parquet(str(path))
     return frame.select(*table.names)
+
+
+def read_range(config: Config, spark: SparkSession, table: Table | str, first: dt.date, last: dt.date) -> DataFrame:
+    """The rows of a lake table with first <= date <= last, with its columns in declared order
+    (partition pruning: only those dates are read); empty when there are none."""
+    table = _table(table)
+    root = table_path(config, table)
+    if not root.is_dir() or last < first:
+        return spark.createDataFrame([], table.spark())
+    return (spark.read.schema(table.spark()).parquet(str(root))
+            .where(F.col("date").between(F.lit(first), F.lit(last))).select(*table.names))
 
 
 def files_for(rows: int, rows_per_file: int) -> int:
@@ -121,19 +133,7 @@ class DayWrite:
         ones already done are undone before the error is raised."""
         swaps = [(self._staged_path(t) / f"carrier={c}", partition_path(self.config, t, self.day, c))
                  for t in self._tables for c in carriers]
-        _swap(swaps, self.root / "old", journal_dir(self.config, self.day))
-
-
-def write_json(path: Path, document: dict[str, Any]) -> None:
-    """Write a small JSON document atomically (temporary file, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(json.dumps(document, ensure_ascii=False, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def run_summary_path(config: Config, job: str, day: dt.date) -> Path:
-    return Path(config.paths.lake) / RUNS / job / f"date={day.isoformat()}" / "summary.json"
+        swap_dirs(swaps, self.root / "old", journal_dir(self.config, self.day))
 
 
 def staging_root(config: Config, day: dt.date) -> Path:
@@ -211,13 +211,14 @@ def recover_swaps(journal_dir: Path, belongs: Callable[[dict[str, Any]], bool] |
     return messages
 
 
-def _swap(swaps: list[tuple[Path, Path]], aside_root: Path, journal_dir: Path | None = None) -> None:
-    """Replace each `(new, target)`'s target by `new` (by nothing, if `new` does not exist): old
-    target to `aside_root/<i>`, new one in, old ones deleted. An exception undoes the renames done.
-    Against a kill, a journal of every (new, target, aside) is written and fsynced in `journal_dir`
-    before the first rename and deleted after the last step; `recover_swaps(journal_dir)` rolls an
-    interrupted swap forward. The lake passes `lake/_journal/date=D` (where `repair` looks); by
-    default it is `<aside_root's folder>/.journal` (the outbox: `outbox/.journal`)."""
+def swap_dirs(swaps: list[tuple[Path, Path]], aside_root: Path, journal_dir: Path | None = None) -> None:
+    """Replace each `(new, target)`'s target folder by `new` (by nothing, if `new` does not exist):
+    old target to `aside_root/<i>`, new one in, old ones deleted. An exception undoes the renames
+    done. Against a kill, a journal of every (new, target, aside) is written and fsynced in
+    `journal_dir` before the first rename and deleted after the last step; `recover_swaps(journal_dir)`
+    rolls an interrupted swap forward. The lake passes `lake/_journal/date=D` (where `repair` looks);
+    by default it is `<aside_root's folder>/.journal`: a folder outside the lake (the outbox's
+    `outbox/D`, aside in `outbox/.D.<token>.old`) is journaled in `outbox/.journal`."""
     journal_dir = Path(journal_dir) if journal_dir is not None else aside_root.parent / OUTBOX_JOURNAL
     pairs = [{"new": os.path.abspath(new), "target": os.path.abspath(target),
               "aside": os.path.abspath(aside_root / str(i)), "has_new": new.exists()}
@@ -303,23 +304,16 @@ def _fault_point(renames: int) -> None:
 
 
 def _write_journal(folder: Path, document: dict[str, Any]) -> Path:
-    """Atomically and durably; retried if another swap removes the empty folder meanwhile."""
-    name = uuid.uuid4().hex
-    path, tmp = folder / f"{name}.json", folder / f".{name}.json.tmp"
+    """Atomically and durably (its temporary file is a `.*.tmp` that `recover_swaps` clears when
+    stale); retried if another swap removes the empty folder meanwhile."""
+    path = folder / f"{uuid.uuid4().hex}.json"
+    text = json.dumps(document, ensure_ascii=False, indent=1) + "\n"
     for attempt in range(5):
-        _makedirs(folder)
         try:
-            with open(tmp, "w", encoding="utf-8") as handle:
-                handle.write(json.dumps(document, ensure_ascii=False, indent=1) + "\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            break
+            return files.write_atomic(path, text)   # makes the folder first
         except FileNotFoundError:
             if attempt == 4:
                 raise
-    os.replace(tmp, path)
-    _sync_dirs([folder])
-    return path
 
 
 def _forget(journal: Path) -> None:
@@ -331,16 +325,7 @@ def _forget(journal: Path) -> None:
 def _sync_dirs(folders) -> None:
     """fsync folders, so that renames in them reach the disk before the journal is deleted."""
     for folder in folders:
-        try:
-            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-        except OSError:
-            continue
-        try:
-            os.fsync(fd)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
+        files.sync_dir(folder)
 
 
 def _makedirs(path: Path) -> None:
@@ -409,7 +394,7 @@ def replace_date(config: Config, table: Table | str, day: dt.date, frame: DataFr
         frame.select(*data).coalesce(files).sortWithinPartitions(*sort_by).write.mode("errorifexists") \
             .parquet(str(staged))
         rows = frame.sparkSession.read.parquet(str(staged)).count()
-        _swap([(staged, partition_path(config, table, day))], root / "old", journal_dir(config, day))
+        swap_dirs([(staged, partition_path(config, table, day))], root / "old", journal_dir(config, day))
     finally:
         _drop_staging(config, day, root)
     return rows

@@ -144,16 +144,27 @@ def read_inventory(path: Path, carrier: str, timezone: str) -> tuple[list[Cell],
     return cells, warnings
 
 
-def read_cells(config: Config, *, required: bool = True) -> Cells:
-    """Every configured carrier's `landing/cells/<carrier>.csv`, checked. A missing file is an error
-    when `required` (detect: CDRs there would have no place), else that carrier is left out."""
+class MissingInventory(CdrwatchError):
+    """A configured carrier has no `landing/cells/<carrier>.csv`."""
+
+
+def cells_path(config: Config, carrier: str) -> Path:
+    return Path(config.paths.landing) / "cells" / f"{carrier}.csv"
+
+
+def whitelist_path(config: Config) -> Path:
+    return Path(config.paths.landing) / "whitelist.csv"
+
+
+def read_cells(config: Config, carriers: list[str] | None = None) -> Cells:
+    """Every configured carrier's (or `carriers`') `landing/cells/<carrier>.csv`, checked.
+    One policy for every step: a missing file is a `MissingInventory` error naming it (CDRs there
+    would have no place); only the report, which must still render, catches it and warns."""
     rows, warnings = [], []
-    for carrier in sorted(config.carriers):
-        path = Path(config.paths.landing) / "cells" / f"{carrier}.csv"
+    for carrier in sorted(config.carriers if carriers is None else carriers):
+        path = cells_path(config, carrier)
         if not path.is_file():
-            if required:
-                raise CdrwatchError(f"{path}: cell inventory of carrier {carrier} is missing")
-            continue
+            raise MissingInventory(f"{path}: cell inventory of carrier {carrier} is missing")
         cells, notes = read_inventory(path, carrier, config.timezone)
         rows += cells
         warnings += notes
@@ -163,8 +174,11 @@ def read_cells(config: Config, *, required: bool = True) -> Cells:
 
 def read_whitelist_entries(path: Path) -> list[tuple[int, str]]:
     """landing/whitelist.csv's `number` column as (line, value as written); other columns ignored.
-    Undecodable bytes become U+FFFD: such an entry is then reported, the rest still count."""
+    The whitelist is optional: no file, no entries. Undecodable bytes become U+FFFD: such an entry
+    is then reported, the rest still count."""
     path = Path(path)
+    if not path.is_file():
+        return []
     text = path.read_bytes().decode("utf-8-sig", errors="replace")
     reader = csv.reader(io.StringIO(text, newline=""))
     try:

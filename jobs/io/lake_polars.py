@@ -1,0 +1,54 @@
+"""The lake read with Polars, for the small tables and lazy scans of steps that start no Spark session
+(the report, evaluate). Schemas derive from `schemas.tables`, paths from `jobs.io.lake`, so a
+table is laid out and typed in one place whichever engine reads it.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+
+from jobs.config import Config
+from jobs.io.lake import partition_path
+from schemas.table import Table
+
+_POLARS = {"string": pl.String, "int32": pl.Int32, "int64": pl.Int64, "double": pl.Float64, "bool": pl.Boolean,
+           "date": pl.Date, "timestamp": pl.Datetime("us", "UTC"), "list<string>": pl.List(pl.String)}
+
+
+def polars_schema(table: Table, columns: list[str] | None = None) -> dict[str, pl.DataType]:
+    """The table's columns (or `columns` of them) as a Polars schema, partition columns excluded."""
+    names = columns or [c.name for c in table.columns if c.name not in table.partition_by]
+    types = {c.name: _POLARS[c.type] for c in table.columns}
+    return {name: types[name] for name in names}
+
+
+def has_day(config: Config, table: Table, day: dt.date) -> bool:
+    """Whether a run wrote `day` of the table (its partition folder exists, perhaps without rows)."""
+    return partition_path(config, table, day).is_dir()
+
+
+def read_day(config: Config, table: Table, day: dt.date, columns: list[str] | None = None) -> pl.DataFrame:
+    """One date of a small table partitioned by date alone (flags, dens, victims), typed by its
+    schema; empty, with the table's columns, when the partition is missing or holds no file. A
+    column the table gained after the partition was written reads as null, as Spark reads it."""
+    schema = polars_schema(table, columns)
+    files = sorted(partition_path(config, table, day).glob("*.parquet"))
+    if not files:
+        return pl.DataFrame(schema=schema)
+    written = pl.read_parquet_schema(files[0])   # one run wrote the partition: its files share a schema
+    frame = pl.read_parquet(files, columns=[name for name in schema if name in written])
+    return (frame.with_columns(pl.lit(None, dtype).alias(name) for name, dtype in schema.items() if name not in written)
+            .select(list(schema)).cast(schema))
+
+
+def scan_days(config: Config, table: Table, days: list[dt.date]) -> pl.LazyFrame | None:
+    """A lazy scan of the table over the given dates only, its partition columns (`date`, `carrier`)
+    taken from the folder names; None when none of the dates is in the lake."""
+    below = "".join(f"{name}=*/" for name in table.partition_by[1:])
+    files = sorted(str(f) for day in days for f in partition_path(config, table, day).glob(f"{below}*.parquet"))
+    if not files:
+        return None
+    types = {c.name: _POLARS[c.type] for c in table.columns}
+    return pl.scan_parquet(files, hive_partitioning=True, hive_schema={name: types[name] for name in table.partition_by})
+

@@ -1,0 +1,44 @@
+"""Run summaries: what a step did for a date, as `lake/_runs/<job>/date=D/summary.json`.
+
+Ingest writes its summary there (with the GX results beside it); the validate task, export's
+PARTIAL.txt, the volume check and the report read it back instead of recounting the lake.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+from jobs.config import Config
+from jobs.errors import CdrwatchError
+from jobs.io.files import write_json
+
+RUNS = "_runs"
+
+
+def run_dir(config: Config, job: str, day: dt.date) -> Path:
+    """`lake/_runs/<job>/date=D`: the summary and whatever else the run keeps (GX results)."""
+    return Path(config.paths.lake) / RUNS / job / f"date={day.isoformat()}"
+
+
+def run_summary_path(config: Config, job: str, day: dt.date) -> Path:
+    return run_dir(config, job, day) / "summary.json"
+
+
+def write_summary(config: Config, job: str, day: dt.date, summary: dict[str, Any]) -> Path:
+    """Replace the run summary of `job` for `day`, atomically."""
+    return write_json(run_summary_path(config, job, day), summary)
+
+
+def read_summary(config: Config, job: str, day: dt.date) -> dict[str, Any] | None:
+    """The run summary of `job` for `day`, None when the job has not run for it; one that cannot
+    be read is a CdrwatchError naming the file and the rerun that fixes it."""
+    path = run_summary_path(config, job, day)
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise CdrwatchError(f"{path}: unreadable {job} summary ({error}); rerun cdrwatch {job} --date {day}") \
+            from None
