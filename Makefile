@@ -7,6 +7,7 @@ DEMO := demo
 DEMO_START ?= 2026-11-20
 DEMO_DAYS ?= 4
 DEMO_SUBSCRIBERS ?= 3000
+DEMO_DENS ?= 8
 PYTEST_ARGS ?=
 # e.g. make bench BENCH_ARGS='--sizes 1M --steps ingest,nightly'
 BENCH_ARGS ?=
@@ -39,11 +40,12 @@ $(VENV)/.installed-dev: setup.py | $(VENV)/bin/python
 demo: check-java $(VENV)/.installed-dev ## simulate a small city, run the pipeline, show the outputs
 	rm -rf $(DEMO)
 	$(VENV)/bin/cdrwatch simulate --out $(DEMO)/landing --start $(DEMO_START) --days $(DEMO_DAYS) \
-	  --subscribers $(DEMO_SUBSCRIBERS)
+	  --subscribers $(DEMO_SUBSCRIBERS) --dens $(DEMO_DENS)
 	$(VENV)/bin/cdrwatch nightly --from $(DEMO_START) --to $(DEMO_LAST) $(DEMO_PATHS)
 
-evaluate: $(VENV)/.installed-dev ## after make demo: detectors' precision/recall on its last night vs truth/
+evaluate: $(VENV)/.installed-dev ## after make demo: its last night's flags, then every night's dens per den kind, vs truth/
 	$(VENV)/bin/cdrwatch evaluate --truth $(DEMO)/landing/truth --date $(DEMO_LAST) $(DEMO_PATHS)
+	$(VENV)/bin/cdrwatch evaluate --truth $(DEMO)/landing/truth --from $(DEMO_START) --to $(DEMO_LAST) $(DEMO_PATHS)
 
 # The tests also run the Airflow DAG, so they need the airflow extra on top of dev.
 $(VENV)/.installed-test: setup.py | $(VENV)/bin/python

@@ -39,7 +39,9 @@ its customers (about 0.1-0.2); a call room's operators (human gaps, ordinary pho
 
 A device (`imei`) is flagged when at least one of its SIMs is flagged and the device itself looks
 like a box: >= `shared_imsis` IMSIs tonight or over the week, a TAC on <= `rare_tac_devices`
-devices, or an invalid check digit. Its score is its best SIM's score.
+devices, or an invalid check digit. Its score is its best SIM's score. The one-SIM IMEIs of a SIM
+that hops through >= `shared_imsis` IMEIs (a box inventing an IMEI per call) are not flagged one by
+one: the SIM's own flag says it (`hopping_sim`), and a night's flags stay one per SIM, not per call.
 
 Besides the evidence, a flag carries `site_key` (the SIM's main site; a device's: that of its best
 SIM) and `window_start`, `window_end` (the first and last outgoing event of the SIM, or of the
@@ -310,8 +312,13 @@ def device_flags(flagged_sims: DataFrame, devices: DataFrame, settings) -> DataF
     """Devices (imei) that carry a flagged SIM and look like a box themselves; `devices` is one row
     per scored SIM and IMEI it used tonight, with `device_stats`."""
     c = F.col
-    on_device = devices.join(flagged_sims.select("msisdn", "score", "main_site", "main_site_key"), "msisdn")
-    box_like = (c("imsis") >= settings.shared_imsis) | (c("week_imsis") >= settings.shared_imsis) | c("fake")
+    on_device = devices.join(flagged_sims.select("msisdn", "score", "main_site", "main_site_key", "n_imeis"),
+                             "msisdn")
+    # a SIM hopping through IMEIs (a box inventing one per call) shows hundreds of one-SIM "devices":
+    # they are the SIM's evidence (`hopping_sim`), not devices to seize, so they are not flagged one by one
+    hopping = c("n_imeis") >= settings.shared_imsis
+    box_like = (c("imsis") >= settings.shared_imsis) | (c("week_imsis") >= settings.shared_imsis) \
+        | (c("fake") & ~hopping)
     suspects = on_device.where(box_like).groupBy("imei").agg(
         F.count("*").alias("n_flagged"), F.max(F.struct("score", "main_site", "main_site_key")).alias("best"),
         F.sum("out_events").alias("n_events"), F.min("first_out").alias("first_out"),

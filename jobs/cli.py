@@ -95,7 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--start", type=parse_date, required=True, help="first date, YYYY-MM-DD")
     sim.add_argument("--days", type=int, default=7)
     sim.add_argument("--subscribers", type=int, default=3000)
-    sim.add_argument("--dens", type=int, default=4)
+    sim.add_argument("--dens", type=int, default=4,
+                     help="dens to plant; kinds cycle: goip_shared, goip_fresh, room, sms_blaster, goip_hopping, "
+                          "low_slow, twin_boxes, goip_car (8 = one of each)")
     sim.add_argument("--seed", type=int, default=1)
     sim.add_argument("--no-manifest", dest="manifests", action="store_false",
                      help="write no _MANIFEST.csv (as a carrier that sends none)")
@@ -114,9 +116,15 @@ def build_parser() -> argparse.ArgumentParser:
     when.add_argument("--from", dest="date_from", type=parse_date)
     nightly.add_argument("--to", dest="date_to", type=parse_date)
 
-    ev = commands.add_parser("evaluate", parents=[common], help="precision/recall against a simulated truth/")
-    ev.add_argument("--truth", required=True)
-    ev.add_argument("--date", type=parse_date, required=True)
+    ev = commands.add_parser("evaluate", parents=[common],
+                             help="a night's flags, or a range's dens and leads, against a simulated truth/")
+    ev.add_argument("--truth", required=True, help="the simulator's truth/ folder")
+    when = ev.add_mutually_exclusive_group(required=True)
+    when.add_argument("--date", type=parse_date, help="one night: precision/recall of the flags")
+    when.add_argument("--from", dest="date_from", type=parse_date,
+                      help="with --to: per den kind recall, first lead, leads per den, id stability, victims, "
+                           "hard negatives")
+    ev.add_argument("--to", dest="date_to", type=parse_date)
     return parser
 
 
@@ -156,10 +164,23 @@ def run_one(step: str):
     return run
 
 
-def run_evaluate(args: argparse.Namespace, config: Config) -> None:
-    from jobs.evaluate import evaluate, read_flags
+def run_evaluate(args: argparse.Namespace, config: Config):
+    """`--date D`: the night's flags per detector; `--from D1 --to D2`: the nights' dens and leads per
+    den kind, the overall line and the hard negatives (with -v also per truth den)."""
+    from jobs.evaluate import evaluate, evaluate_range, read_flags
 
-    console.print(evaluate(read_flags(config, args.date), Path(args.truth), args.date).table())
+    if args.date:
+        if args.date_to:
+            raise CdrwatchError("evaluate: --to goes with --from, not --date")
+        evaluation = evaluate(read_flags(config, args.date), Path(args.truth), args.date)
+        console.print(evaluation.table())
+        return evaluation
+    if not args.date_to:
+        raise CdrwatchError("evaluate: --from needs --to")
+    evaluation = evaluate_range(config, Path(args.truth), args.date_from, args.date_to)
+    for renderable in evaluation.renderables(per_den=args.verbose):
+        console.print(renderable)
+    return evaluation
 
 
 def run_nightly(args: argparse.Namespace, config: Config) -> dict:

@@ -78,6 +78,20 @@ class Goip(_Section):
     min_sms_callees: int = Field(gt=0)
 
 
+class LowSlow(_Section):
+    min_history_days: int = Field(gt=0)
+    min_calls: int = Field(gt=0)
+    min_home_share: float = Field(ge=0, le=1)
+    min_stranger_share: float = Field(ge=0, le=1)
+    max_callback_ratio: float = Field(ge=0, le=1)
+    hangup_s: int = Field(gt=0)
+    long_call_s: int = Field(gt=0)
+    max_middle_share: float = Field(ge=0, le=1)
+    min_hangup_share: float = Field(ge=0, le=1)
+    min_sims: int = Field(gt=1)
+    min_shared_callees: int = Field(gt=0)
+
+
 class Congestion(_Section):
     baseline_days: int = Field(gt=0)
     min_baseline_days: int = Field(gt=0)
@@ -91,6 +105,7 @@ class Congestion(_Section):
 class Detectors(_Section):
     sequential: Sequential
     goip: Goip
+    low_slow: LowSlow
     congestion: Congestion
 
 
@@ -106,6 +121,9 @@ class Dens(_Section):
     priority_medium: float = Field(ge=0, le=1)
     max_degree: int = Field(gt=0)
     max_edges: int = Field(gt=0)
+    min_together: float = Field(ge=0, le=1)
+    merge_distance_m: float = Field(ge=0)
+    merge_min_overlap: float = Field(ge=0, le=1)
 
 
 class Export(_Section):

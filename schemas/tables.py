@@ -80,16 +80,17 @@ FLAG = Table(
         C("date", "date", False),
         # what later steps read (never the evidence text); a detector fills what it knows, the rest is null
         C("site_key", "string", True, "physical site (detectors.sites): the sweep's home site, the congested "
-                                      "site, the GOIP SIM's (device's best SIM's) main site"),
+                                      "site, the GOIP SIM's (device's best SIM's) main site, the low-and-slow room's site"),
         C("segment", "string", True, "number segment swept: the 7 digits after +86 (sequential)"),
         C("range_lo", "string", True, "first number of the swept range, E.164 (sequential)"),
         C("range_hi", "string", True, "last number of the swept range, E.164 (sequential)"),
         C("pattern", "string", True, "how the range was dialled, as a lead says it, e.g. 'in ascending order "
                                      "round-robin by 13 SIMs' (sequential)"),
         C("window_start", "timestamp", True, "start of what was flagged: the sweep's window, the first "
-                                             "congested hour, the GOIP SIM's (device's) first outgoing event"),
+                                             "congested hour, the GOIP SIM's (device's) first outgoing event, "
+                                             "the room's first call"),
         C("window_end", "timestamp", True, "its end: the window's end, the last congested hour's end, the "
-                                           "last outgoing event"),
+                                           "last outgoing event, the room's last call"),
     ),
     partition_by=("date",),
     doc="One row per flagged entity per detector. The columns after `date` were added later: a partition "

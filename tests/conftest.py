@@ -23,18 +23,23 @@ def spark(test_config):
 # the real command line (`jobs.cli.main`), in the order the nightly batch runs them.
 WEEK_START = __import__("datetime").date(2026, 11, 20)
 WEEK_DAYS = 7
+WEEK_DENS = 8
 
 
 @pytest.fixture(scope="session")
 def week(tmp_path_factory):
-    """Paths and dates of a simulated week: 1,500 subscribers, 4 dens (one moves), hard negatives."""
+    """Paths and dates of a simulated week: 1,500 subscribers, 8 dens — one of every kind the simulator
+    knows, the evasive ones of issue #13 included (a box changing its IMEI per call, a low-and-slow
+    room from day 3, two boxes in one room, a box in a car; den01 moves mid-week) — and the hard
+    negatives (couriers, a registered call centre, a crowd, a debt-collection room, estate agents, a
+    phone shop)."""
     import datetime as dt
     from types import SimpleNamespace
 
     from jobs.simulate import simulate
 
     root = tmp_path_factory.mktemp("week")
-    simulate(root / "landing", WEEK_START, WEEK_DAYS, subscribers=1500, dens=4, seed=3)
+    simulate(root / "landing", WEEK_START, WEEK_DAYS, subscribers=1500, dens=WEEK_DENS, seed=3)
     dates = [WEEK_START + dt.timedelta(days=i) for i in range(WEEK_DAYS)]
     argv = ["--landing", str(root / "landing"), "--lake", str(root / "lake"), "--outbox", str(root / "outbox"),
             "--set", "spark.master=local[2]", "--set", "spark.shuffle_partitions=2"]

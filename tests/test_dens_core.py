@@ -100,3 +100,66 @@ def test_a_continuing_den_keeps_its_id_and_a_new_one_is_numbered(settings):
 
 def test_no_dens_no_rows(settings):
     assert describe({}, settings=settings) == {}
+
+
+ROAD = [(f"R{i}", 30.60 + 0.009 * i, 104.05, f"R{i}基站", "锦江区") for i in range(6)]   # ~1 km apart, north
+
+
+def car_den():
+    """A box in a car: one site per hour 10..15 along the road, a few calls through the next mast each hour."""
+    site_hours = {(10 + i, ROAD[i][0]): 40 for i in range(6)}
+    site_hours.update({(10 + i, ROAD[min(i + 1, 5)][0]): 5 for i in range(5)})
+    sites = [(*s, sum(n for (h, k), n in site_hours.items() if k == s[0])) for s in ROAD]
+    return DenFacts(sims={A: "cm", B: "cm", C: "cu"}, sites=sites, site_hours=site_hours, hours={10 + i: 45 for i in range(6)},
+                    imeis={BOX: 265}, segments={"1391234": 260}, n_calls=265, n_distinct_callees=260)
+
+
+def test_a_den_in_a_car_is_one_lead_covering_its_route_in_order(settings):
+    den = describe({"k001": car_den()}, [MemberFlag("goip", "msisdn", A, 0.9)], settings=settings)["k001"]
+    assert den["site_names"] == [s[3] for s in ROAD]                     # in the order it drove them
+    for _, lat, lon, *_ in ROAD:                                         # every site of the route inside the radius
+        assert weighted_distance(den, lat, lon) <= den["radius_m"] + 1e-6
+    assert den["radius_m"] > 2000
+    assert "moving through 6 sites in turn: R0基站 → R1基站 → R2基站 → R3基站 → R4基站 → R5基站" in den["evidence"]
+
+
+def weighted_distance(den, lat, lon):
+    from detectors.sites import distance_m
+    return float(distance_m(den["lat"], den["lon"], lat, lon))
+
+
+def test_a_box_on_one_mast_with_overflow_to_the_next_is_not_moving(settings):
+    site_hours = {(h, "S1"): 30 for h in range(9, 18)} | {(h, "S2"): 6 for h in range(9, 18)}
+    fact = DenFacts(sims={A: "cm", B: "cm", C: "ct"}, sites=[(*S1, 270), (*S2, 54)], site_hours=site_hours,
+                    hours={h: 36 for h in range(9, 18)}, segments={"1391234": 300}, n_calls=324,
+                    n_distinct_callees=320)
+    den = describe({"k001": fact}, [MemberFlag("goip", "msisdn", A, 0.9)], settings=settings)["k001"]
+    assert den["site_names"] == ["S1基站", "S2基站"] and " at S1基站 (±" in den["evidence"]
+    assert "moving" not in den["evidence"]
+
+
+def test_a_box_changing_its_imei_per_call_is_one_device_story(settings):
+    fact = DenFacts(sims={A: "cm", B: "cm", C: "cu"}, sites=[(*S1, 90)], hours={9: 90},
+                    imeis={f"86{i:013d}": 1 for i in range(90)}, segments={"1391234": 90}, n_calls=90,
+                    n_distinct_callees=90)
+    den = describe({"k001": fact}, [MemberFlag("goip", "msisdn", A, 0.9)], settings=settings)["k001"]
+    assert "3 SIMs (cm 2, cu 1) and 90 IMEIs (a new IMEI on almost every call" in den["evidence"]
+    assert len(den["imeis"]) == 90
+
+
+def _room(sims, segments, hours, site=S1):
+    return DenFacts(sims=dict(sims), sites=[(*site, 100)], hours={h: 20 for h in hours}, segments=segments,
+                    n_calls=100, n_distinct_callees=100)
+
+
+def test_two_boxes_in_one_room_on_one_list_merge_and_neighbours_do_not(settings):
+    from jobs.dens.core import merge_plan
+
+    box1 = _room({A: "cm", B: "cm"}, {"1391234": 60, "1391235": 40}, range(9, 18))
+    box2 = _room({C: "cu", "+8613300000004": "cu"}, {"1391234": 55, "1391235": 45}, range(9, 18))
+    other_list = _room({"+8613300000005": "cm"}, {"1500000": 100}, range(9, 18))
+    night_shift = _room({"+8613300000006": "cm"}, {"1391234": 100}, range(20, 24))
+    far = _room({"+8613300000007": "cm"}, {"1391234": 100}, range(9, 18), site=S2)
+    dens = {"k001": box1, "k002": box2, "k003": other_list, "k004": night_shift, "k005": far}
+    assert merge_plan(dens, settings) == [["k001", "k002"], ["k003"], ["k004"], ["k005"]]
+    assert merge_plan({"k002": box2, "k001": box1}, settings) == [["k002", "k001"]]

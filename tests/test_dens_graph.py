@@ -92,10 +92,8 @@ def test_the_step_finds_one_den_with_its_victim(night, test_config):
         (night[2], "成华区", "D20261124-01", 400, 2)
 
 
-def test_sims_in_a_flagged_device_join_it_and_each_other(edges):
-    assert edges[(A, f"imei:{BOX}")]["device"] == 1.0
-    assert edges[(B, f"imei:{BOX}")]["device"] == 1.0  # B is unflagged, tied by the box
-    assert edges[(A, B)]["shared_id"] == 1.0
+def test_sims_in_a_flagged_device_are_linked_to_each_other(edges):
+    assert edges[(A, B)]["shared_id"] == 1.0   # B is unflagged, tied by the box
     # B's one site-hour is A's too: overlap 1, damped by min(1, 1/3) for a single shared hour
     assert edges[(A, B)]["colocation"] == pytest.approx(1 / 3)
 
@@ -263,3 +261,44 @@ def test_site_names_with_markup_are_printed_as_text():
     Console(file=out, width=400).print(den_table([den], "dens [/] -> /lake/[x]"))
     text = out.getvalue()
     assert "锦江[/]区" in text and "[bold]S1[/]基站" in text and "dens [/] -> /lake/[x]" in text
+
+
+def test_a_shared_segment_without_being_together_is_no_link(spark):
+    """Estate agents each cold-calling one segment from wherever they walk: segment links, no place."""
+    rows = []
+    agents = ["+8613300000011", "+8613300000012", "+8613300000013"]
+    for i, agent in enumerate(agents):
+        for h in (9, 12, 15):    # three 3-hour windows on one segment: a full segment link
+            for k in range(4):
+                rows.append(row(agent, f"+861391234{i}{h:02d}{k}", h, 10 * k, site=f"W{i}{h}"))
+    cdr = spark.createDataFrame(rows, CDR).withColumn("start_time", F.col("start_time").cast("timestamp"))
+    flags = spark.createDataFrame([flag("sequential", "msisdn", a, 0.9) for a in agents], FLAG.spark())
+    edges = suspect_edges(cdr, flags)
+    assert {r.segment for r in edges.collect()} == {1.0} and edges.count() == 3   # they do share the segment
+    assert strong_edges(edges, 0.5, min_together=0.2).count() == 0
+    kept, _ = collect_edges(edges, min_edge_weight=0.5, max_degree=40, max_edges=10, min_together=0.2)
+    assert kept == []
+
+
+def test_the_graph_has_no_device_nodes(edges):
+    assert not any(node.startswith("imei:") for pair in edges for node in pair)
+
+
+@pytest.mark.slow
+def test_a_box_inventing_an_imei_per_call_is_one_den(spark, test_config):
+    """Every call of 4 SIMs shows a new IMEI, each flagged as a device: the den does not dissolve into
+    one-SIM stars, and the graph has only the SIMs as nodes."""
+    sims = [f"+861330000010{i}" for i in range(4)]
+    rows, flags = [], []
+    for i, sim in enumerate(sims):
+        flags.append(flag("goip", "msisdn", sim, 0.9))
+        for h in (9, 10, 11):
+            for k in range(10):
+                device = f"8600000{i}{h:02d}{k:02d}0001"
+                rows.append(row(sim, f"+8613912{i}{h:02d}{k:03d}", h, 5 * k, imei=device))
+                flags.append(flag("goip", "imei", device, 0.9))
+    cdr = spark.createDataFrame(rows, CDR).withColumn("start_time", F.col("start_time").cast("timestamp"))
+    night = Night(DAY, cdr, cdr, spark.createDataFrame([], "number string"))
+    found = find_dens(test_config, night, spark.createDataFrame(flags, FLAG.spark()), earlier=[])
+    assert [den["numbers"] for den in found.rows] == [sims]
+    assert len(found.rows[0]["imeis"]) == 120 and "120 IMEIs (a new IMEI on almost every call" in found.rows[0]["evidence"]

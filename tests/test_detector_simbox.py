@@ -194,6 +194,12 @@ def test_box_with_a_fresh_imei_per_sim_is_flagged(flags):
     assert "SIM seen in 3 devices tonight" in flags[("msisdn", HOPPER)][1]
 
 
+def test_the_imeis_of_a_sim_hopping_through_devices_are_not_flagged_one_by_one(flags):
+    """A box inventing an IMEI per call: the SIM's flag tells it; its one-SIM IMEIs are no devices to seize."""
+    hopped = {imei(73523105, 5), imei(65707812, 6), imei(90775649, 7)}
+    assert not hopped & {entity for kind, entity in flags if kind == "imei"}
+
+
 def test_sms_blaster_is_flagged(flags):
     assert all(flags[("msisdn", sim)][0] == 1.0 for sim in BLASTER)
     evidence = flags[("msisdn", BLASTER[0])][1]

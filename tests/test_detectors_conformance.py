@@ -1,7 +1,7 @@
 """One conformance suite that every detector in `detectors.DETECTORS` passes (PyOD/river style):
 the flag shape (with FLAG's types for the detail columns a detector fills), determinism, empty
-input, and the whitelist honoured, on a small hand-built night with a den in it (so that every
-detector has something to find)."""
+input, and the whitelist honoured, on a small hand-built night with a den in it and a low-and-slow
+room (so that every detector has something to find)."""
 import datetime as dt
 import random
 from zoneinfo import ZoneInfo
@@ -16,6 +16,7 @@ from schemas.tables import CDR, FLAG
 DAY = dt.date(2026, 11, 24)
 LOCAL = ZoneInfo("Asia/Shanghai")  # the session timezone: rows are built in local time
 DEN_SIMS = [f"+861700000{i:04d}" for i in range(1, 9)]
+ROOM_SIMS = [f"+861370000{i:04d}" for i in range(1, 5)]
 WHITELISTED = DEN_SIMS[0]
 SITES = {  # carrier, cell_id -> site; site A has a cell in every carrier, as real co-sited masts do
     ("cm", "4100-20001"): ("SA", 30.60, 104.05, "锦江区001号基站", "锦江区"),
@@ -59,14 +60,36 @@ def _den(day, rows):
                              0 if k % 5 else 12, f"4600{sim % 3}9{sim:010d}", "860000001234563", cell))
 
 
+def _room(day, rows, tonight):
+    """4 ordinary phones at site C (a low-and-slow room): a normal life on earlier days; tonight 16
+    calls each to a list of residents (neighbouring SIMs share 8), answered ones a hang-up or a long talk."""
+    listed = [f"+86{150 + n % 9}{(n * 7919) % 10**8:08d}" for n in range(40)]
+    carrier, cell = CELLS[4]
+    for i, sim in enumerate(ROOM_SIMS):
+        device = f"8689120310{i:05d}"
+        if not tonight:
+            friend = f"+8618900{i:06d}"
+            rows.append(_cdr_row(f"L{day}{i}", carrier, sim, friend, "out", "voice",
+                                 dt.datetime.combine(day, dt.time(19), tzinfo=LOCAL), 90, f"46000{sim[-10:]}", device,
+                                 cell))
+            continue
+        for k in range(16):
+            when = dt.datetime.combine(day, dt.time(9, i), tzinfo=LOCAL) + dt.timedelta(minutes=25 * k)
+            duration = 0 if k % 3 else (600 if k % 12 == 0 else 5)
+            rows.append(_cdr_row(f"L{day}{i}-{k}", carrier, sim, listed[(8 * i + k) % 40], "out", "voice", when,
+                                 duration, f"46000{sim[-10:]}", device, cell))
+
+
 @pytest.fixture(scope="module")
 def night(spark):
     rng = random.Random(5)
     today, history = [], []
     for back in (3, 2, 1):
         _residents(DAY - dt.timedelta(days=back), rng, history)
+        _room(DAY - dt.timedelta(days=back), history, tonight=False)
     _residents(DAY, rng, today)
     _den(DAY, today)
+    _room(DAY, today, tonight=True)
     cdr = spark.createDataFrame(today, CDR.spark())
     past = spark.createDataFrame(history, CDR.spark())
     sites = spark.createDataFrame(

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from detectors import DETECTORS
 from jobs import orchestrate
 from jobs.config import load_config
 from jobs.errors import CdrwatchError
@@ -41,7 +42,10 @@ def test_the_landing_deadline_counts_from_the_end_of_the_night():
     assert deadline < dt.datetime(2026, 11, 20, 17, 31, tzinfo=dt.timezone.utc)  # comparable with an aware "now"
 
 
-LATER = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)   # long after the fixtures' files were written
+def later() -> dt.datetime:
+    """An hour after now: long after the test's files were written (taken when the test runs, not when
+    the module is imported: a long suite may reach this module more than an hour after collecting it)."""
+    return dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)
 
 
 @pytest.fixture
@@ -55,10 +59,10 @@ def landing(tmp_path):
 
 def test_only_files_ingest_would_read_count_as_landed(landing):
     config = load_config(overrides=[f"paths.landing={landing}"])
-    assert orchestrate.carrier_landed(config, "cm", NIGHT, LATER)
-    assert not orchestrate.carrier_landed(config, "cu", NIGHT, LATER)
-    assert not orchestrate.carrier_landed(config, "cm", NIGHT + dt.timedelta(days=1), LATER)
-    assert orchestrate.missing_carriers(config, NIGHT, LATER) == ["cu", "ct"]
+    assert orchestrate.carrier_landed(config, "cm", NIGHT, later())
+    assert not orchestrate.carrier_landed(config, "cu", NIGHT, later())
+    assert not orchestrate.carrier_landed(config, "cm", NIGHT + dt.timedelta(days=1), later())
+    assert orchestrate.missing_carriers(config, NIGHT, later()) == ["cu", "ct"]
     assert orchestrate.missing_carriers(config, NIGHT) == ["cm", "cu", "ct"]  # cm was written just now: not settled
 
 
@@ -95,13 +99,13 @@ def test_a_carrier_with_only_empty_files_has_not_landed(tmp_path):
     folder.mkdir(parents=True)
     (folder / "cu_1.txt").write_bytes(b"")
     (folder / "cu_2.txt").write_bytes(b"")
-    assert orchestrate.landing_state(config, "cu", NIGHT, LATER) == (False, "only empty files (cu_1.txt, cu_2.txt)")
+    assert orchestrate.landing_state(config, "cu", NIGHT, later()) == (False, "only empty files (cu_1.txt, cu_2.txt)")
     deadline = dt.datetime(2026, 11, 21, 6, 0, tzinfo=SHANGHAI)
     with pytest.raises(orchestrate.LateCarrier) as late:
-        orchestrate.check_landing(config, "cu", NIGHT, deadline, LATER)
+        orchestrate.check_landing(config, "cu", NIGHT, deadline, later())
     assert str(late.value).startswith("cu: only empty files (cu_1.txt, cu_2.txt) for 2026-11-20 by the deadline ")
     (folder / "cu_2.txt").write_bytes(b"x|y\n")
-    assert orchestrate.carrier_landed(config, "cu", NIGHT, LATER)
+    assert orchestrate.carrier_landed(config, "cu", NIGHT, later())
 
 
 def deliver(folder: Path, files: dict[str, bytes], listed: dict[str, int] | None = None) -> None:
@@ -116,19 +120,19 @@ def test_with_require_manifest_a_carrier_lands_when_its_manifest_lists_only_pres
     config = load_config(overrides=[f"paths.landing={tmp_path}", "schedule.require_manifest=true"])
     folder = tmp_path / "cm" / NIGHT.isoformat()
     deliver(folder, {"cm_1.csv": b"h\na\n"})
-    assert orchestrate.landing_state(config, "cm", NIGHT, LATER) == (
+    assert orchestrate.landing_state(config, "cm", NIGHT, later()) == (
         False, "no _MANIFEST.csv (schedule.require_manifest)")
     deliver(folder, {}, {"cm_1.csv": 1, "cm_2.csv": 1})
-    assert orchestrate.landing_state(config, "cm", NIGHT, LATER) == (
+    assert orchestrate.landing_state(config, "cm", NIGHT, later()) == (
         False, "an incomplete delivery (_MANIFEST.csv lists files missing: cm_2.csv)")
     deliver(folder, {"cm_2.csv": b""})
-    assert orchestrate.landing_state(config, "cm", NIGHT, LATER) == (
+    assert orchestrate.landing_state(config, "cm", NIGHT, later()) == (
         False, "an incomplete delivery (_MANIFEST.csv lists files empty: cm_2.csv)")
     deliver(folder, {"cm_2.csv": b"h\nb\n"})
     now = dt.datetime.now(dt.timezone.utc)   # a manifest needs no settling: the carrier says it is done
     assert orchestrate.landing_state(config, "cm", NIGHT, now) == (True, "_MANIFEST.csv with 2 file(s)")
     (folder / "_MANIFEST.csv").write_text("file,rows\ncm_1.csv,1\n")
-    landed, what = orchestrate.landing_state(config, "cm", NIGHT, LATER)
+    landed, what = orchestrate.landing_state(config, "cm", NIGHT, later())
     assert not landed and what.startswith("an unreadable _MANIFEST.csv (") and ":1: expected the header" in what
 
 
@@ -150,7 +154,7 @@ def test_a_missing_carrier_is_awaited_until_the_deadline_then_late(landing, poli
                                     "schedule.settle_minutes=0"])
     deadline = dt.datetime(2026, 11, 21, 6, 0, tzinfo=SHANGHAI)
     before, after = deadline - dt.timedelta(seconds=1), deadline + dt.timedelta(seconds=1)
-    assert orchestrate.check_landing(config, "cm", NIGHT, deadline, LATER) is True
+    assert orchestrate.check_landing(config, "cm", NIGHT, deadline, later()) is True
     assert orchestrate.check_landing(config, "ct", NIGHT, deadline, before) is False
     with pytest.raises(orchestrate.LateCarrier) as late:
         orchestrate.check_landing(config, "ct", NIGHT, deadline, after)
@@ -180,7 +184,7 @@ def test_the_zip_alone_imports_and_reads_its_default_conf(tmp_path):
              "assert jobs.config.__file__.startswith(sys.argv[1]), jobs.config.__file__; "
              "print(jobs.config.load_config().timezone, len(detectors.DETECTORS))")
     out = subprocess.run([sys.executable, "-c", probe, str(package)], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["Asia/Shanghai", "3"]
+    assert out.stdout.split() == ["Asia/Shanghai", str(len(DETECTORS))]
 
 
 def _imported_modules(tree: ast.Module, module: str, lazy: bool) -> set[str]:

@@ -544,3 +544,294 @@ def test_scenario_and_bad_arguments(landing, tmp_path):
     assert scenario == {"start": START.isoformat(), "days": DAYS, "timezone": "Asia/Shanghai", **ARGS}
     with pytest.raises(ValueError):
         simulate(tmp_path, START, 0)
+
+
+# --- evasive dens and the newer honest look-alikes (issue 13) ------------------------------------
+
+EVASIVE_DAYS = 4                    # the low-and-slow room starts on the third day
+EVASIVE = dict(subscribers=400, dens=8, seed=11)
+BOX_TACS = {"86271805", "35566009", "86440103", "35874106"}
+
+
+@pytest.fixture(scope="module")
+def evasive(tmp_path_factory) -> tuple[Path, Reader]:
+    root = tmp_path_factory.mktemp("evasive") / "landing"
+    simulate(root, START, EVASIVE_DAYS, **EVASIVE)
+    return root, Reader(root)
+
+
+def den_of(root: Path, kind: str) -> tuple[list[dict], dict[str, dict[str, str]]]:
+    """The truth rows of the (only) den of `kind`, and its SIMs per date: msisdn -> imei."""
+    rows = [d for d in truth(root, "dens") if d["kind"] == kind]
+    assert len({d["den_id"] for d in rows}) == 1, kind
+    sims = defaultdict(dict)
+    for s in truth(root, "den_sims"):
+        if s["den_id"] == rows[0]["den_id"]:
+            sims[s["date"]][s["msisdn"]] = s["imei"]
+    return rows, sims
+
+
+def positions(root: Path) -> dict[tuple[str, str], tuple[float, float]]:
+    return {(c, row["cell_id"]): (float(row["lat"]), float(row["lon"])) for c, rows in read_cells(root).items()
+            for row in rows}
+
+
+def local_hour(ts: int) -> float:
+    moment = datetime.fromtimestamp(ts, TZ)
+    return moment.hour + moment.minute / 60
+
+
+def test_evasive_city_is_deterministic_too(evasive, tmp_path):
+    root, _ = evasive
+    simulate(tmp_path, START, EVASIVE_DAYS, **EVASIVE)
+    first, second = all_files(root), all_files(tmp_path)
+    assert list(first) == list(second) and [n for n in first if first[n] != second[n]] == []
+
+
+def test_numbers_from_the_far_end_never_meet_the_front():
+    import numpy as np
+    from jobs.simulate.numbers import NumberPlan
+
+    plan = NumberPlan.build(np.random.default_rng(1), np.array([10, 10, 10]), spare=0)
+    size = plan.segments[0].size * 10_000
+    front, back = plan.draw(0, size // 2), plan.draw_from_end(0, size - size // 2)
+    assert np.unique(np.r_[front, back]).size == size
+    with pytest.raises(ValueError):
+        plan.draw(0, 1)
+    with pytest.raises(ValueError):
+        plan.draw_from_end(0, 1)
+
+
+def test_new_den_kinds_one_each_with_their_patterns(evasive):
+    root, _ = evasive
+    dens = truth(root, "dens")
+    assert list(dens[0])[-2:] == ["route", "route_radius_m"]      # new columns at the end
+    kinds = {d["den_id"]: (d["kind"], d["pattern"]) for d in dens}
+    assert sorted(kinds.values()) == sorted([
+        ("goip_shared", "per_sim"), ("goip_fresh", "round_robin"), ("room", "shuffled_blocks"),
+        ("sms_blaster", "per_sim"), ("goip_hopping", "round_robin"), ("low_slow", "leaked_list"),
+        ("twin_boxes", "round_robin"), ("goip_car", "round_robin")])
+    for d in dens:
+        assert (d["route"] == "") == (d["kind"] != "goip_car") and (d["route_radius_m"] == "0") == (d["route"] == "")
+    evasive_dens = {den for den, (kind, _) in kinds.items() if kind in
+                    ("goip_hopping", "low_slow", "twin_boxes", "goip_car")}
+    assert {v["den_id"] for v in truth(root, "victims")} >= evasive_dens      # each evasive kind has victims
+
+
+def test_hopping_box_shows_a_never_seen_imei_on_every_call(evasive):
+    root, reader = evasive
+    rows, sims = den_of(root, "goip_hopping")
+    assert len(rows) == EVASIVE_DAYS
+    everyone_else = {r["imei"] for r in reader.unique if r["msisdn"] not in {m for d in sims.values() for m in d}}
+    seen = []
+    for day, members in sims.items():
+        assert 8 <= len(members) <= 16
+        out = sorted(((r["ts"], r["msisdn"], r["imei"], int(r["peer"][1:])) for r in reader.unique
+                      if r["date"].isoformat() == day and r["dir"] == "out" and r["msisdn"] in members),
+                     key=lambda call: (call[0], call[3]))                      # a second's calls in dialling order
+        assert len(out) > 500
+        seen += [imei for _, _, imei, _ in out]
+        assert all(luhn_ok(imei) and imei[:8] not in PHONE_TACS for _, _, imei, _ in out)
+        first = {}
+        for _, msisdn, imei, _ in out:
+            first.setdefault(msisdn, imei)
+        assert first == {m: imei for m, imei in members.items() if m in first}    # truth: the day's first IMEI
+        peers = [p for *_, p in out]                                   # round-robin: one ascending list
+        assert sum(b > a for a, b in zip(peers, peers[1:])) / (len(peers) - 1) > 0.99
+        shown = {m: {imei for _, n, imei, _ in out if n == m} for m in members}
+        backs = [r for r in reader.unique
+                 if r["date"].isoformat() == day and r["dir"] == "in" and r["msisdn"] in members]
+        assert all(r["imei"] in shown[r["msisdn"]] for r in backs)    # a call-back sees the latest IMEI
+    assert len(set(seen)) == len(seen) and not set(seen) & everyone_else
+
+
+def test_low_slow_room_uses_bought_sims_to_call_a_leaked_list(evasive):
+    root, reader = evasive
+    rows, sims = den_of(root, "low_slow")
+    dates = [(START + timedelta(days=i)).isoformat() for i in range(EVASIVE_DAYS)]
+    assert [d["date"] for d in rows] == dates[2:] and len({d["lat"] for d in rows}) == 1
+    room = set(sims[dates[2]])
+    assert 6 <= len(room) <= 10 and all(set(sims[d]) == room for d in dates[2:])
+    handsets = set(sims[dates[2]].values())
+    assert len(handsets) == len(room) and {h[:8] for h in handsets} <= PHONE_TACS
+    not_residents = {n["number"] for n in truth(root, "hard_negatives")
+                     if n["kind"] in ("telemarketing", "debt_collection", "sim_shop")}
+    den_sims = {s["msisdn"] for s in truth(root, "den_sims")}
+    residents = {r["msisdn"] for r in reader.unique} - not_residents - den_sims
+    by_day = defaultdict(list)
+    for r in reader.unique:
+        if r["msisdn"] in room and r["dir"] == "out":
+            by_day[r["date"].isoformat()].append(r)
+    for day in dates[:2]:                    # a normal past: the residents' own calls, their own phones
+        assert {r["msisdn"] for r in by_day[day]} and not {r["imei"] for r in by_day[day]} & handsets
+    callers_of = defaultdict(set)
+    answered = []
+    for day in dates[2:]:
+        calls = by_day[day]
+        assert all(r["imei"] in handsets and r["svc"] == "voice" for r in calls)     # none of the seller's own
+        assert {r["peer"] for r in calls} <= residents                               # strangers from the list
+        per_sim = Counter(r["msisdn"] for r in calls)
+        assert all(15 <= n <= 45 for n in per_sim.values()) and len(per_sim) == len(room)
+        assert all(9 <= local_hour(r["ts"]) < 22 for r in calls)
+        cells = {(r["carrier"], r["cell"]) for r in calls}
+        assert len({cell for _, cell in cells}) <= 9 and set(c for _, c in cells) <= set(rows[0]["cells"].split(";"))
+        for r in calls:
+            callers_of[r["peer"]].add(r["msisdn"])
+        answered += [r["dur"] for r in calls if r["dur"] > 0]
+        peers = [int(r["peer"][1:]) for r in sorted(calls, key=lambda r: r["ts"])]
+        assert 0.3 < sum(b > a for a, b in zip(peers, peers[1:])) / len(peers) < 0.7     # no sequence
+    assert sum(len(s) >= 2 for s in callers_of.values()) >= 30     # the same residents, hit by several SIMs
+    assert all(d <= 15 or d >= 300 for d in answered)               # bimodal: a hang-up or a long talk
+    assert 0.15 < sum(d >= 300 for d in answered) / len(answered) < 0.4
+    # call-backs: calls from residents it called, apart from the former owner's circle still ringing the number
+    known = {(r["msisdn"], r["peer"]) for r in reader.unique
+             if r["msisdn"] in room and r["date"].isoformat() < dates[2]}
+    total = sum(len(by_day[d]) for d in dates[2:])
+    backs = [r for r in reader.unique if r["msisdn"] in room and r["dir"] == "in" and r["peer"] in callers_of
+             and (r["msisdn"], r["peer"]) not in known]
+    assert len(backs) <= 0.04 * total
+    assert {v["date"] for v in truth(root, "victims") if v["den_id"] == rows[0]["den_id"]} == set(dates[2:])
+
+
+def test_twin_boxes_are_one_den_with_two_box_imeis_at_one_point(evasive):
+    root, reader = evasive
+    rows, sims = den_of(root, "twin_boxes")
+    where = positions(root)
+    assert len({(d["lat"], d["lon"]) for d in rows}) == 1
+    for day, members in sims.items():
+        boxes = set(members.values())
+        assert len(boxes) == 2 and all(b[:8] in BOX_TACS for b in boxes) and 16 <= len(members) <= 24
+        out = sorted((r["ts"], int(r["peer"][1:]), r["imei"], (r["carrier"], r["cell"])) for r in reader.unique
+                     if r["date"].isoformat() == day and r["dir"] == "out" and r["msisdn"] in members)
+        peers = [p for _, p, _, _ in out]
+        assert sum(b > a for a, b in zip(peers, peers[1:])) / (len(peers) - 1) > 0.99    # ONE list
+        box = [imei for _, _, imei, _ in out]
+        assert sum(a != b for a, b in zip(box, box[1:])) / len(box) > 0.3                # dealt to both boxes
+        near = [metres(rows[0]["lat"], rows[0]["lon"], *where[cell]) for *_, cell in out]
+        assert sum(m < 230 for m in near) / len(near) > 0.8 and max(near) < 1500         # one site
+
+
+def test_car_box_changes_site_every_hour_along_a_road(evasive):
+    root, reader = evasive
+    rows, sims = den_of(root, "goip_car")
+    where = positions(root)
+    assert len({imei for members in sims.values() for imei in members.values()}) == 1
+    assert not set.intersection(*(set(m) for m in sims.values()))               # fresh SIMs daily
+    for d in rows:
+        route = [tuple(map(float, p.split(","))) for p in d["route"].split(";")]
+        assert 5 <= len(route) <= 7 and len(set(route)) == len(route)
+        assert all(900 < metres(*a, *b) < 1400 for a, b in zip(route, route[1:]))          # consecutive sites
+        assert abs(int(d["route_radius_m"]) - max(metres(d["lat"], d["lon"], *p) for p in route)) < 3
+        members = sims[d["date"]]
+        hourly = defaultdict(Counter)
+        for r in reader.unique:
+            if r["date"].isoformat() == d["date"] and r["dir"] == "out" and r["msisdn"] in members:
+                cell = where[r["carrier"], r["cell"]]
+                site = min(route, key=lambda p: metres(*p, *cell))
+                if metres(*site, *cell) < 20:
+                    hourly[int(local_hour(r["ts"]))][site] += 1
+        sites = []
+        for hour in sorted(hourly):
+            site, n = hourly[hour].most_common(1)[0]
+            assert n >= 0.8 * sum(hourly[hour].values())                    # all its SIMs on that hour's site
+            if not sites or sites[-1] != site:
+                sites.append(site)
+        assert len(set(sites)) >= 5 and len(sites) >= len(hourly) - 2   # a new mast every working hour
+        assert list(dict.fromkeys(sites)) == route                     # truth lists them in order of first use
+
+
+def test_debt_collection_calls_the_same_debtors_again_and_hears_back(evasive):
+    root, reader = evasive
+    phones = {n["number"] for n in truth(root, "hard_negatives") if n["kind"] == "debt_collection"}
+    whitelist = {normalise(w["number"]) for w in csv.DictReader((root / "whitelist.csv").open(encoding="utf-8"))}
+    assert 6 <= len(phones) <= 10 and not phones & whitelist
+    records = [r for r in reader.unique if r["msisdn"] in phones]
+    assert {r["imei"][:8] for r in records} <= PHONE_TACS and len({r["imei"] for r in records}) == len(phones)
+    assert len({r["cell"] for r in records}) <= 6 and {r["date"] for r in records} == {
+        START + timedelta(days=i) for i in range(EVASIVE_DAYS)}
+    earlier: set[str] = set()
+    for i in range(EVASIVE_DAYS):
+        day = START + timedelta(days=i)
+        out = [r for r in records if r["date"] == day and r["dir"] == "out"]
+        assert all(35 <= n <= 70 for n in Counter(r["msisdn"] for r in out).values())
+        assert all(9 <= local_hour(r["ts"]) < 12 or 13.5 <= local_hour(r["ts"]) < 18 for r in out)
+        callees = {r["peer"] for r in out}
+        if i:
+            assert len(callees & earlier) / len(callees) > 0.5       # most debtors were called before
+        earlier |= callees
+        talks = [r["dur"] for r in out]
+        assert 0.3 < sum(d > 0 for d in talks) / len(talks) < 0.5 and all(d == 0 or 60 <= d <= 900 for d in talks)
+        rang_back = {r["peer"] for r in records if r["date"] == day and r["dir"] == "in"} & callees
+        assert 0.12 < len(rang_back) / len(callees) < 0.45
+
+
+def test_estate_agents_dial_a_segment_in_order_on_the_move(evasive):
+    root, reader = evasive
+    agents = {n["number"] for n in truth(root, "hard_negatives") if n["kind"] == "estate_agent"}
+    assert 3 <= len(agents) <= 5
+    where = positions(root)
+    out = [r for r in reader.unique if r["msisdn"] in agents and r["dir"] == "out"]
+    segment, n = Counter(r["peer"][:-4] for r in out).most_common(1)[0]      # one segment for the agency
+    assert n > 0.6 * len(out)
+    cold = sorted((r for r in out if r["peer"][:-4] == segment), key=lambda r: r["ts"])
+    for i in range(EVASIVE_DAYS):
+        day = START + timedelta(days=i)
+        blocks, starts, at = [], set(), defaultdict(set)
+        for agent in agents:
+            mine = [r for r in cold if r["date"] == day and r["msisdn"] == agent]
+            dialled = {int(r["peer"][1:]) for r in mine}                 # the run, not a call to a friend
+            mine = [r for r in mine if {int(r["peer"][1:]) - 1, int(r["peer"][1:]) + 1} & dialled]
+            numbers = [int(r["peer"][1:]) for r in mine]
+            steps = [b - a for a, b in zip(numbers, numbers[1:])]
+            assert len(numbers) >= 10 and sum(s == 1 for s in steps) / len(steps) > 0.9   # next number, none skipped
+            blocks.append((numbers[0], numbers[-1]))
+            span = local_hour(mine[-1]["ts"]) - local_hour(mine[0]["ts"])
+            assert 1.2 <= span <= 4 and 5 <= len(mine) / max(span, 1) <= 20                # a person's pace
+            starts.add(int(local_hour(mine[0]["ts"])))
+            for r in mine:
+                at[int(local_hour(r["ts"]))].add((agent, where[r["carrier"], r["cell"]]))
+            assert len({where[r["carrier"], r["cell"]] for r in mine}) >= 2                   # on the move
+            assert all(15 <= r["dur"] <= 120 for r in mine if r["dur"])
+        assert max(starts) - min(starts) <= 1                                                 # the same hours
+        blocks.sort()
+        assert all(a[1] < b[0] for a, b in zip(blocks, blocks[1:]))                            # consecutive blocks
+        for seen in at.values():                         # never two agents within 100 m in the same hour
+            assert all(metres(*pa, *pb) > 100 for a, pa in seen for b, pb in seen if a != b)
+    assert 0.2 < sum(r["dur"] > 0 for r in cold) / len(cold) < 0.4
+    backs = [r for r in reader.unique if r["msisdn"] in agents and r["dir"] == "in" and r["peer"][:-4] == segment]
+    assert 0.03 <= len(backs) / len(cold) <= 0.12
+
+
+def test_sim_shop_activates_new_sims_that_leave_with_their_buyers(evasive):
+    root, reader = evasive
+    sold = {n["number"] for n in truth(root, "hard_negatives") if n["kind"] == "sim_shop"}
+    where = positions(root)
+    first_day = {}
+    for r in sorted(reader.unique, key=lambda r: r["ts"]):
+        if r["msisdn"] in sold:
+            first_day.setdefault(r["msisdn"], r)
+    assert len(first_day) >= 0.95 * len(sold)
+    assert all(10 <= n <= 30 for n in Counter(r["date"] for r in first_day.values()).values())
+    shop = Counter(where[r["carrier"], r["cell"]] for r in first_day.values()).most_common(1)[0][0]
+    tested = [r for r in first_day.values() if r["dir"] == "out" and r["dur"] <= 40]           # a short test call ...
+    assert len(tested) >= 0.95 * len(first_day)
+    assert all(metres(*shop, *where[r["carrier"], r["cell"]]) < 20 for r in tested)                 # ... in one shop
+    assert {r["imei"][:8] for r in first_day.values()} <= PHONE_TACS
+    assert len({r["imei"] for r in first_day.values()}) == len(first_day)                         # the buyers' phones
+    later = [r for r in reader.unique if r["msisdn"] in sold and r["date"] > first_day[r["msisdn"]]["date"]]
+    assert later and sum(metres(*shop, *where[r["carrier"], r["cell"]]) > 20 for r in later) / len(later) > 0.9
+
+
+CLASSIC_TRUTH_SHA256 = "94669aa852398ff38e5cb0e11424471ebacfe2bee053504b1f4fb70cdf0937da"   # HEAD 86c185f
+
+
+def test_four_classic_dens_make_the_calls_they_always_made(tmp_path):
+    """--dens 4 gives, den for den, the truth the simulator gave before the evasive kinds and the newer
+    look-alikes existed (new columns aside): they draw from their own streams."""
+    simulate(tmp_path, START, 2, subscribers=200, dens=4, seed=9)
+    digest = hashlib.sha256()
+    for name, width in (("dens", 9), ("den_sims", 6), ("victims", 6)):
+        with (tmp_path / "truth" / f"{name}.csv").open(encoding="utf-8", newline="") as f:
+            for row in csv.reader(f):
+                digest.update(",".join(row[:width]).encode() + b"\n")
+    assert digest.hexdigest() == CLASSIC_TRUTH_SHA256

@@ -2,8 +2,10 @@
 lake/dens/date=D and lake/victims/date=D.
 
 extract (`load_night`, the night's flags, earlier dens) -> transform (`graph.suspect_edges` in
-Spark, bounded there by `graph.collect_edges`: dens.min_edge_weight, dens.max_degree, dens.max_edges;
-`cluster.den_groups` in networkx; `night_facts` gathers each den's small facts in Spark (`describe`);
+Spark, bounded there by `graph.collect_edges`: dens.min_edge_weight, dens.min_together,
+dens.max_degree, dens.max_edges; `cluster.den_groups` in networkx; groups of one place, time and
+list merged (`merged_groups`, `core.merge_plan`); `night_facts` gathers each den's small facts in
+Spark (`describe`);
 `core.describe_dens` scores, places, words and names them (`identity.assign_ids`) in plain Python)
 -> load (`lake.replace_date`, atomic). See the modules for the choices.
 
@@ -23,7 +25,7 @@ from pyspark.sql import functions as F
 from jobs.io import lake
 from jobs.config import Config
 from jobs.dens.cluster import den_groups, suspect_graph
-from jobs.dens.core import DenFacts, MemberFlag, NightFacts, describe_dens, key_of
+from jobs.dens.core import DenFacts, MemberFlag, NightFacts, describe_dens, key_of, merge_plan
 from jobs.dens.describe import describe, membership, victims
 from jobs.dens.graph import collect_edges, suspect_edges, suspect_sims
 from jobs.errors import CdrwatchError
@@ -70,7 +72,8 @@ def flags_of(flags_df: DataFrame, facts: dict[str, DenFacts]) -> list[MemberFlag
 def suspect_groups(night, flags_df: DataFrame, settings) -> tuple[list[list[str]], list[str]]:
     """The night's den groups (SIMs and `imei:` device nodes) and the bounds' warnings."""
     edges, warnings = collect_edges(suspect_edges(night.cdr, flags_df), min_edge_weight=settings.min_edge_weight,
-                                    max_degree=settings.max_degree, max_edges=settings.max_edges)
+                                    max_degree=settings.max_degree, max_edges=settings.max_edges,
+                                    min_together=settings.min_together)
     nodes: list[str] = []
     if settings.min_sims <= 1:   # only then can a SIM without a strong link be a den on its own
         nodes = [r.msisdn for r in suspect_sims(night.cdr, flags_df).select("msisdn").orderBy("msisdn")
@@ -85,11 +88,24 @@ def suspect_groups(night, flags_df: DataFrame, settings) -> tuple[list[list[str]
     return groups, warnings
 
 
-def night_facts(night, flags_df: DataFrame, groups: list[list[str]], members: DataFrame,
+def merged_groups(night, groups: list[list[str]], settings) -> tuple[list[list[str]], dict[str, DenFacts]]:
+    """The groups with those of one place, time and list merged (`core.merge_plan`), and their
+    facts (`describe`); the members' rows are described a second time only when something merged."""
+    spark = night.cdr.sparkSession
+    facts = describe(night.cdr, membership(spark, groups))
+    plan = merge_plan({key_of(i): facts[key_of(i)] for i in range(len(groups)) if key_of(i) in facts}, settings)
+    if all(len(keys) == 1 for keys in plan):
+        return groups, facts
+    index = {key_of(i): i for i in range(len(groups))}
+    merged = sorted((sorted({n for key in keys for n in groups[index[key]]}) for keys in plan), key=lambda g: g[0])
+    log.info("dens: %d groups of one place merged into %d", len(groups), len(merged))
+    return merged, describe(night.cdr, membership(spark, merged))
+
+
+def night_facts(night, flags_df: DataFrame, groups: list[list[str]], facts: dict[str, DenFacts],
                 found: DataFrame) -> NightFacts:
-    """The small facts `describe_dens` needs, collected: each group's aggregates (in group order),
-    the flags on their members, victims per den, and every located site of the night."""
-    facts = describe(night.cdr, members)
+    """The small facts `describe_dens` needs, collected: each group's aggregates (`describe`, in
+    group order), the flags on their members, victims per den, and every located site of the night."""
     dens = {key_of(i): facts[key_of(i)] for i in range(len(groups)) if key_of(i) in facts}
     n_victims = {r.den_key: r["count"] for r in found.groupBy("den_key").count().collect()}
     sites = [(r.site_lat, r.site_lon, r.district) for r in night.cdr.where(F.col("site_key").isNotNull())
@@ -103,9 +119,10 @@ def find_dens(config: Config, night, flags_df, earlier: list[dict]) -> Found:
     PYTHONHASHSEED or the number of shuffle partitions."""
     spark = night.cdr.sparkSession
     groups, warnings = suspect_groups(night, flags_df, config.dens)
+    groups, described_groups = merged_groups(night, groups, config.dens)
     members = membership(spark, groups)
     found = victims(night.cdr, members, night.whitelist, config.export.warning_min_call_s).persist()
-    facts = night_facts(night, flags_df, groups, members, found)
+    facts = night_facts(night, flags_df, groups, described_groups, found)
     described = describe_dens(facts, earlier, config.dens, min_call_s=config.export.warning_min_call_s,
                               day=night.day)
     id_map = spark.createDataFrame([(k, described[k]["den_id"], described[k]["district"]) for k in facts.dens],

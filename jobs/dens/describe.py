@@ -50,12 +50,16 @@ def describe(cdr: DataFrame, members: DataFrame) -> dict[str, DenFacts]:
     """den_key -> the den's aggregates (see `DenFacts`), each sorted, by den_key."""
     rows = cdr.join(F.broadcast(members), "msisdn")
     out = rows.where(F.col("direction") == "out")
-    facts: dict[str, dict] = defaultdict(lambda: {"sites": [], "cells": Counter(), "hours": {}, "sims": {},
-                                                  "imeis": Counter(), "segments": Counter(), "n_calls": 0,
-                                                  "n_distinct_callees": 0, "n_sms": 0})
+    facts: dict[str, dict] = defaultdict(lambda: {"sites": Counter(), "site_hours": {}, "cells": Counter(),
+                                                  "hours": {}, "sims": {}, "imeis": Counter(),
+                                                  "segments": Counter(), "n_calls": 0, "n_distinct_callees": 0,
+                                                  "n_sms": 0})
+    site = ("site_key", "site_lat", "site_lon", "site_label", "district")
     for r in (rows.where(F.col("site_key").isNotNull())
-              .groupBy("den_key", "site_key", "site_lat", "site_lon", "site_label", "district").count().collect()):
-        facts[r.den_key]["sites"].append((r.site_key, r.site_lat, r.site_lon, r.site_label, r.district, r["count"]))
+              .groupBy("den_key", *site, F.hour("start_time").alias("h")).count().collect()):
+        facts[r.den_key]["sites"][tuple(r[c] for c in site)] += r["count"]
+        hours = facts[r.den_key]["site_hours"]
+        hours[(r.h, r.site_key)] = hours.get((r.h, r.site_key), 0) + r["count"]
     for r in rows.where(F.col("cell_id").isNotNull()).groupBy("den_key", "cell_id").count().collect():
         facts[r.den_key]["cells"][r.cell_id] = r["count"]
     for r in out.groupBy("den_key", F.hour("start_time").alias("h")).count().collect():
@@ -72,7 +76,8 @@ def describe(cdr: DataFrame, members: DataFrame) -> dict[str, DenFacts]:
     for r in totals.collect():
         facts[r.den_key].update(n_calls=r.n, n_distinct_callees=r.d, n_sms=r.sms)
     for fact in facts.values():   # collect order follows the partitioning: make it canonical
-        fact["sites"].sort(key=lambda site: tuple("" if v is None else str(v) for v in site[:5]))
-        for name in ("sims", "hours", "cells", "imeis", "segments"):
+        fact["sites"] = sorted(((*key, n) for key, n in fact["sites"].items()),
+                               key=lambda site: tuple("" if v is None else str(v) for v in site[:5]))
+        for name in ("sims", "hours", "site_hours", "cells", "imeis", "segments"):
             fact[name] = dict(sorted(fact[name].items()))
     return {key: DenFacts(**fact) for key, fact in sorted(facts.items())}

@@ -1,24 +1,32 @@
 """The suspect graph's edges, built in Spark from one night of located CDRs and that night's flags.
 
-Nodes are the flagged SIMs (`msisdn` flags), the flagged devices (`imei` flags, node id
-`imei:<IMEI>`) and the unflagged SIMs strongly tied to them (seen tonight in a flagged device).
-Two nodes are linked by the evidence that they work together; each kind of evidence gives a weight
-in 0..1, and an edge's `weight` is their sum:
+Nodes are SIMs only: the flagged SIMs (`msisdn` flags) and the unflagged SIMs strongly tied to
+them (seen tonight in a flagged device). Device evidence is collapsed onto the SIMs before any
+clustering: two SIMs in one device are linked (`shared_id`), a device is never a node. (With device
+nodes, a box that changes its IMEI on every call turned into hundreds of one-SIM stars and the
+community split left no group of 3 SIMs: a den vanished because it showed more evidence.) So the
+graph has at most as many nodes as suspect SIMs, however many IMEIs they show.
 
-| kind          | between             | weight                                                            |
-|---------------|---------------------|-------------------------------------------------------------------|
-| `device`      | SIM - flagged IMEI  | 1 when the SIM used the device tonight                            |
-| `shared_id`   | SIM - SIM           | 1 when they share an IMEI or an IMSI tonight                      |
-| `colocation`  | SIM - SIM           | shared (site, hour)s / the smaller SIM's, x min(1, shared/3)      |
-| `segment`     | SIM - SIM           | shared (segment, 3-hour window)s / the smaller SIM's, x min(1, shared/3) |
+Two SIMs are linked by the evidence that they work together; each kind gives a weight in 0..1,
+and an edge's `weight` is their sum:
+
+| kind          | weight                                                                          |
+|---------------|---------------------------------------------------------------------------------|
+| `shared_id`   | 1 when they share an IMEI or an IMSI tonight                                    |
+| `colocation`  | shared (place, hour)s / the smaller SIM's, x min(1, shared/3); place = the site |
+|               | (the cell itself when it is not in the inventory)                               |
+| `segment`     | shared (segment, 3-hour window)s / the smaller SIM's, x min(1, shared/3)        |
+| `mutual_call` | 0.5 when one called or texted the other                                         |
+| `callees`     | shared distinct callees / the smaller SIM's, x min(1, shared/5)                 |
 
 (a segment: the 7 digits after +86 of a callee, `+8613912345678` -> `1391234`.)
-| `mutual_call` | SIM - SIM           | 0.5 when one called or texted the other                           |
-| `callees`     | SIM - SIM           | shared distinct callees / the smaller SIM's, x min(1, shared/5)   |
 
 The "x min(1, shared/k)" factor keeps one coincidence (two strangers in the same cell for an hour)
-from counting like a night spent side by side. Everything is a Spark SQL aggregation over the
-suspects' own rows; only the edge list (suspects squared at most) is small enough to collect.
+from counting like a night spent side by side. A den is a place: an edge only counts when the two
+SIMs were together (`colocation` >= `dens.min_together`) or share a device or SIM id. A list or a
+segment alone does not make a den: estate agents cold-calling one segment from wherever they walk,
+each on their own, are not a room. Everything is a Spark SQL aggregation over the suspects' own
+rows; only the edge list (suspects squared at most) is small enough to collect.
 """
 from __future__ import annotations
 
@@ -27,8 +35,8 @@ from functools import reduce
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-KINDS = ("device", "shared_id", "colocation", "segment", "mutual_call", "callees")
-IMEI_NODE = "imei:"
+KINDS = ("shared_id", "colocation", "segment", "mutual_call", "callees")
+IMEI_NODE = "imei:"   # the node prefix devices had; kept so older groups and tests read the same
 EDGE_COLUMNS = ("a", "b", "weight", *KINDS)
 WEIGHT_DECIMALS = 9   # float sums may differ in the last bits with the summation order: compare rounded
 
@@ -68,18 +76,14 @@ def suspect_edges(cdr: DataFrame, flags: DataFrame) -> DataFrame:
     suspects = suspect_sims(cdr, flags)
     rows = cdr.join(F.broadcast(suspects.select("msisdn")), "msisdn")
     out = rows.where(F.col("direction") == "out")
-    devices = flags.where(F.col("entity_type") == "imei").select(F.col("entity_id").alias("imei")).distinct()
-
-    device = (rows.join(F.broadcast(devices), "imei").select("msisdn", "imei").distinct()
-              .select(F.col("msisdn").alias("a"), F.concat(F.lit(IMEI_NODE), F.col("imei")).alias("b"),
-                      F.lit("device").alias("kind"), F.lit(1.0).alias("weight")))
     ids = (rows.where(F.col("imei").isNotNull()).select("msisdn", F.concat(F.lit("e"), "imei").alias("id"))
            .unionByName(rows.where(F.col("imsi").isNotNull())
                         .select("msisdn", F.concat(F.lit("s"), "imsi").alias("id"))))
     shared_id = _pairs(ids, ["id"], "shared_id", 1).withColumn("weight", F.lit(1.0))
-    colocation = _pairs(rows.where(F.col("site_key").isNotNull())
-                        .select("msisdn", "site_key", F.date_trunc("hour", "start_time").alias("hour")),
-                        ["site_key", "hour"], "colocation", 3)
+    place = F.coalesce("site_key", F.concat_ws(":", F.lit("cell"), "carrier", "cell_id"))
+    colocation = _pairs(rows.where(place.isNotNull())
+                        .select("msisdn", place.alias("place"), F.date_trunc("hour", "start_time").alias("hour")),
+                        ["place", "hour"], "colocation", 3)
     segment = _pairs(out.select("msisdn", segment_of(F.col("other_party")).alias("segment"),
                                 F.floor(F.hour("start_time") / 3).alias("window"))
                      .where(F.col("segment").isNotNull()), ["segment", "window"], "segment", 3)
@@ -90,16 +94,21 @@ def suspect_edges(cdr: DataFrame, flags: DataFrame) -> DataFrame:
               .select(F.least("msisdn", "other_party").alias("a"), F.greatest("msisdn", "other_party").alias("b"))
               .distinct().select("a", "b", F.lit("mutual_call").alias("kind"), F.lit(0.5).alias("weight")))
 
-    long = reduce(DataFrame.unionByName, [device, shared_id, colocation, segment, called, callees])
+    long = reduce(DataFrame.unionByName, [shared_id, colocation, segment, called, callees])
     wide = long.groupBy("a", "b").pivot("kind", list(KINDS)).agg(F.max("weight")).na.fill(0.0, list(KINDS))
     return wide.select("a", "b", reduce(lambda x, y: x + y, [F.col(k) for k in KINDS]).alias("weight"), *KINDS)
 
 
-def strong_edges(edges: DataFrame, min_edge_weight: float) -> DataFrame:
-    """Edges with `weight` rounded to WEIGHT_DECIMALS and at least `min_edge_weight`: the threshold
-    and every later ordering then see the same number however Spark summed it."""
+def strong_edges(edges: DataFrame, min_edge_weight: float, min_together: float = 0.0) -> DataFrame:
+    """Edges with `weight` rounded to WEIGHT_DECIMALS and at least `min_edge_weight` between SIMs
+    that were together (`colocation` >= `min_together`, or a shared device or SIM id): the
+    threshold and every later ordering then see the same number however Spark summed it."""
     rounded = edges.withColumn("weight", F.round("weight", WEIGHT_DECIMALS))
-    return rounded.where(F.col("weight") >= F.lit(float(min_edge_weight)))
+    strong = rounded.where(F.col("weight") >= F.lit(float(min_edge_weight)))
+    if min_together <= 0:
+        return strong
+    together = (F.round("colocation", WEIGHT_DECIMALS) >= F.lit(float(min_together))) | (F.col("shared_id") > 0)
+    return strong.where(together)
 
 
 def cap_degree(edges: DataFrame, max_degree: int) -> DataFrame:
@@ -118,11 +127,11 @@ def heaviest(edges: DataFrame, n: int) -> DataFrame:
     return edges.orderBy(F.desc("weight"), "a", "b").limit(n)
 
 
-def collect_edges(edges: DataFrame, *, min_edge_weight: float, max_degree: int,
-                  max_edges: int) -> tuple[list[tuple[str, str, float]], list[str]]:
+def collect_edges(edges: DataFrame, *, min_edge_weight: float, max_degree: int, max_edges: int,
+                  min_together: float = 0.0) -> tuple[list[tuple[str, str, float]], list[str]]:
     """The bounded edge list on the driver, heaviest first, and the warnings: `strong_edges`,
     `cap_degree`, then at most `max_edges` (one more row is fetched to learn whether the cap cut)."""
-    capped = cap_degree(strong_edges(edges, min_edge_weight), max_degree)
+    capped = cap_degree(strong_edges(edges, min_edge_weight, min_together), max_degree)
     rows = [(r.a, r.b, r.weight) for r in heaviest(capped, max_edges + 1).select("a", "b", "weight").collect()]
     warnings = []
     if len(rows) > max_edges:

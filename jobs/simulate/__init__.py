@@ -11,14 +11,25 @@ What the city contains (one module each):
                surveyed differently by every carrier (join by position, not id);
 * `numbers`    the carriers' local segments, outside number pools, IMSIs and Luhn-valid IMEIs;
 * `residents`  subscribers with home, work, activity, a social circle and a diurnal rhythm;
-* `negatives`  honest look-alikes: couriers, a whitelisted telemarketing office, a stadium crowd;
-* `dens`       GOIP boxes (shared or fresh IMEIs), call rooms and SMS blasters dialling the
-               residents' segments in order (per SIM, round-robin or in shuffled blocks), with
-               victims and call-backs; the first den moves half-way through;
-* `events`     calls -> one record per modelled side, cells from where each party is;
+* `negatives`  honest look-alikes: couriers, a whitelisted telemarketing office, a stadium crowd,
+               and in every scenario an unregistered debt-collection call centre (a room of phones
+               calling the same debtors day after day, long talks, call-backs), 3-5 estate agents
+               cold-calling one segment in order at a person's pace while on the move, and a phone
+               shop whose 10-30 new SIMs a day make test calls in the shop, then leave with their
+               buyers (all in truth/hard_negatives.csv);
+* `dens`       `--dens N` cycles through eight kinds: GOIP boxes (shared or fresh IMEIs), call rooms
+               and SMS blasters dialling the residents' segments in order (per SIM, round-robin or
+               in shuffled blocks); then the evasive ones: a box showing a new IMEI on every call,
+               a low-and-slow room of phones with SIMs bought from residents calling a leaked list
+               of residents from the third day, two boxes in one room sharing one list, a box in a
+               car changing mast every hour along a road. All with victims and call-backs; the
+               first den moves half-way through. `--dens 4` is exactly the four classic dens;
+* `events`     calls -> one record per modelled side, cells from where each party is (and the
+               device of the call, when a box changes it);
 * `dirt`       corrupt lines and repeated records in every file;
 * `writers`    the cn_csv / pipe_gbk / jsonl files, their manifests and the inventories;
-* `truth`      dens, their SIMs, victims, congestion, hard negatives, per-file counts, corrupt lines;
+* `truth`      dens (a moving den with its route), their SIMs, victims, congestion, hard negatives,
+               per-file counts, corrupt lines;
 * `run`        the day loop tying it together.
 """
 from jobs.simulate.run import SimSummary, simulate

@@ -114,6 +114,7 @@ class NumberPlan:
     segments: list[np.ndarray]       # per carrier: sorted 7-digit prefixes
     _free: list[np.ndarray]          # per carrier: shuffled unused numbers (E.164 ints)
     _next: list[int]
+    _tail: list[int] = field(default_factory=lambda: [0, 0, 0])   # numbers handed out from the far end
 
     @classmethod
     def build(cls, rng: np.random.Generator, residents_per_carrier: np.ndarray, spare: int) -> "NumberPlan":
@@ -137,16 +138,25 @@ class NumberPlan:
 
     def draw(self, carrier: int, n: int) -> np.ndarray:
         start = self._next[carrier]
-        if start + n > self._free[carrier].size:
+        if start + n > self._free[carrier].size - self._tail[carrier]:
             raise ValueError(f"carrier {CARRIER_PLANS[carrier].code}: local segments exhausted")
         self._next[carrier] = start + n
         return self._free[carrier][start:start + n]
 
-    def draw_mixed(self, carrier: np.ndarray) -> np.ndarray:
+    def draw_from_end(self, carrier: int, n: int) -> np.ndarray:
+        """Numbers from the far end of the free list, so whatever draws from the front (residents,
+        the classic dens) gets the very numbers it got before this second customer existed."""
+        end = self._free[carrier].size - self._tail[carrier]
+        if end - n < self._next[carrier]:
+            raise ValueError(f"carrier {CARRIER_PLANS[carrier].code}: local segments exhausted")
+        self._tail[carrier] += n
+        return self._free[carrier][end - n:end][::-1]
+
+    def draw_mixed(self, carrier: np.ndarray, from_end: bool = False) -> np.ndarray:
         out = np.empty(len(carrier), dtype=np.int64)
         for c in range(len(CARRIER_PLANS)):
             where = np.flatnonzero(carrier == c)
-            out[where] = self.draw(c, where.size)
+            out[where] = (self.draw_from_end if from_end else self.draw)(c, where.size)
         return out
 
     @property

@@ -60,7 +60,8 @@ class Population:
         return (self.slot_seed[who] + site) % 6
 
     def sites_at(self, who: np.ndarray, sod: np.ndarray, world: World) -> np.ndarray:
-        """Where each person is at second-of-day `sod`: home, work, a courier's route, the stadium."""
+        """Where each person is at second-of-day `sod`: home, work, a courier's route, the stadium,
+        an estate agent's round."""
         site = self.home[who].copy()
         if world.weekday:
             at_work = self.worker[who] & (sod >= 9 * HOUR) & (sod < 18 * HOUR)
@@ -72,6 +73,8 @@ class Population:
         if world.crowd is not None:
             there = world.crowd.members[who] & (sod >= world.crowd.start) & (sod < world.crowd.end)
             site[there] = world.crowd.site
+        for override in world.person_overrides:
+            site = override(who, sod, site)
         return site
 
 
@@ -130,7 +133,7 @@ def resident_day(world: World, population: Population, pools: OutsidePools, rng:
     factor = 1.0 if world.weekday else WEEKEND_FACTOR
     n_out = rng.poisson(CALLS_PER_DAY * factor * population.activity[:n])
     caller = np.repeat(np.arange(n), n_out)
-    sod = _diurnal_times(rng, caller.size)
+    sod = diurnal_times(rng, caller.size)
     if world.crowd is not None:           # the crowd calls and texts more than usual at the event
         fans = np.flatnonzero(world.crowd.members[:n])
         extra = np.repeat(fans, rng.poisson(2.5, fans.size))
@@ -147,7 +150,7 @@ def resident_day(world: World, population: Population, pools: OutsidePools, rng:
         a_num[where] = pools.draw(kind, int(where.sum()), rng)
     svc = (rng.random(callee.size) < np.where(source == 2, 0.8, 0.3)).astype(np.int8)
     incoming = world.calls(rng, a_sim=-1, a_num=a_num, b_sim=callee, svc=svc,
-                           sod=_diurnal_times(rng, callee.size), dur=voice_durations(rng, svc))
+                           sod=diurnal_times(rng, callee.size), dur=voice_durations(rng, svc))
     return Calls.concat([outgoing, incoming])
 
 
@@ -170,7 +173,7 @@ def _outgoing(world: World, population: Population, pools: OutsidePools, rng: np
                        dur=voice_durations(rng, svc))
 
 
-def _diurnal_times(rng: np.random.Generator, n: int) -> np.ndarray:
+def diurnal_times(rng: np.random.Generator, n: int) -> np.ndarray:
     return rng.choice(24, n, p=DIURNAL) * HOUR + rng.integers(0, HOUR, n)
 
 

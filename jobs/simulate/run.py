@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from jobs.simulate import dens as den_mod
+from jobs.simulate import negatives as neg
 from jobs.simulate.city import CARRIERS, build_city
 from jobs.simulate.events import Calls, SimRegistry, World, to_records
 from jobs.simulate.negatives import (CROWD_HOURS, OFFICE_SIMS, CourierRoutes, Office, courier_day, gather_crowd,
@@ -64,19 +65,36 @@ def simulate(out: Path, start: date, days: int, subscribers: int = 3000, dens: i
     ids = Identities(_stream(seed, "identities"))
     office_at, stadium = office_site(city), stadium_site(city)
     population, per_carrier = build_population(_stream(seed, "population"), city, subscribers, OFFICE_SIMS, office_at)
-    numbers = NumberPlan.build(_stream(seed, "numbers"), per_carrier, spare=dens * 16 * days + 64)
+    spare = den_mod.sims_per_day(dens) * days + neg.numbers_needed(days) + 64
+    numbers = NumberPlan.build(_stream(seed, "numbers"), per_carrier, spare=spare)
     imsi, imei = assign_numbers(population, numbers, ids)
     registry = SimRegistry(population.msisdn.copy(), population.carrier.copy(), imsi, imei)
     pools = OutsidePools.build(_stream(seed, "pools"), subscribers, numbers.local_prefixes)
     couriers = hire_couriers(_stream(seed, "couriers"), population)
     office_sims = np.arange(subscribers, subscribers + OFFICE_SIMS)
     office = Office(office_at, office_sims, np.sort(population.msisdn[:subscribers]))
+    # what came after the classic city draws from its own streams and identities (and numbers from the
+    # segments' far end), so the residents and the four classic dens are exactly as they were
+    new_ids = Identities(_stream(seed, "identities", "new"), ids.imsis, ids.imeis)
     den_list = den_mod.found_dens(_stream(seed, "dens"), city, dens, days, numbers.dial_list_size(), ids,
-                                  avoid={stadium, office_at})
+                                  avoid={stadium, office_at}, population=population, new_ids=new_ids,
+                                  exclude=couriers)
+    sold = np.concatenate([np.zeros(0, np.int64)] + [d.sims for d in den_list if d.kind == "low_slow"])
+    taken = {stadium, office_at} | {s for d in den_list for s in d.sites} | {
+        int(s) for d in den_list if d.route is not None for s in d.route}
+    free = neg.ordinary_residents(population, np.r_[couriers, sold])
+    centre_at = neg.business_site(_stream(seed, "collection", "site"), city, taken)
+    centre = neg.open_collection_centre(_stream(seed, "collection"), registry, numbers, new_ids, centre_at, free)
+    shop_at = neg.business_site(_stream(seed, "shop", "site"), city, taken | {centre_at})
+    agency = neg.hire_agents(_stream(seed, "agents"), numbers, free, taken | {centre_at, shop_at})
+    others = free[~np.isin(free, agency.agents)]
+    shop = neg.SimShop(shop_at, int(_stream(seed, "shop", "slot").integers(0, 6)), others)
 
     truth = Truth()
     truth.hard_negatives(population.msisdn[couriers], "courier")
     truth.hard_negatives(population.msisdn[office_sims], "telemarketing")
+    truth.hard_negatives(registry.msisdn[centre.sims], "debt_collection")
+    truth.hard_negatives(population.msisdn[agency.agents], "estate_agent")
     _clear(out, start, days)
     write_inventories(out, city)
     write_whitelist(out, _whitelist(population.msisdn[office_sims]))
@@ -91,16 +109,29 @@ def simulate(out: Path, start: date, days: int, subscribers: int = 3000, dens: i
             world = World(day, index, day_start, day_len, city, population, registry)
             world.courier_sites = CourierRoutes(_stream(seed, "routes", index), city, couriers.size)
             if index == days // 2:
-                world.crowd = gather_crowd(_stream(seed, "crowd", index), population, stadium)
+                gone = [d.sims for d in den_list if d.kind == "low_slow" and d.active(index)]
+                world.crowd = gather_crowd(_stream(seed, "crowd", index), population, stadium,
+                                           away=np.concatenate(gone) if gone else None)
                 truth.crowd(day, stadium, city, CROWD_HOURS, population.msisdn[world.crowd.members])
-            for den in den_list:
-                den_mod.open_den(den, world, numbers, ids, _stream(seed, "open", den.den_id, index))
+            active = [den for den in den_list if den.active(index)]
+            for den in active:
+                den_ids = ids if den.kind in den_mod.CLASSIC else new_ids
+                den_mod.open_den(den, world, numbers, den_ids, _stream(seed, "open", den.den_id, index))
+            centre.open(world)
+            neg.open_shop(world, shop, numbers, new_ids, _stream(seed, "shop", "open", index))
+            agency.plan_day(world, _stream(seed, "agents", "plan", index))
 
-            parts = [resident_day(world, population, pools, _stream(seed, "residents", index)),
-                     courier_day(world, couriers, _stream(seed, "couriers", index)),
-                     office_day(world, office, _stream(seed, "office", index))]
-            for den in den_list:
-                result = den_mod.den_day(den, world, numbers, _stream(seed, "den", den.den_id, index))
+            life = Calls.concat([resident_day(world, population, pools, _stream(seed, "residents", index)),
+                                 courier_day(world, couriers, _stream(seed, "couriers", index)),
+                                 office_day(world, office, _stream(seed, "office", index)),
+                                 neg.collection_day(world, centre, _stream(seed, "collection", index)),
+                                 neg.agents_day(world, agency, _stream(seed, "agents", index)),
+                                 neg.shop_day(world, shop, _stream(seed, "shop", index))])
+            rooms = [d for d in active if d.kind == "low_slow"]
+            parts = [_sold_on(life, rooms, index, _stream(seed, "sold", index))]
+            for den in active:
+                result = den_mod.den_day(den, world, numbers, _stream(seed, "den", den.den_id, index),
+                                         None if den.kind in den_mod.CLASSIC else new_ids)
                 truth.den_day(day, day_start, den, result, registry, city, timezone, index)
                 parts.append(result.calls)
             records = to_records(Calls.concat(parts), registry, day_len)
@@ -121,9 +152,23 @@ def simulate(out: Path, start: date, days: int, subscribers: int = 3000, dens: i
                 on_day(day, written_today)
     finally:
         writer.close()
+    truth.hard_negatives(registry.msisdn[shop.sims], "sim_shop")
     truth.write(out / "truth", dict(start=start.isoformat(), days=days, subscribers=subscribers, dens=dens,
                                     seed=seed, timezone=timezone))
     return summary
+
+
+def _sold_on(life: Calls, rooms: list, index: int, rng: np.random.Generator) -> Calls:
+    """SIMs bought from residents by a low-and-slow room: their former owners place no more calls on them;
+    whoever knew the old number still rings it, less each day (half as often every day since the sale)."""
+    if not rooms:
+        return life
+    keep = np.ones(life.size, dtype=bool)
+    for den in rooms:
+        keep &= ~np.isin(life.a_sim, den.sims)
+        ringing = np.isin(life.b_sim, den.sims)
+        keep &= ~ringing | (rng.random(life.size) < 0.5 ** (index - den.start_day + 1))
+    return life.take(np.flatnonzero(keep))
 
 
 def _clear(out: Path, start: date, days: int) -> None:

@@ -1,6 +1,9 @@
 """truth/: the labels of a simulated scenario, for the tests and `cdrwatch evaluate`.
 
 Flat UTF-8 CSVs with a date column, rows in a fixed order; numbers in the lake's E.164 form.
+A den that moves within the day (a box in a car) is at the call-weighted centroid of its route's
+sites; `route` lists them ("lat,lon;..." in order of first use), `route_radius_m` says how far they
+reach from that centroid (empty and 0 for a den that stays put).
 """
 from __future__ import annotations
 
@@ -15,14 +18,18 @@ import numpy as np
 import polars as pl
 
 from jobs.simulate.city import CARRIERS, DISTRICTS, City
-from jobs.simulate.dens import Den, DenDay
+from jobs.simulate.dens import Den, DenDay, whereabouts
 from jobs.simulate.events import SimRegistry
 from jobs.simulate.numbers import e164
 from jobs.simulate.writers import WrittenFile
 
+QUIET_KINDS = ("low_slow",)
+"""Dens that do not swamp their base station (a few dozen calls per SIM a day): no congestion label."""
+
 SCHEMAS = {
     "dens": {"date": pl.String, "den_id": pl.String, "kind": pl.String, "pattern": pl.String, "lat": pl.Float64,
-             "lon": pl.Float64, "district": pl.String, "cells": pl.String, "moved": pl.Boolean},
+             "lon": pl.Float64, "district": pl.String, "cells": pl.String, "moved": pl.Boolean,
+             "route": pl.String, "route_radius_m": pl.Int64},
     "den_sims": {"date": pl.String, "den_id": pl.String, "msisdn": pl.String, "carrier": pl.String,
                  "imsi": pl.String, "imei": pl.String},
     "victims": {"date": pl.String, "den_id": pl.String, "number": pl.String, "first_contact": pl.String,
@@ -50,14 +57,15 @@ class Truth:
                 city: City, timezone: str, index: int) -> None:
         calls = result.calls
         n = result.den_calls
-        lat, lon = den.position(index, city)
+        lat, lon, route, radius = whereabouts(den, result, index, city)
         district = DISTRICTS[city.site_district[den.site(index)]]
         used = city.cell_ids(np.r_[calls.a_cell[:n], calls.b_cell[n:]])
         self.rows["dens"].append(dict(date=day.isoformat(), den_id=den.den_id, kind=den.kind, pattern=den.pattern,
                                       lat=lat, lon=lon, district=district, cells=";".join(used),
-                                      moved=den.moved(index)))
-        self.rows["congestion"].append(dict(date=day.isoformat(), cause="den", den_id=den.den_id, lat=lat, lon=lon,
-                                            district=district, cells=";".join(used), hours=den.hours))
+                                      moved=den.moved(index), route=route, route_radius_m=radius))
+        if den.kind not in QUIET_KINDS:
+            self.rows["congestion"].append(dict(date=day.isoformat(), cause="den", den_id=den.den_id, lat=lat,
+                                                lon=lon, district=district, cells=";".join(used), hours=den.hours))
         for sim in den.sims:
             self.rows["den_sims"].append(dict(
                 date=day.isoformat(), den_id=den.den_id, msisdn=e164(int(registry.msisdn[sim])),
