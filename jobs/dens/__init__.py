@@ -27,7 +27,7 @@ from jobs.config import Config
 from jobs.dens.cluster import den_groups, suspect_graph
 from jobs.dens.core import DenFacts, MemberFlag, NightFacts, describe_dens, key_of, merge_plan
 from jobs.dens.describe import describe, membership, victims
-from jobs.dens.graph import collect_edges, suspect_edges, suspect_sims
+from jobs.dens.graph import collect_edges, suspect_edges, suspect_rows, suspect_sims
 from jobs.errors import CdrwatchError
 from schemas.tables import DEN, FLAG, VICTIMS
 
@@ -69,14 +69,14 @@ def flags_of(flags_df: DataFrame, facts: dict[str, DenFacts]) -> list[MemberFlag
     return [MemberFlag(**r.asDict()) for r in on_members.select(*columns).orderBy(*columns).collect()]
 
 
-def suspect_groups(night, flags_df: DataFrame, settings) -> tuple[list[list[str]], list[str]]:
-    """The night's den groups (SIMs and `imei:` device nodes) and the bounds' warnings."""
-    edges, warnings = collect_edges(suspect_edges(night.cdr, flags_df), min_edge_weight=settings.min_edge_weight,
+def suspect_groups(rows: DataFrame, flags_df: DataFrame, settings) -> tuple[list[list[str]], list[str]]:
+    """The night's den groups (SIMs) and the bounds' warnings, from the suspects' rows (`suspect_rows`)."""
+    edges, warnings = collect_edges(suspect_edges(rows, flags_df), min_edge_weight=settings.min_edge_weight,
                                     max_degree=settings.max_degree, max_edges=settings.max_edges,
                                     min_together=settings.min_together)
     nodes: list[str] = []
     if settings.min_sims <= 1:   # only then can a SIM without a strong link be a den on its own
-        nodes = [r.msisdn for r in suspect_sims(night.cdr, flags_df).select("msisdn").orderBy("msisdn")
+        nodes = [r.msisdn for r in suspect_sims(rows, flags_df).select("msisdn").orderBy("msisdn")
                  .limit(settings.max_edges + 1).collect()]
         if len(nodes) > settings.max_edges:
             warnings.append(f"suspect graph: more than {settings.max_edges:,} suspect SIMs, only the first "
@@ -88,18 +88,18 @@ def suspect_groups(night, flags_df: DataFrame, settings) -> tuple[list[list[str]
     return groups, warnings
 
 
-def merged_groups(night, groups: list[list[str]], settings) -> tuple[list[list[str]], dict[str, DenFacts]]:
+def merged_groups(rows: DataFrame, groups: list[list[str]], settings) -> tuple[list[list[str]], dict[str, DenFacts]]:
     """The groups with those of one place, time and list merged (`core.merge_plan`), and their
-    facts (`describe`); the members' rows are described a second time only when something merged."""
-    spark = night.cdr.sparkSession
-    facts = describe(night.cdr, membership(spark, groups))
+    facts (`describe` of the suspects' `rows`); described a second time only when something merged."""
+    spark = rows.sparkSession
+    facts = describe(rows, membership(spark, groups))
     plan = merge_plan({key_of(i): facts[key_of(i)] for i in range(len(groups)) if key_of(i) in facts}, settings)
     if all(len(keys) == 1 for keys in plan):
         return groups, facts
     index = {key_of(i): i for i in range(len(groups))}
     merged = sorted((sorted({n for key in keys for n in groups[index[key]]}) for keys in plan), key=lambda g: g[0])
     log.info("dens: %d groups of one place merged into %d", len(groups), len(merged))
-    return merged, describe(night.cdr, membership(spark, merged))
+    return merged, describe(rows, membership(spark, merged))
 
 
 def night_facts(night, flags_df: DataFrame, groups: list[list[str]], facts: dict[str, DenFacts],
@@ -118,8 +118,9 @@ def find_dens(config: Config, night, flags_df, earlier: list[dict]) -> Found:
     is sorted before it decides anything, so the same night gives the same dens whatever
     PYTHONHASHSEED or the number of shuffle partitions."""
     spark = night.cdr.sparkSession
-    groups, warnings = suspect_groups(night, flags_df, config.dens)
-    groups, described_groups = merged_groups(night, groups, config.dens)
+    rows = suspect_rows(night.cdr, flags_df).localCheckpoint(eager=True)   # small: read by every aggregate below
+    groups, warnings = suspect_groups(rows, flags_df, config.dens)
+    groups, described_groups = merged_groups(rows, groups, config.dens)
     members = membership(spark, groups)
     found = victims(night.cdr, members, night.whitelist, config.export.warning_min_call_s).persist()
     facts = night_facts(night, flags_df, groups, described_groups, found)

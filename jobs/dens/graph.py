@@ -50,19 +50,39 @@ def suspect_sims(cdr: DataFrame, flags: DataFrame) -> DataFrame:
             .unionByName(tied.join(flagged, "msisdn", "left_anti").withColumn("flagged", F.lit(False))))
 
 
-def _pairs(keyed: DataFrame, key: list[str], kind: str, saturate: int) -> DataFrame:
-    """keyed (msisdn, *key) distinct -> (a, b, kind, weight): overlap coefficient of the key sets,
-    damped by min(1, shared/saturate)."""
-    keyed = keyed.select("msisdn", *key).distinct()
-    sizes = keyed.groupBy("msisdn").agg(F.count("*").alias("n"))
+def _local(small: DataFrame) -> DataFrame:
+    """`small` (as many rows as the night's flags, at most) computed once and held as a local
+    relation: every branch of a plan that reads it then reads rows, not the plan that found them."""
+    return small.sparkSession.createDataFrame(small.collect(), small.schema)
+
+
+def suspect_rows(cdr: DataFrame, flags: DataFrame) -> DataFrame:
+    """The suspect SIMs' own rows of the night (`suspect_sims`). Every edge and every den fact is an
+    aggregate of these alone, so the dens step materialises them once instead of letting each
+    aggregate re-plan the whole night's join (hundreds of Spark stages on a big night)."""
+    return cdr.join(F.broadcast(_local(suspect_sims(cdr, flags).select("msisdn"))), "msisdn")
+
+
+# How many shared keys make a kind's link whole: "x min(1, shared/k)" in the module doc.
+SATURATE = {"shared_id": 1, "colocation": 3, "segment": 3, "callees": 5}
+
+
+def _overlaps(keyed: DataFrame) -> DataFrame:
+    """keyed (msisdn, kind, key) -> (a, b, kind, weight) for every kind at once: per kind the overlap
+    coefficient of the two SIMs' key sets, damped by min(1, shared/SATURATE[kind]); a shared device
+    or SIM id weighs 1. One self-join for all kinds keeps the night's Spark stages few."""
+    keyed = keyed.distinct()
+    sizes = keyed.groupBy("msisdn", "kind").agg(F.count("*").alias("n"))
     left = keyed.withColumnRenamed("msisdn", "a")
     right = keyed.withColumnRenamed("msisdn", "b")
-    shared = (left.join(right, key).where(F.col("a") < F.col("b"))
-              .groupBy("a", "b").agg(F.count("*").alias("shared")))
-    shared = (shared.join(sizes.select(F.col("msisdn").alias("a"), F.col("n").alias("na")), "a")
-              .join(sizes.select(F.col("msisdn").alias("b"), F.col("n").alias("nb")), "b"))
-    weight = (F.col("shared") / F.least("na", "nb")) * F.least(F.lit(1.0), F.col("shared") / F.lit(float(saturate)))
-    return shared.select("a", "b", F.lit(kind).alias("kind"), weight.cast("double").alias("weight"))
+    shared = (left.join(right, ["kind", "key"]).where(F.col("a") < F.col("b"))
+              .groupBy("a", "b", "kind").agg(F.count("*").alias("shared")))
+    shared = (shared.join(sizes.select(F.col("msisdn").alias("a"), "kind", F.col("n").alias("na")), ["a", "kind"])
+              .join(sizes.select(F.col("msisdn").alias("b"), "kind", F.col("n").alias("nb")), ["b", "kind"]))
+    saturate = F.coalesce(*[F.when(F.col("kind") == kind, F.lit(float(k))) for kind, k in SATURATE.items()])
+    overlap = (F.col("shared") / F.least("na", "nb")) * F.least(F.lit(1.0), F.col("shared") / saturate)
+    weight = F.when(F.col("kind") == "shared_id", F.lit(1.0)).otherwise(overlap)
+    return shared.select("a", "b", "kind", weight.cast("double").alias("weight"))
 
 
 def segment_of(number: Column) -> Column:
@@ -73,28 +93,29 @@ def segment_of(number: Column) -> Column:
 def suspect_edges(cdr: DataFrame, flags: DataFrame) -> DataFrame:
     """One row per linked pair `a < b`: `a, b, weight` and each kind's share (see the module doc).
     `cdr` is a night's located rows (`detectors.base.Night.cdr`); `flags` the night's FLAG rows."""
-    suspects = suspect_sims(cdr, flags)
-    rows = cdr.join(F.broadcast(suspects.select("msisdn")), "msisdn")
+    suspects = _local(suspect_sims(cdr, flags).select("msisdn"))
+    rows = cdr.join(F.broadcast(suspects), "msisdn")   # a no-op on `suspect_rows`
     out = rows.where(F.col("direction") == "out")
-    ids = (rows.where(F.col("imei").isNotNull()).select("msisdn", F.concat(F.lit("e"), "imei").alias("id"))
-           .unionByName(rows.where(F.col("imsi").isNotNull())
-                        .select("msisdn", F.concat(F.lit("s"), "imsi").alias("id"))))
-    shared_id = _pairs(ids, ["id"], "shared_id", 1).withColumn("weight", F.lit(1.0))
+
+    def keyed(frame: DataFrame, kind: str, key: Column) -> DataFrame:
+        return frame.select("msisdn", F.lit(kind).alias("kind"), key.cast("string").alias("key")) \
+            .where(F.col("key").isNotNull())
+
     place = F.coalesce("site_key", F.concat_ws(":", F.lit("cell"), "carrier", "cell_id"))
-    colocation = _pairs(rows.where(place.isNotNull())
-                        .select("msisdn", place.alias("place"), F.date_trunc("hour", "start_time").alias("hour")),
-                        ["place", "hour"], "colocation", 3)
-    segment = _pairs(out.select("msisdn", segment_of(F.col("other_party")).alias("segment"),
-                                F.floor(F.hour("start_time") / 3).alias("window"))
-                     .where(F.col("segment").isNotNull()), ["segment", "window"], "segment", 3)
-    callees = _pairs(out.where(F.col("other_party").isNotNull()).select("msisdn", "other_party"),
-                     ["other_party"], "callees", 5)
+    overlaps = _overlaps(reduce(DataFrame.unionByName, [
+        keyed(rows, "shared_id", F.concat(F.lit("e"), "imei")),
+        keyed(rows, "shared_id", F.concat(F.lit("s"), "imsi")),
+        keyed(rows, "colocation", F.concat(place, F.lit("|"), F.date_trunc("hour", "start_time").cast("string"))),
+        keyed(out, "segment", F.concat(segment_of(F.col("other_party")), F.lit("|"),
+                                       F.floor(F.hour("start_time") / 3).cast("string"))),
+        keyed(out, "callees", F.col("other_party")),
+    ]))
     called = (rows.join(F.broadcast(suspects.select(F.col("msisdn").alias("other_party"))), "other_party")
               .where(F.col("msisdn") != F.col("other_party"))
               .select(F.least("msisdn", "other_party").alias("a"), F.greatest("msisdn", "other_party").alias("b"))
               .distinct().select("a", "b", F.lit("mutual_call").alias("kind"), F.lit(0.5).alias("weight")))
 
-    long = reduce(DataFrame.unionByName, [shared_id, colocation, segment, called, callees])
+    long = overlaps.unionByName(called)
     wide = long.groupBy("a", "b").pivot("kind", list(KINDS)).agg(F.max("weight")).na.fill(0.0, list(KINDS))
     return wide.select("a", "b", reduce(lambda x, y: x + y, [F.col(k) for k in KINDS]).alias("weight"), *KINDS)
 
