@@ -18,6 +18,7 @@ from typing import ClassVar
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from detectors.history import DailyHistory, daily_history
 from schemas.tables import FLAG
 
 FLAG_FIELDS = ("entity_type", "entity_id", "score", "evidence")   # every detector returns these
@@ -31,13 +32,20 @@ class Night:
     `cdr` and `history` have the lake's CDR columns plus `site_key, site_lat, site_lon, site_label,
     district` (see `prepare_night`); whitelisted subscribers' own records are already removed.
     `earlier_flags` holds the flags of the detectors that ran before this one (FLAG shape), so a
-    detector may use them as context (congestion asks how much of a cell's load is flagged SIMs)."""
+    detector may use them as context (congestion asks how much of a cell's load is flagged SIMs).
+
+    Detectors read the earlier days through `earlier()`: the lake's daily aggregates when `detect`
+    loaded them (`past`), else the same aggregates computed from `history`'s raw rows."""
 
     day: date
     cdr: DataFrame
     history: DataFrame
     whitelist: DataFrame
     earlier_flags: DataFrame | None = None
+    past: DailyHistory | None = None
+
+    def earlier(self) -> DailyHistory:
+        return self.past if self.past is not None else daily_history(self.history)
 
 
 class Detector(ABC):

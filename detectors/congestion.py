@@ -47,6 +47,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from detectors.base import Detector, Night, local_time
+from detectors.history import located_site_hours
 
 MAD_SCALE = 1.4826          # MAD -> standard deviation for normally distributed counts
 MIN_POISSON_MEAN = 1.0      # the noise floor sqrt(max(median, 1)): a site with no baseline is Poisson(1)
@@ -62,8 +63,7 @@ class CellCongestion(Detector):
         """The cells of tonight's congested sites, each with its site's score and evidence."""
         s = self.settings
         located = night.cdr.where(F.col("site_key").isNotNull()).withColumn("hour", F.hour("start_time"))
-        history = self._baseline_window(night)
-        site_hours = congested_hours(located, history, s)
+        site_hours = congested_hours(located, self._baseline_window(night.earlier().site_hours, night), s)
         # every event at a congested site in its congested hours, with the site's hours and baseline on it;
         # one shuffle by site: every aggregate and window below groups by the site (and more), so Spark
         # keeps them in that partitioning instead of shuffling again
@@ -78,16 +78,17 @@ class CellCongestion(Detector):
 
     def note(self, night: Night) -> str | None:
         """Says so when the history is too short for a baseline (and nothing could be flagged)."""
-        have = self._baseline_window(night).select("date").distinct().count()
+        have = self._baseline_window(night.earlier().days(), night).count()
         need = self.settings.min_baseline_days
         if have >= need:
             return None
         return f"no baseline yet ({have} of {need} days of history): no cell flagged"
 
-    def _baseline_window(self, night: Night) -> DataFrame:
-        """The history rows inside the baseline window (the `baseline_days` days before the night)."""
+    def _baseline_window(self, earlier: DataFrame, night: Night) -> DataFrame:
+        """The rows of `earlier` (daily aggregates) inside the baseline window (the `baseline_days`
+        days before the night)."""
         first = night.day - dt.timedelta(days=self.settings.baseline_days)
-        return night.history.where((F.col("date") >= F.lit(first)) & (F.col("date") < F.lit(night.day)))
+        return earlier.where((F.col("date") >= F.lit(first)) & (F.col("date") < F.lit(night.day)))
 
     def _sim_cells(self, events: DataFrame, earlier_flags: DataFrame | None) -> DataFrame:
         """One row per SIM and cell at a congested site: its outgoing and incoming events there, and of
@@ -159,13 +160,12 @@ class CellCongestion(Detector):
             F.when(F.col("has_drivers"), "those SIMs' calls").otherwise("them"))
 
 
-def congested_hours(located: DataFrame, history: DataFrame, settings) -> DataFrame:
-    """Tonight's events (with `hour`) and the baseline window's -> one row per congested site: n_hours,
-    hour_list, hours (text), first_hour, last_hour, median, sigma. Nothing when the history has <
-    min_baseline_days days."""
+def congested_hours(located: DataFrame, counts: DataFrame, settings) -> DataFrame:
+    """Tonight's events (with `hour`) and the baseline window's `hourly_counts` -> one row per
+    congested site: n_hours, hour_list, hours (text), first_hour, last_hour, median, sigma. Nothing
+    when the counts have < min_baseline_days days."""
     hourly = located.where(F.col("direction") == "out").groupBy("site_key", "hour") \
         .agg(F.count("*").alias("calls")).where(F.col("calls") >= settings.min_hour_calls)
-    counts = hourly_counts(history)
     enough = counts.agg(F.countDistinct("date").alias("n_days")) \
         .where(F.col("n_days") >= settings.min_baseline_days).select()
     baseline = site_baseline(counts)
@@ -180,9 +180,9 @@ def congested_hours(located: DataFrame, history: DataFrame, settings) -> DataFra
 
 
 def hourly_counts(history: DataFrame) -> DataFrame:
-    """site_key, date, hour, n: outgoing events per site and local hour of each earlier day."""
-    return history.where((F.col("direction") == "out") & F.col("site_key").isNotNull()) \
-        .groupBy("site_key", "date", F.hour("start_time").alias("hour")).agg(F.count("*").alias("n"))
+    """site_key, date, hour, n: outgoing events per site and local hour of each earlier day, from raw
+    located rows (what the lake's `cell_hour` aggregate gives `detect` without reading them)."""
+    return located_site_hours(history).select("site_key", "date", "hour", "n")
 
 
 def site_baseline(counts: DataFrame) -> DataFrame:

@@ -91,9 +91,9 @@ class LowSlowRoom(Detector):
         room's several aggregates read them instead of re-planning tonight's shuffle in every branch."""
         s = self.settings
         suspects = (with_sim_profile(callee_pairs(busy_rows(night.cdr, s.min_calls), s), s).where("room_like")
-                    .crossJoin(F.broadcast(_enough_history(night.history, s.min_history_days)))
+                    .crossJoin(F.broadcast(_enough_history(night.earlier().days(), s.min_history_days)))
                     .transform(lambda pairs: at_shared_sites(pairs, s.min_sims))).localCheckpoint()
-        contacts = earlier_contacts(night.history, suspects)
+        contacts = earlier_contacts(night.earlier().contacts, suspects)
         members = (with_strangers(suspects, contacts)
                    .where(F.col("n_strangers") >= s.min_stranger_share * F.col("n_calls"))
                    .transform(lambda pairs: at_shared_sites(pairs, s.min_sims))).localCheckpoint()
@@ -105,7 +105,7 @@ class LowSlowRoom(Detector):
 
     def note(self, night: Night) -> str | None:
         """Says so when there is too little history to tell strangers from contacts."""
-        have = night.history.select("date").distinct().count()
+        have = night.earlier().days().count()
         need = self.settings.min_history_days
         if have >= need:
             return None
@@ -113,9 +113,10 @@ class LowSlowRoom(Detector):
                 f"earlier days, no room flagged")
 
 
-def _enough_history(history: DataFrame, min_days: int) -> DataFrame:
-    """One row with no columns when the history has >= `min_days` days, else none (cross-joined: lazy)."""
-    return history.agg(F.countDistinct("date").alias("days")).where(F.col("days") >= min_days).select()
+def _enough_history(days: DataFrame, min_days: int) -> DataFrame:
+    """One row with no columns when `days` (one row per history day) has >= `min_days`, else none
+    (cross-joined: lazy)."""
+    return days.agg(F.count("*").alias("days")).where(F.col("days") >= min_days).select()
 
 
 # --- tonight: one shuffle by msisdn -------------------------------------------------------------
@@ -203,14 +204,12 @@ def at_shared_sites(pairs: DataFrame, min_sims: int) -> DataFrame:
 
 # --- strangers and shared lists (history of the suspects only) ----------------------------------
 
-def earlier_contacts(history: DataFrame, suspects: DataFrame) -> DataFrame:
+def earlier_contacts(contacts: DataFrame, suspects: DataFrame) -> DataFrame:
     """(msisdn, other_party) for every number a suspect had any event with in the history days, and
-    whether it called that number (`called_before`, for the shared list). The history is cut to the
-    suspects' own rows first."""
-    return (history.join(F.broadcast(suspects.select("msisdn").distinct()), "msisdn", "left_semi")
-            .where(F.col("other_party").isNotNull())
-            .groupBy(*PAIR).agg(F.max((F.col("direction") == "out") & (F.col("service") == "voice"))
-                                .alias("called_before")))
+    whether it called that number (`called_before`, for the shared list), from the daily contacts
+    (`DailyHistory.contacts`) cut to the suspects first."""
+    return (contacts.join(F.broadcast(suspects.select("msisdn").distinct()), "msisdn", "left_semi")
+            .groupBy(*PAIR).agg(F.max("called").alias("called_before")))
 
 
 def with_strangers(suspects: DataFrame, contacts: DataFrame) -> DataFrame:

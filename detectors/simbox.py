@@ -105,12 +105,10 @@ def luhn_valid(imei: Column) -> Column:
 def device_stats(night: Night, settings) -> DataFrame:
     """Per IMEI: IMSIs tonight and over the week, devices sharing its TAC in the city (tonight and
     the history days), and whether it looks invented (rare TAC, bad check digit, not 15 digits)."""
-    def pairs(frame: DataFrame, tonight: bool) -> DataFrame:
-        return frame.where(F.col("imei").isNotNull()) \
-            .select("imei", F.coalesce("imsi", "msisdn").alias("imsi"), F.lit(tonight).alias("tonight"))
-
-    week = pairs(night.cdr, True).unionByName(pairs(night.history, False)) \
-        .groupBy("imei", "imsi").agg(F.max("tonight").alias("tonight"))
+    tonight = night.cdr.where(F.col("imei").isNotNull()) \
+        .select("imei", F.coalesce("imsi", "msisdn").alias("imsi"), F.lit(True).alias("tonight"))
+    earlier = night.earlier().devices.select("imei", F.col("sim").alias("imsi"), F.lit(False).alias("tonight"))
+    week = tonight.unionByName(earlier).groupBy("imei", "imsi").agg(F.max("tonight").alias("tonight"))
     per_device = week.groupBy("imei").agg(F.sum(F.col("tonight").cast("int")).alias("imsis"),
                                           F.count("*").alias("week_imsis"))
     tac = F.substring("imei", 1, TAC_DIGITS)
@@ -205,12 +203,12 @@ def _distinct(column: Column) -> Column:
 
 def _sim_age(night: Night) -> DataFrame:
     """The first history day each number appears on."""
-    return night.history.groupBy("msisdn").agg(F.min("date").alias("first_seen"))
+    return night.earlier().sims.groupBy("msisdn").agg(F.min("date").alias("first_seen"))
 
 
 def _history_from(night: Night) -> Column:
     """The first history day (null when there is no history: then no SIM can be called new)."""
-    return night.history.select(F.min("date")).scalar()
+    return night.earlier().sims.select(F.min("date")).scalar()
 
 
 # --- score and evidence -------------------------------------------------------------------------

@@ -6,6 +6,8 @@ transform (`detectors.run_detectors`, pure) -> load (`lake.replace_date`, atomic
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -16,13 +18,14 @@ from pyspark.storagelevel import StorageLevel
 
 from detectors import DETECTORS
 from detectors.base import Night, prepare_night, run_detectors
+from detectors.history import DailyHistory, cell_hours, contact_days, device_days, site_hours, sim_days
 from detectors.sites import cell_sites
-from jobs.io import inventory, lake
+from jobs.io import files, inventory, lake, summaries
 from jobs import normalise as N
 from jobs.config import Config
 from jobs.errors import CdrwatchError
 from jobs.normalise import e164
-from schemas.tables import CDR, CELL, FLAG
+from schemas.tables import CDR, CELL, CELL_HOUR, CONTACT_DAY, DAILY, DEVICE_DAY, FLAG, SIM_DAY
 
 log = logging.getLogger(__name__)
 
@@ -63,19 +66,89 @@ def history_days(config: Config) -> int:
     return max(config.detectors.congestion.baseline_days, SIM_AGE_DAYS)
 
 
-def load_night(config: Config, spark: SparkSession, day: dt.date, warnings: list[str] | None = None) -> Night:
+def load_night(config: Config, spark: SparkSession, day: dt.date, warnings: list[str] | None = None,
+               notes: list[str] | None = None) -> Night:
     """Everything the detectors need for `day`, ready for `run_detectors`; the inventory's and the
-    whitelist's warnings are appended to `warnings`."""
+    whitelist's warnings are appended to `warnings`, how the earlier days were read to `notes`."""
     if not lake.partition_path(config, CDR, day).is_dir():
         raise CdrwatchError(f"{lake.partition_path(config, CDR, day)}: no CDRs for {day} (run cdrwatch ingest first)")
     cdr = lake.read_partition(config, spark, CDR, day)
-    history = lake.read_range(config, spark, CDR, day - dt.timedelta(days=history_days(config)),
-                              day - dt.timedelta(days=1))
+    first = day - dt.timedelta(days=history_days(config))
+    history = lake.read_range(config, spark, CDR, first, day - dt.timedelta(days=1))
     whitelist = read_whitelist(config, spark, warnings)  # small: built in memory
-    night = prepare_night(day, cdr, history, cell_sites(read_cells(config, spark, warnings)), whitelist)
+    sites = cell_sites(read_cells(config, spark, warnings))
+    night = prepare_night(day, cdr, history, sites, whitelist)
+    past = earlier_days(config, spark, day, first, sites, whitelist, notes)
     # every detector reads the night several times: keep the located rows instead of re-reading Parquet
-    return replace(night, cdr=night.cdr.persist(StorageLevel.MEMORY_AND_DISK),
-                   history=night.history.persist(StorageLevel.MEMORY_AND_DISK))
+    return replace(night, cdr=night.cdr.persist(StorageLevel.MEMORY_AND_DISK), past=past)
+
+
+# ---------------------------------------------------------------- the earlier days, as daily aggregates
+
+_DAILY_MARKER = "daily_aggregates.json"
+
+
+def cdr_fingerprint(config: Config, day: dt.date) -> str:
+    """What lake/cdr/date=D holds, by its files' names and sizes: every write of the partition (a
+    rerun of ingest) makes new file names, so aggregates of an older version no longer match."""
+    root = lake.partition_path(config, CDR, day)
+    files = sorted((p.relative_to(root).as_posix(), p.stat().st_size) for p in root.rglob("*.parquet"))
+    return hashlib.sha256(json.dumps(files).encode()).hexdigest()
+
+
+def write_daily(config: Config, day: dt.date, cdr: DataFrame) -> None:
+    """Tonight's daily aggregates (schemas.tables.DAILY) from its located, whitelist-free rows, each
+    replaced atomically; the marker naming the CDR partition they summarise is written last (and
+    removed first), so aggregates without a matching marker are never read."""
+    marker = summaries.run_dir(config, "detect", day) / _DAILY_MARKER
+    marker.unlink(missing_ok=True)
+    for table, frame, order in ((SIM_DAY, sim_days(cdr), ("msisdn",)),
+                                (DEVICE_DAY, device_days(cdr), ("imei", "msisdn", "sim")),
+                                (CELL_HOUR, cell_hours(cdr), ("carrier", "cell_id", "hour")),
+                                (CONTACT_DAY, contact_days(cdr), ("msisdn", "other_party"))):
+        lake.replace_date(config, table, day, frame.withColumn("date", F.lit(day)), sort_by=order)
+    files.write_json(marker, {"date": day.isoformat(), "cdr": cdr_fingerprint(config, day)})
+
+
+def _has_daily(config: Config, day: dt.date) -> bool:
+    marker = summaries.run_dir(config, "detect", day) / _DAILY_MARKER
+    if not marker.is_file() or not all(lake.partition_path(config, t, day).is_dir() for t in DAILY):
+        return False
+    return json.loads(marker.read_text(encoding="utf-8")).get("cdr") == cdr_fingerprint(config, day)
+
+
+def earlier_days(config: Config, spark: SparkSession, day: dt.date, first: dt.date, sites: DataFrame,
+                 whitelist: DataFrame, notes: list[str] | None = None) -> DailyHistory:
+    """The days first..day-1 as `DailyHistory`: each day's aggregates from the lake where `detect`
+    wrote them for its CDRs as they are now, else computed from that day's raw CDRs (a lake from
+    before the aggregates, or a day re-ingested since). The whitelist as it is tonight applies to
+    every number; a cell's hourly count keeps the numbers it had when its day was detected."""
+    days = [first + dt.timedelta(days=k) for k in range((day - first).days)]
+    days = [d for d in days if lake.partition_path(config, CDR, d).is_dir()]
+    stored = [d for d in days if _has_daily(config, d)]
+    raw_days = [d for d in days if d not in stored]
+    if raw_days and notes is not None:
+        notes.append(f"history: {len(raw_days)} earlier day(s) read from raw CDRs, no current daily aggregates "
+                     f"({', '.join(d.isoformat() for d in raw_days)}); rerun detect for them to store them")
+    listed = [F.lit(d) for d in stored]
+
+    def aggregate(table) -> DataFrame:
+        frame = lake.read_range(config, spark, table, first, day - dt.timedelta(days=1))
+        return frame.where(F.col("date").isin(listed) if listed else F.lit(False))
+
+    raw = (lake.read_range(config, spark, CDR, first, day - dt.timedelta(days=1))
+           .where(F.col("date").isin([F.lit(d) for d in raw_days]) if raw_days else F.lit(False))
+           .join(F.broadcast(whitelist.select(F.col("number").alias("msisdn"))), "msisdn", "left_anti"))
+    keep = F.broadcast(whitelist.select(F.col("number").alias("msisdn")))
+
+    def both(table, from_raw: DataFrame) -> DataFrame:
+        return aggregate(table).select(*table.names).unionByName(from_raw.select(*table.names))
+
+    return DailyHistory(
+        sims=both(SIM_DAY, sim_days(raw)).join(keep, "msisdn", "left_anti"),
+        devices=both(DEVICE_DAY, device_days(raw)).join(keep, "msisdn", "left_anti"),
+        site_hours=site_hours(both(CELL_HOUR, cell_hours(raw)), sites),
+        contacts=both(CONTACT_DAY, contact_days(raw)).join(keep, "msisdn", "left_anti"))
 
 
 @dataclass
@@ -97,15 +170,18 @@ def detect_date(config: Config, day: dt.date, *, spark: SparkSession | None = No
 
     spark = spark or spark_session(config)
     warnings: list[str] = []
-    night = load_night(config, spark, day, warnings)
+    history_notes: list[str] = []
+    night = load_night(config, spark, day, warnings, history_notes)
     detectors = [cls(getattr(config.detectors, name)) for name, cls in DETECTORS.items()]
     flags = run_detectors(detectors, night).persist()
     try:
         rows = lake.replace_date(config, FLAG, day, flags, sort_by=("detector", "entity_type", "entity_id"))
+        write_daily(config, day, night.cdr)
         summary = flags.groupBy("detector", "entity_type").agg(F.count("*").alias("flags"),
                                                               F.round(F.avg("score"), 2).alias("mean_score")) \
             .orderBy("detector", "entity_type").collect()
         notes = [f"{detector.name}: {note}" for detector in detectors if (note := detector.note(night))]
+        notes += history_notes
     finally:
         flags.unpersist()
         night.cdr.unpersist()

@@ -142,6 +142,60 @@ VICTIMS = Table(
     doc="Residents who had an answered call of at least export.warning_min_call_s with a den's SIM.",
 )
 
+# Daily aggregates of lake/cdr, written by `detect` for its own night: the detectors' baselines and
+# look-backs read these for the earlier days, never the earlier days' raw CDRs (jobs/detect.py).
+# Whitelisted subscribers' rows are left out, as in everything the detectors see.
+SIM_DAY = Table(
+    "sim_day",
+    (
+        C("msisdn", "string", False),
+        C("n_out", "int64", False, "outgoing events"),
+        C("n_in", "int64", False, "incoming events"),
+        C("date", "date", False),
+    ),
+    partition_by=("date",),
+    doc="One row per subscriber active that day (SIM age, days of history).",
+)
+
+DEVICE_DAY = Table(
+    "device_day",
+    (
+        C("imei", "string", False),
+        C("msisdn", "string", False),
+        C("sim", "string", False, "the IMSI, or the msisdn when the carrier gave none"),
+        C("date", "date", False),
+    ),
+    partition_by=("date",),
+    doc="One row per (IMEI, SIM) seen together that day (SIMs per device over the week).",
+)
+
+CELL_HOUR = Table(
+    "cell_hour",
+    (
+        C("carrier", "string", False),
+        C("cell_id", "string", False),
+        C("hour", "int32", False, "local hour 0..23"),
+        C("n_out", "int64", False, "outgoing events in the cell in that hour"),
+        C("date", "date", False),
+    ),
+    partition_by=("date",),
+    doc="Outgoing events per cell and local hour (the congestion baseline; sites are joined on reading).",
+)
+
+CONTACT_DAY = Table(
+    "contact_day",
+    (
+        C("msisdn", "string", False),
+        C("other_party", "string", False),
+        C("called", "bool", False, "the subscriber placed a voice call to the other party that day"),
+        C("date", "date", False),
+    ),
+    partition_by=("date",),
+    doc="One row per (subscriber, other party) with any event that day (strangers vs contacts).",
+)
+
+DAILY = (SIM_DAY, DEVICE_DAY, CELL_HOUR, CONTACT_DAY)
+
 LEAD_COLUMNS = (
     "den_id", "priority", "score", "district", "lat", "lon", "radius_m", "cells", "site_names",
     "active_hours", "first_seen", "last_seen", "nights_active", "n_numbers", "numbers", "n_imeis", "imeis",
@@ -150,4 +204,4 @@ LEAD_COLUMNS = (
 
 WARNING_COLUMNS = ("number", "district", "den_id", "first_contact", "longest_call_s", "n_calls")
 
-TABLES = {t.name: t for t in (CDR, QUARANTINE, ROUTED, CELL, WHITELIST, FLAG, DEN, VICTIMS)}
+TABLES = {t.name: t for t in (CDR, QUARANTINE, ROUTED, CELL, WHITELIST, FLAG, DEN, VICTIMS, *DAILY)}

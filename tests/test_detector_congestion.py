@@ -228,6 +228,6 @@ def test_a_site_never_busy_before_is_measured_against_poisson_noise(spark):
     past = [event(DAY - dt.timedelta(days=d), "+8613900000001", "SC", SITES["SC"][1][0], 12, 0) for d in (1, 2)]
     tonight = [event(DAY, f"+86139000001{k:02d}", "SB", SITES["SB"][1][0], 3, k) for k in range(50)]
     located = spark.createDataFrame(tonight, SCHEMA).withColumn("hour", F.hour("start_time"))
-    found = congested_hours(located, spark.createDataFrame(past, SCHEMA), SETTINGS).collect()
+    found = congested_hours(located, hourly_counts(spark.createDataFrame(past, SCHEMA)), SETTINGS).collect()
     assert [(r.site_key, r.n_hours, r.median, r.sigma, r.hours) for r in found] == \
         [("SB", 1, 0.0, 1.0, "03:00–04:00")]

@@ -1,0 +1,72 @@
+"""The earlier days as daily aggregates (#14): what `detect` stores for its night and later nights
+read must be exactly what the raw CDRs of those days give, and a re-ingested day must not be read
+from aggregates of its older version."""
+import datetime as dt
+import json
+from dataclasses import replace
+
+import pytest
+from pyspark.sql import functions as F
+
+from detectors import DETECTORS
+from detectors.base import run_detectors
+from detectors.history import daily_history
+from jobs.detect import _DAILY_MARKER, load_night
+from jobs.io import summaries
+from schemas.tables import DAILY, FLAG
+
+pytestmark = pytest.mark.slow
+
+
+def _rows(frame, columns):
+    return sorted(tuple(r) for r in frame.select(*columns).collect())
+
+
+def _same_history(a, b):
+    for name, columns in (("sims", ("date", "msisdn", "n_out", "n_in")),
+                          ("devices", ("date", "imei", "msisdn", "sim")),
+                          ("site_hours", ("date", "site_key", "hour", "n")),
+                          ("contacts", ("date", "msisdn", "other_party", "called"))):
+        assert _rows(getattr(a, name), columns) == _rows(getattr(b, name), columns), name
+
+
+def test_detect_stores_the_aggregates_of_its_night(week_detected):
+    for table in DAILY:
+        days = {p.name for p in (week_detected.root / "lake" / table.name).iterdir() if p.name.startswith("date=")}
+        assert days == {f"date={d.isoformat()}" for d in week_detected.dates}, table.name
+    marker = summaries.run_dir(week_detected.config, "detect", week_detected.dates[0]) / _DAILY_MARKER
+    assert json.loads(marker.read_text())["date"] == week_detected.dates[0].isoformat()
+
+
+def test_the_stored_aggregates_are_what_the_raw_days_give(week_detected, spark):
+    day = week_detected.dates[5]
+    notes = []
+    night = load_night(week_detected.config, spark, day, notes=notes)
+    try:
+        assert notes == []
+        _same_history(night.past, daily_history(night.history))
+        # and the detectors' flags are the same whichever way the earlier days are read
+        detectors = [cls(getattr(week_detected.config.detectors, n)) for n, cls in DETECTORS.items()]
+        from_aggregates = _rows(run_detectors(detectors, night), FLAG.names)
+        from_raw = _rows(run_detectors(detectors, replace(night, past=None)), FLAG.names)
+        assert from_aggregates == from_raw and len(from_aggregates) > 0
+    finally:
+        night.cdr.unpersist()
+
+
+def test_a_day_whose_cdrs_changed_is_read_from_its_raw_rows(week_detected, spark):
+    config, day = week_detected.config, week_detected.dates[4]
+    earlier = day - dt.timedelta(days=1)
+    marker = summaries.run_dir(config, "detect", earlier) / _DAILY_MARKER
+    kept = marker.read_text()
+    marker.write_text(json.dumps({"date": earlier.isoformat(), "cdr": "an older ingest"}))
+    try:
+        notes = []
+        night = load_night(config, spark, day, notes=notes)
+        assert len(notes) == 1 and f"1 earlier day(s) read from raw CDRs, no current daily aggregates " \
+            f"({earlier.isoformat()})" in notes[0]
+        _same_history(night.past, daily_history(night.history))
+        assert night.past.sims.where(F.col("date") == F.lit(earlier)).count() > 0
+        night.cdr.unpersist()
+    finally:
+        marker.write_text(kept)
