@@ -1,5 +1,6 @@
 """cdr_nightly: each night, wait for every carrier's complete delivery, then run `jobs.pipeline.NIGHTLY` (ingest ->
-validate -> detect -> dens -> export -> report), one task per step. One run per local day of the conf timezone;
+validate -> detect -> dens -> export -> report), one task per step (or, with conf schedule.one_task, one
+task for the whole night: one Spark session instead of one per step). One run per local day of the conf timezone;
 the callables are in jobs/orchestrate.py, the steps in jobs/pipeline.py.
 
 The scheduler parses this file often: it reads only the conf named by env CDRWATCH_CONF (schedule,
@@ -39,6 +40,9 @@ with DAG(
     ]
     first, *later = pipeline.NIGHTLY
     # a skipped (late) carrier does not stop the night: ingest runs unless a wait failed
-    steps = [task(task_id=first, trigger_rule=TriggerRule.NONE_FAILED)(orchestrate.task_step)(step=first)]
-    steps += [task(task_id=step)(orchestrate.task_step)(step=step) for step in later]
+    if plan.one_task:   # one process, one Spark session for the whole chain
+        steps = [task(task_id="nightly", trigger_rule=TriggerRule.NONE_FAILED)(orchestrate.task_night)()]
+    else:
+        steps = [task(task_id=first, trigger_rule=TriggerRule.NONE_FAILED)(orchestrate.task_step)(step=first)]
+        steps += [task(task_id=step)(orchestrate.task_step)(step=step) for step in later]
     chain(waits, *steps)

@@ -142,6 +142,7 @@ class Schedule(_Section):
     retry_delay_minutes: float = Field(ge=0)
     require_manifest: bool
     settle_minutes: float = Field(ge=0)
+    one_task: bool = False
 
 
 class Config(_Section):

@@ -414,6 +414,35 @@ def task_wait_for_carrier(carrier: str, data_interval_start=None, data_interval_
     return landed
 
 
+def _before_ingest(config: Config, day: dt.date) -> None:
+    """Name the carriers that have not landed (the night is partial); a night with none fails."""
+    missing = missing_carriers(config, day)
+    if len(missing) == len(config.carriers):
+        raise CdrwatchError(f"no carrier delivered files for {day}: nothing to ingest")
+    if missing:
+        log.warning(f"partial night {day}: going on without {', '.join(missing)}")
+
+
+def task_night(data_interval_start=None) -> None:
+    """Run every step of `jobs.pipeline.NIGHTLY` for the night in this one task (conf
+    `schedule.one_task`): locally in one Spark session, on a cluster as one spark-submit of
+    `cdrwatch nightly --date D`. A night's steps then pay Spark's start and warm-up once, not per step."""
+    with failing_fast():
+        conf_file = conf_file_at_run()
+        config = load_config(conf_file)
+        day = night_of(data_interval_start, config.timezone)
+        _before_ingest(config, day)
+        if not is_local(config):
+            run_step("nightly", day, conf_file)
+            return
+        from jobs import pipeline
+
+        for result in pipeline.run_night(config, day):
+            if result.step == "validate":
+                for line in result.detail:
+                    log.info(line)
+
+
 def task_step(step: str, data_interval_start=None) -> None:
     """Run one step of `jobs.pipeline.NIGHTLY` for the night. Before ingest, the carriers that have
     not landed are named (the night is partial) and a night with none fails."""
@@ -422,11 +451,7 @@ def task_step(step: str, data_interval_start=None) -> None:
         config = load_config(conf_file)
         day = night_of(data_interval_start, config.timezone)
         if step == "ingest":
-            missing = missing_carriers(config, day)
-            if len(missing) == len(config.carriers):
-                raise CdrwatchError(f"no carrier delivered files for {day}: nothing to ingest")
-            if missing:
-                log.warning(f"partial night {day}: going on without {', '.join(missing)}")
+            _before_ingest(config, day)
         result = run_step(step, day, conf_file)
         if step == "validate" and result is not None:
             for line in result.detail:

@@ -100,13 +100,13 @@ def landing(tmp_path_factory):
     return root
 
 
-def write_conf(path: Path, landing: Path, lake: Path, outbox: Path, policy: str) -> Path:
+def write_conf(path: Path, landing: Path, lake: Path, outbox: Path, policy: str, one_task: bool = False) -> Path:
     path.write_text(json.dumps({  # JSON is YAML
         "paths": {"landing": str(landing), "lake": str(lake), "outbox": str(outbox)},
         "spark": {"master": "local[2]", "shuffle_partitions": 2, "driver_memory": "2g"},
         # the simulator writes manifests: with require_manifest a carrier lands as soon as its manifest is there
         "schedule": {"late_carrier": policy, "retries": 0, "poke_interval_s": 1, "landing_deadline_minutes": 0.05,
-                     "require_manifest": True},
+                     "require_manifest": True, "one_task": one_task},
     }))
     return path
 
@@ -172,6 +172,32 @@ def test_a_late_carrier_under_continue_gives_a_partial_night(airflow_env, landin
     assert len(leads) >= 5 and (night / "warnings.csv").is_file()
     assert sum(len(p.read_text(encoding="utf-8-sig").splitlines()) - 1 for p in leads) >= 1  # dens were found
     assert not (tmp_path / "unused_lake").exists() and not (tmp_path / "unused").exists()
+
+
+def test_one_task_mode_runs_the_whole_night_in_one_task(airflow_env, landing, tmp_path):
+    """conf schedule.one_task: the waits, then one `nightly` task that runs every step in one Spark
+    session; the night is the same partial night with its leads."""
+    lake, outbox = tmp_path / "lake", tmp_path / "outbox"
+    conf = write_conf(tmp_path / "site.yaml", landing, lake, outbox, "continue", one_task=True)
+    env = {**airflow_env, "CDRWATCH_CONF": str(conf)}
+    dag = result_of(run_script(tmp_path, DAG_BAG, str(DAGS), env=env, timeout=120))
+    assert dag["import_errors"] == {} and dag["heavy"] == []
+    assert dag["tasks"]["nightly"]["upstream"] == ["wait_cm", "wait_ct", "wait_cu"]
+    assert sorted(dag["tasks"]) == ["nightly", "wait_cm", "wait_ct", "wait_cu"]
+    assert dag["tasks"]["nightly"]["trigger_rule"] == "none_failed"
+
+    completed = run_script(tmp_path, DAG_TEST, NIGHT.isoformat(), str(DAGS), env=env, timeout=1200)
+    run = result_of(completed)
+    log = completed.stdout + completed.stderr
+    assert run["state"] == "success", (run["tasks"], log[-4000:])
+    assert run["tasks"] == {"wait_cm": "success", "wait_cu": "success", "wait_ct": "skipped", "nightly": "success"}
+    assert "partial night 2026-11-20: going on without ct" in log
+    for step in STEPS:
+        assert re.search(rf"{step} 2026-11-20 (ok|partial) in [0-9.]+ s", log), step
+    assert "cm: GX suite passed (22/22 expectations met, " in log
+    night = outbox / NIGHT.isoformat()
+    assert "ct: no files for 2026-11-20" in (night / "PARTIAL.txt").read_text(encoding="utf-8")
+    assert len(sorted(night.glob("leads/*.csv"))) >= 5
 
 
 def test_a_late_carrier_under_fail_fails_the_night_before_any_step(airflow_env, landing, tmp_path):
