@@ -26,6 +26,7 @@ DEV = [
     "nbformat==5.11.1",
     "ipykernel==7.4.0",
     "hypothesis==6.170.17",
+    "duckdb==2.0.1",            # bench/duckdb_reference.py only: the one-box reference of `make bench`
 ]
 AIRFLOW = [
     "apache-airflow==3.3.2",

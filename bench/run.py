@@ -1,9 +1,23 @@
-"""`make bench`: time each pipeline step on cached 1 M and 10 M CDR-row datasets.
+"""`make bench`: time cdrwatch on cached datasets and hold it against issue 14's targets.
 
-Every step runs in a child process (one Spark session for all its dates) while this process samples
-the resident memory of the child's whole process tree (Python + the Spark JVM). Prints a table of
-rows/s and peak RSS per step and saves it as JSON. Nothing here is asserted: speed is measured, not
-tested.
+Datasets (simulated once, cached in `.bench/<name>/`): `1M` and `10M` CDR rows (2 and 4 nights), and
+`7x150k`, a small city over 7 nights (~150 k rows a night), the backfill case. Steps, each a child
+process whose wall time and peak RSS of its whole process tree (Python + the Spark JVM) this
+process measures:
+
+- `simulate`, `ingest`, `detect`, `dens`, `export`: one step over all dates in one Spark session;
+- `nightly`: the whole `cdrwatch nightly --from --to` through the CLI (also as seconds per night);
+- `detect_n2_vs_n7` (7-night datasets, after `nightly`): `detect` alone for night 2 and night 7 on
+  that nightly's lake, timed inside one Spark session after a warm-up run: history must not slow it;
+- `duckdb`: bench/duckdb_reference.py (ingest + the detectors' daily aggregates in DuckDB) on the
+  same landing, so the nightly / DuckDB ratio is printed side by side.
+
+Prints a table per step, the nightly-vs-DuckDB ratios and the targets table of issue 14 (met / not
+met / not measured), each from this run or else from `.bench/bench.json`, which keeps the latest
+measure of every (dataset, step). Nothing here is asserted: speed is measured, not tested.
+
+    python bench/run.py [--sizes 1M,10M,7x150k] [--steps nightly,duckdb,...]
+    python bench/run.py --sizes smoke   # 1,000 subscribers x 7 nights, cached (with its bench.json) under /tmp
 """
 from __future__ import annotations
 
@@ -12,8 +26,9 @@ import hashlib
 import json
 import subprocess
 import sys
+import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -23,13 +38,32 @@ from rich.table import Table
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".bench"
+SMOKE_CACHE = Path(tempfile.gettempdir()) / "cdrwatch-bench-smoke"
 START = date(2026, 11, 20)
-# name -> (subscribers, days): about 1 M and 10 M CDR rows with the simulator's default behaviour
-DATASETS = {"1M": (25_000, 2), "10M": (125_000, 4)}
 # In pipeline order: each step reads what the previous wrote. "nightly" is the whole `cdrwatch nightly`
-# over the dataset's dates through the real CLI, into a lake and outbox of its own.
-STEPS = ("simulate", "ingest", "detect", "dens", "export", "nightly")
-console = Console()
+# over the dataset's dates through the real CLI, into a lake and outbox of its own; detect_n2_vs_n7
+# reads that lake; duckdb writes to a folder of its own.
+STEPS = ("simulate", "ingest", "detect", "dens", "export", "nightly", "detect_n2_vs_n7", "duckdb")
+BACKFILL_STEPS = ("simulate", "nightly", "detect_n2_vs_n7", "duckdb")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    subscribers: int
+    days: int
+    steps: tuple[str, ...]     # what a bench of it runs unless --steps says otherwise
+
+
+# The simulator's behaviour sets the rows: 25,000 subscribers make ~0.5 M rows a night, 5,300 ~150 k
+# (130-170 k; dens and their victims add a fixed part; 20,000 subscribers are ~420 k a night since #13).
+DATASETS = {"1M": Dataset(25_000, 2, STEPS[:6] + ("duckdb",)),
+            "10M": Dataset(125_000, 4, STEPS[:6] + ("duckdb",)),
+            "7x150k": Dataset(5_300, 7, BACKFILL_STEPS)}
+# Smoke sizes try every code path in minutes; they are cached (and their bench.json kept) under
+# SMOKE_CACHE, never in .bench, and are not among the targets.
+SMOKE = {"smoke": Dataset(1_000, 7, BACKFILL_STEPS)}
+SMALL = "7x150k"            # the dataset of the small-night and detect-growth targets
+console = Console(width=None if sys.stdout.isatty() else 140)   # a log file gets whole tables
 
 
 @dataclass
@@ -39,27 +73,62 @@ class Measure:
     rows: int
     seconds: float
     peak_rss_mb: float
+    nights: int = 0                                       # the nights it covered (0: not recorded)
+    extra: dict = field(default_factory=dict)             # step-specific numbers (per night, ratio, ...)
 
     @property
     def rows_per_s(self) -> float:
         return self.rows / self.seconds if self.seconds else 0.0
 
+    @classmethod
+    def load(cls, saved: dict) -> "Measure":
+        """From bench.json, whose older entries lack the later fields and carry `rows_per_s`."""
+        return cls(**{f.name: saved[f.name] for f in fields(cls) if f.name in saved})
 
-def run_measured(argv: list[str], quiet: bool = False) -> tuple[float, float]:
-    """Run a command; return (wall seconds, peak RSS in MB of its process tree, sampled every 0.2 s)."""
-    started = time.perf_counter()
-    child = psutil.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL if quiet else None)
-    peak = 0
-    while child.poll() is None:
-        try:
-            tree = [child, *child.children(recursive=True)]
-            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
-        except psutil.Error:
-            pass
-        time.sleep(0.2)
+
+def run_measured(argv: list[str], quiet: bool = False, capture: bool = False) -> tuple[float, float, str]:
+    """Run a command; return (wall seconds, peak RSS in MB of its process tree, sampled every 0.2 s,
+    its stdout if `capture` else "")."""
+    with tempfile.TemporaryFile("w+") as out:
+        started = time.perf_counter()
+        child = psutil.Popen(argv, cwd=ROOT, stdout=out if capture else subprocess.DEVNULL if quiet else None)
+        peak = peak_pss = 0
+        while child.poll() is None:
+            try:
+                tree = [child, *child.children(recursive=True)]
+                peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+                peak_pss = max(peak_pss, sum(_pss(p) for p in tree if p.is_running()))
+            except psutil.Error:
+                pass
+            time.sleep(0.2)
+        PEAK_PSS_MB[tuple(argv)] = peak_pss / 2**20
+        seconds = time.perf_counter() - started
+        out.seek(0)
+        text = out.read() if capture else ""
     if child.returncode != 0:
         raise SystemExit(f"bench: {' '.join(argv[:4])} ... failed with exit code {child.returncode}")
-    return time.perf_counter() - started, peak / 2**20
+    return seconds, peak / 2**20, text
+
+
+# argv -> peak PSS (MB) of its tree: RSS counts the pages that forked Python workers share with
+# their daemon once per process; PSS splits them, so it is what the tree really holds. Printed
+# beside the RSS, which is what the targets use (the stricter of the two).
+PEAK_PSS_MB: dict[tuple[str, ...], float] = {}
+
+
+def _pss(process: psutil.Process) -> int:
+    try:
+        return process.memory_full_info().pss
+    except (psutil.AccessDenied, AttributeError):
+        return process.memory_info().rss
+
+
+def last_json(text: str) -> dict:
+    """The last line of a child's stdout that is a JSON object (its result)."""
+    for line in reversed(text.splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    raise SystemExit(f"bench: no JSON result line in the child's output: {text[-500:]!r}")
 
 
 def simulator_fingerprint() -> str:
@@ -69,52 +138,90 @@ def simulator_fingerprint() -> str:
     return digest.hexdigest()[:16]
 
 
-def dataset(name: str) -> tuple[Path, list[date], Measure | None]:
+def dataset(name: str, cache: Path) -> tuple[Path, list[date], Measure | None]:
     """The cached landing zone of a dataset; simulated (and measured) when absent or stale."""
-    subscribers, days = DATASETS[name]
-    folder = CACHE / name
+    spec = {**DATASETS, **SMOKE}[name]
+    folder = cache / name
     stamp = folder / "stamp.json"
-    key = {"subscribers": subscribers, "days": days, "start": START.isoformat(), "simulator": simulator_fingerprint()}
-    dates = [START + timedelta(days=i) for i in range(days)]
+    key = {"subscribers": spec.subscribers, "days": spec.days, "start": START.isoformat(),
+           "simulator": simulator_fingerprint()}
+    dates = [START + timedelta(days=i) for i in range(spec.days)]
     if stamp.exists() and json.loads(stamp.read_text())["key"] == key:
         cached = json.loads(stamp.read_text())["measure"]
-        return folder / "landing", dates, Measure(**cached)
+        return folder / "landing", dates, Measure.load(cached)
     subprocess.run(["rm", "-rf", str(folder)], check=True)
     folder.mkdir(parents=True)
-    seconds, peak = run_measured([sys.executable, "-m", "jobs.cli", "simulate", "--out", str(folder / "landing"),
-                                  "--start", START.isoformat(), "--days", str(days),
-                                  "--subscribers", str(subscribers)])
-    measure = Measure(name, "simulate", landing_rows(folder / "landing"), seconds, peak)
+    seconds, peak, _ = run_measured([sys.executable, "-m", "jobs.cli", "simulate", "--out", str(folder / "landing"),
+                                     "--start", START.isoformat(), "--days", str(spec.days),
+                                     "--subscribers", str(spec.subscribers)])
+    measure = Measure(name, "simulate", landing_rows(folder / "landing"), seconds, peak, len(dates))
     stamp.write_text(json.dumps({"key": key, "measure": asdict(measure)}))
     return folder / "landing", dates, measure
 
 
-def landing_rows(landing: Path) -> int:
-    """Rows the carriers delivered, from the simulator's own counts."""
+def landing_rows(landing: Path, day: date | None = None) -> int:
+    """Rows the carriers delivered (all dates, or one), from the simulator's own counts."""
     import polars as pl
 
-    return int(pl.read_csv(landing / "truth" / "counts.csv")["rows"].sum())
+    counts = pl.read_csv(landing / "truth" / "counts.csv")
+    if day is not None:
+        counts = counts.filter(pl.col("date") == day.isoformat())
+    return int(counts["rows"].sum())
 
 
-def bench_step(name: str, step: str, landing: Path, dates: list[date]) -> Measure:
-    lake = CACHE / name / "lake"
+def bench_step(name: str, step: str, landing: Path, dates: list[date], cache: Path) -> Measure:
+    lake = cache / name / "lake"
     argv = [sys.executable, str(Path(__file__)), "--child", step, "--landing", str(landing), "--lake", str(lake),
-            "--outbox", str(CACHE / name / "outbox"), "--dates", ",".join(d.isoformat() for d in dates)]
-    seconds, peak = run_measured(argv)
-    return Measure(name, step, landing_rows(landing), seconds, peak)
+            "--outbox", str(cache / name / "outbox"), "--dates", ",".join(d.isoformat() for d in dates)]
+    seconds, peak, _ = run_measured(argv)
+    return Measure(name, step, landing_rows(landing), seconds, peak, len(dates))
 
 
-def bench_nightly(name: str, landing: Path, dates: list[date]) -> Measure:
-    folder = CACHE / name / "nightly"
+def bench_nightly(name: str, landing: Path, dates: list[date], cache: Path) -> Measure:
+    folder = cache / name / "nightly"
     subprocess.run(["rm", "-rf", str(folder)], check=True)
     argv = [sys.executable, "-m", "jobs.cli", "nightly", "--from", dates[0].isoformat(), "--to", dates[-1].isoformat(),
             "--landing", str(landing), "--lake", str(folder / "lake"), "--outbox", str(folder / "outbox")]
-    seconds, peak = run_measured(argv, quiet=True)
-    return Measure(name, "nightly", landing_rows(landing), seconds, peak)
+    seconds, peak, _ = run_measured(argv, quiet=True)
+    return Measure(name, "nightly", landing_rows(landing), seconds, peak, len(dates),
+                   {"seconds_per_night": round(seconds / len(dates), 2),
+                    "peak_pss_mb": round(PEAK_PSS_MB.get(tuple(argv), 0.0))})
+
+
+def bench_detect_growth(name: str, landing: Path, dates: list[date], cache: Path) -> Measure | None:
+    """detect for night 2 and night 7 on the nightly's lake, timed inside one warmed-up Spark session."""
+    folder = cache / name / "nightly"
+    if len(dates) < 7 or not (folder / "lake").exists():
+        console.print(f"[yellow]{name}: detect_n2_vs_n7 needs 7 nights and this dataset's nightly lake "
+                      f"(run --steps nightly first): skipped[/]")
+        return None
+    night2, night7 = dates[1], dates[6]
+    argv = [sys.executable, str(Path(__file__)), "--child", "detect_n2_vs_n7", "--landing", str(landing),
+            "--lake", str(folder / "lake"), "--outbox", str(folder / "outbox"),
+            "--dates", f"{night2.isoformat()},{night7.isoformat()}"]
+    wall, peak, out = run_measured(argv, capture=True)
+    timed = last_json(out)
+    return Measure(name, "detect_n2_vs_n7", landing_rows(landing, night7), timed["night7_s"], peak, 1,
+                   {**timed, "wall_s": round(wall, 2), "night2": night2.isoformat(), "night7": night7.isoformat()})
+
+
+def bench_duckdb(name: str, landing: Path, dates: list[date], cache: Path) -> Measure:
+    """bench/duckdb_reference.py on the same landing, into a folder of its own; `seconds` is its wall
+    time (as nightly's), `extra` keeps what it measured inside."""
+    out = cache / name / "duckdb"
+    subprocess.run(["rm", "-rf", str(out)], check=True)
+    argv = [sys.executable, str(ROOT / "bench" / "duckdb_reference.py"), "--landing", str(landing),
+            "--from", dates[0].isoformat(), "--to", dates[-1].isoformat(), "--out", str(out)]
+    seconds, peak, text = run_measured(argv, capture=True)
+    result = last_json(text)
+    extra = {k: result[k] for k in ("rows", "accepted", "seconds", "gbk_decode_seconds", "peak_rss_mb", "duckdb",
+                                    "threads", "memory_limit") if k in result}
+    return Measure(name, "duckdb", landing_rows(landing), seconds, peak, len(dates), extra)
 
 
 def child(step: str, landing: str, lake: str, outbox: str, dates: str) -> None:
-    """Run one step over all dates in this process, with one Spark session."""
+    """Run one step over all dates in this process, with one Spark session (or, for detect_n2_vs_n7,
+    detect for the two dates: the first once to warm up, then both timed; prints a JSON line)."""
     from jobs.config import load_config
     from jobs.spark import spark_session
 
@@ -122,16 +229,139 @@ def child(step: str, landing: str, lake: str, outbox: str, dates: str) -> None:
     spark = spark_session(config)
     from jobs import pipeline
 
+    days = [date.fromisoformat(d) for d in dates.split(",")]
+    if step == "detect_n2_vs_n7":
+        seconds = []
+        for day in (days[0], *days):
+            started = time.perf_counter()
+            pipeline.run_step("detect", config, day, spark=spark)
+            seconds.append(time.perf_counter() - started)
+        warmup, night2, night7 = seconds
+        print(json.dumps({"warmup_s": round(warmup, 3), "night2_s": round(night2, 3), "night7_s": round(night7, 3),
+                          "ratio": round(night7 / night2, 3)}), flush=True)
+        return
     if step not in pipeline.RUNNERS:
         raise SystemExit(f"bench: unknown step {step}")
-    for day in (date.fromisoformat(d) for d in dates.split(",")):
+    for day in days:
         pipeline.run_step(step, config, day, spark=spark)
+
+
+def run_one(name: str, step: str, landing: Path, dates: list[date], cache: Path) -> Measure | None:
+    if step == "nightly":
+        return bench_nightly(name, landing, dates, cache)
+    if step == "detect_n2_vs_n7":
+        return bench_detect_growth(name, landing, dates, cache)
+    if step == "duckdb":
+        return bench_duckdb(name, landing, dates, cache)
+    return bench_step(name, step, landing, dates, cache)
+
+
+def say(m: Measure) -> None:
+    """One line as soon as a step is measured (a 10M bench runs for many minutes)."""
+    line = f"  {m.dataset} {m.step}: {m.seconds:.1f} s, {m.rows_per_s:,.0f} rows/s, peak {m.peak_rss_mb:,.0f} MB"
+    if m.step == "nightly" and m.nights:
+        line += f", {m.seconds / m.nights:.1f} s a night over {m.nights} nights"
+    if m.step == "detect_n2_vs_n7":
+        line += (f": detect night 2 {m.extra['night2_s']:.1f} s, night 7 {m.extra['night7_s']:.1f} s, "
+                 f"night7/night2 {m.extra['ratio']:.2f} (warm-up {m.extra['warmup_s']:.1f} s)")
+    if m.step == "duckdb" and "seconds" in m.extra:
+        line += f" (inside DuckDB {m.extra['seconds']:.1f} s, {m.extra.get('accepted', 0):,} rows accepted)"
+    console.print(line)
+
+
+def save(out: Path, measures: list[Measure]) -> dict[tuple[str, str], Measure]:
+    """Merge into bench.json (the latest measure of every (dataset, step) run so far); return all of it."""
+    saved = {(m["dataset"], m["step"]): m for m in (json.loads(out.read_text()) if out.exists() else [])}
+    saved.update({(m.dataset, m.step): {**asdict(m), "rows_per_s": round(m.rows_per_s)} for m in measures})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps([saved[k] for k in sorted(saved, key=lambda k: (k[0], _order(k[1])))], indent=2))
+    return {k: Measure.load(v) for k, v in saved.items()}
+
+
+def steps_table(measures: list[Measure]) -> Table:
+    table = Table(title="cdrwatch bench (2-core machine: compare runs on the same machine only)")
+    for column in ("dataset", "step", "rows", "seconds", "rows/s", "peak RSS MB", "s/night"):
+        table.add_column(column, justify="right")
+    for m in measures:
+        per_night = f"{m.seconds / m.nights:.1f}" if m.nights and m.step in ("nightly", "duckdb") else ""
+        table.add_row(m.dataset, m.step, f"{m.rows:,}", f"{m.seconds:.1f}", f"{m.rows_per_s:,.0f}",
+                      f"{m.peak_rss_mb:,.0f}", per_night)
+    return table
+
+
+def ratio_table(everything: dict[tuple[str, str], Measure], fresh: set[tuple[str, str]]) -> Table | None:
+    """nightly seconds / DuckDB seconds per dataset where both were measured (now or before)."""
+    names = sorted({d for d, s in everything if s == "nightly" and (d, "duckdb") in everything},
+                   key=lambda d: list(DATASETS).index(d) if d in DATASETS else len(DATASETS))
+    if not names:
+        return None
+    table = Table(title="nightly vs the DuckDB reference (same landing; target: nightly <= 3x DuckDB)")
+    for column in ("dataset", "rows", "nightly s", "DuckDB s", "nightly / DuckDB", "from"):
+        table.add_column(column, justify="right")
+    for name in names:
+        nightly, duck = everything[(name, "nightly")], everything[(name, "duckdb")]
+        source = ", ".join(sorted({"this run" if (name, s) in fresh else "bench.json" for s in ("nightly", "duckdb")}))
+        if nightly.rows != duck.rows:
+            source += f" [yellow](rows differ: {nightly.rows:,} vs {duck.rows:,})[/]"
+        table.add_row(name, f"{nightly.rows:,}", f"{nightly.seconds:.1f}", f"{duck.seconds:.1f}",
+                      f"{nightly.seconds / duck.seconds:.1f}x" if duck.seconds else "-", source)
+    return table
+
+
+Target = tuple[str, str, str, str, list[tuple[str, str]]]   # case, target, measured, status, measures used
+
+
+def targets(everything: dict[tuple[str, str], Measure]) -> list[Target]:
+    """Issue 14's targets with the measured value and met / not met / not measured."""
+    rows: list[Target] = []
+
+    def add(case: str, target: str, keys: list[tuple[str, str]], value, shown, limit: float, most: bool = True):
+        """`value(*measures)` and `shown(value)` run only when every measure in `keys` exists."""
+        got = [everything.get(k) for k in keys]
+        number = value(*got) if all(got) else None
+        if number is None:
+            rows.append((case, target, "-", "not measured", keys))
+            return
+        met = number <= limit if most else number >= limit
+        rows.append((case, target, shown(number), "[green]met[/]" if met else "[red]not met[/]", keys))
+
+    big, base, duck = ("10M", "nightly"), ("1M", "nightly"), ("10M", "duckdb")
+    small, growth = (SMALL, "nightly"), (SMALL, "detect_n2_vs_n7")
+    add("10M nightly time", "<= 180 s", [big], lambda m: m.seconds, lambda v: f"{v:,.1f} s", 180)
+    add("10M nightly throughput", ">= 60,000 rows/s", [big], lambda m: m.rows_per_s,
+        lambda v: f"{v:,.0f} rows/s", 60_000, most=False)
+    add("10M nightly / DuckDB reference", "<= 3x", [big, duck],
+        lambda m, d: m.seconds / d.seconds if d.seconds else None, lambda v: f"{v:.1f}x", 3)
+    add("10M nightly peak RSS (process tree)", "<= 6 GiB", [big], lambda m: m.peak_rss_mb / 1024,
+        lambda v: f"{v:.2f} GiB", 6)
+    add(f"one small night ({SMALL} nightly / nights)", "<= 20 s", [small],
+        lambda m: m.seconds / (m.nights or DATASETS[SMALL].days), lambda v: f"{v:.1f} s", 20)
+    add("10M nightly time / 1M nightly time", "<= 11", [big, base],
+        lambda m, b: m.seconds / b.seconds if b.seconds else None, lambda v: f"{v:.1f}", 11)
+    add(f"detect night 7 / night 2 ({SMALL})", "<= 1.2", [growth], lambda g: g.extra.get("ratio"),
+        lambda v: f"{v:.2f} ({everything[growth].extra['night7_s']:.1f} s / "
+                  f"{everything[growth].extra['night2_s']:.1f} s)", 1.2)
+    return rows
+
+
+def targets_table(everything: dict[tuple[str, str], Measure], fresh: set[tuple[str, str]]) -> Table:
+    table = Table(title="issue 14 targets (machine otherwise idle; each value from this run, else bench.json)")
+    for column in ("case", "target", "measured", "status", "from"):
+        table.add_column(column)
+    for case, target, shown, status, keys in targets(everything):
+        origin = "" if shown == "-" else ", ".join(sorted({"this run" if k in fresh else "bench.json" for k in keys}))
+        table.add_row(case, target, shown, status, origin)
+    return table
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default=",".join(DATASETS), help="datasets to run, e.g. 1M")
-    parser.add_argument("--steps", default=",".join(STEPS))
+    parser.add_argument("--sizes", default=",".join(DATASETS),
+                        help=f"datasets to run (default {','.join(DATASETS)}; smoke sizes: {','.join(SMOKE)})")
+    parser.add_argument("--steps", help="steps to run on every size (default: each dataset's own: "
+                        + "; ".join(f"{n}: {','.join(d.steps)}" for n, d in DATASETS.items()) + ")")
+    parser.add_argument("--cache", type=Path, help=f"where datasets and bench.json live (default .bench; "
+                        f"{SMOKE_CACHE} for smoke sizes)")
     parser.add_argument("--child")
     parser.add_argument("--landing"), parser.add_argument("--lake"), parser.add_argument("--outbox")
     parser.add_argument("--dates")
@@ -139,28 +369,42 @@ def main() -> None:
     if args.child:
         return child(args.child, args.landing, args.lake, args.outbox, args.dates)
 
+    sizes = args.sizes.split(",")
+    unknown = [s for s in sizes if s not in DATASETS and s not in SMOKE]
+    if unknown:
+        parser.error(f"unknown size(s) {','.join(unknown)} (sizes: {','.join([*DATASETS, *SMOKE])})")
+    smoke = [s for s in sizes if s in SMOKE]
+    if smoke and len(smoke) != len(sizes):
+        parser.error("run smoke sizes on their own (they keep a bench.json of their own)")
+    wanted = args.steps.split(",") if args.steps else None
+    if wanted and set(wanted) - set(STEPS):
+        parser.error(f"unknown step(s) {','.join(sorted(set(wanted) - set(STEPS)))} (steps: {','.join(STEPS)})")
+    cache = args.cache or (SMOKE_CACHE if smoke else CACHE)
+    out = cache / "bench.json"
+
     measures = []
-    for name in args.sizes.split(","):
-        console.print(f"[bold]{name}[/]: preparing dataset")
-        landing, dates, simulated = dataset(name)
-        if "simulate" in args.steps:
-            measures.append(simulated)
-        for step in args.steps.split(","):
-            if step != "simulate":
+    for name in sizes:
+        spec = {**DATASETS, **SMOKE}[name]
+        steps = sorted(wanted or spec.steps, key=_order)
+        console.print(f"[bold]{name}[/]: preparing dataset ({spec.subscribers:,} subscribers, {spec.days} nights)")
+        landing, dates, simulated = dataset(name, cache)
+        for step in steps:
+            if step == "simulate":
+                measure = simulated
+            else:
                 console.print(f"[bold]{name}[/]: {step}")
-                measures.append(bench_nightly(name, landing, dates) if step == "nightly"
-                                else bench_step(name, step, landing, dates))
-    table = Table(title="cdrwatch bench (2-core machine: compare runs on the same machine only)")
-    for column in ("dataset", "step", "rows", "seconds", "rows/s", "peak RSS MB"):
-        table.add_column(column, justify="right")
-    for m in measures:
-        table.add_row(m.dataset, m.step, f"{m.rows:,}", f"{m.seconds:.1f}", f"{m.rows_per_s:,.0f}",
-                      f"{m.peak_rss_mb:,.0f}")
-    console.print(table)
-    out = CACHE / "bench.json"   # the latest measure of every (dataset, step) run so far
-    saved = {(m["dataset"], m["step"]): m for m in (json.loads(out.read_text()) if out.exists() else [])}
-    saved.update({(m.dataset, m.step): {**asdict(m), "rows_per_s": round(m.rows_per_s)} for m in measures})
-    out.write_text(json.dumps([saved[k] for k in sorted(saved, key=lambda k: (k[0], _order(k[1])))], indent=2))
+                measure = run_one(name, step, landing, dates, cache)
+            if measure is not None:
+                measures.append(measure)
+                say(measure)
+                save(out, measures)    # after every step, so a failure later keeps what was measured
+    everything = save(out, measures)
+    fresh = {(m.dataset, m.step) for m in measures}
+    console.print(steps_table(measures))
+    ratios = ratio_table(everything, fresh)
+    if ratios is not None:
+        console.print(ratios)
+    console.print(targets_table(everything, fresh))
     console.print(f"saved {out}")
 
 
