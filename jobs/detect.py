@@ -136,19 +136,19 @@ def earlier_days(config: Config, spark: SparkSession, day: dt.date, first: dt.da
         frame = lake.read_range(config, spark, table, first, day - dt.timedelta(days=1))
         return frame.where(F.col("date").isin(listed) if listed else F.lit(False))
 
+    listed_numbers = F.broadcast(whitelist.select(F.col("number").alias("msisdn")))
     raw = (lake.read_range(config, spark, CDR, first, day - dt.timedelta(days=1))
            .where(F.col("date").isin([F.lit(d) for d in raw_days]) if raw_days else F.lit(False))
-           .join(F.broadcast(whitelist.select(F.col("number").alias("msisdn"))), "msisdn", "left_anti"))
-    keep = F.broadcast(whitelist.select(F.col("number").alias("msisdn")))
+           .join(listed_numbers, "msisdn", "left_anti"))   # before aggregating: cell counts cannot drop them later
 
     def both(table, from_raw: DataFrame) -> DataFrame:
         return aggregate(table).select(*table.names).unionByName(from_raw.select(*table.names))
 
     return DailyHistory(
-        sims=both(SIM_DAY, sim_days(raw)).join(keep, "msisdn", "left_anti"),
-        devices=both(DEVICE_DAY, device_days(raw)).join(keep, "msisdn", "left_anti"),
+        sims=both(SIM_DAY, sim_days(raw)).join(listed_numbers, "msisdn", "left_anti"),
+        devices=both(DEVICE_DAY, device_days(raw)).join(listed_numbers, "msisdn", "left_anti"),
         site_hours=site_hours(both(CELL_HOUR, cell_hours(raw)), sites),
-        contacts=both(CONTACT_DAY, contact_days(raw)).join(keep, "msisdn", "left_anti"))
+        contacts=both(CONTACT_DAY, contact_days(raw)).join(listed_numbers, "msisdn", "left_anti"))
 
 
 @dataclass
