@@ -10,7 +10,10 @@ process measures:
 - `detect_n2_vs_n7` (7-night datasets, after `nightly`): `detect` alone for night 2 and night 7 on
   that nightly's lake, timed inside one Spark session after a warm-up run: history must not slow it;
 - `duckdb`: bench/duckdb_reference.py (ingest + the detectors' daily aggregates in DuckDB) on the
-  same landing, so the nightly / DuckDB ratio is printed side by side.
+  same landing, so the nightly / DuckDB ratio is printed side by side;
+- `spark_floor` (dev-only, in no dataset's default steps): bench/spark_floor.py, the least a Spark
+  ingest of the same landing costs (read, split lines into fields, write sorted Parquet), printed
+  beside the nightly.
 
 Prints a table per step, the nightly-vs-DuckDB ratios and the targets table of issue 14 (met / not
 met / not measured), each from this run or else from `.bench/bench.json`, which keeps the latest
@@ -43,7 +46,7 @@ START = date(2026, 11, 20)
 # In pipeline order: each step reads what the previous wrote. "nightly" is the whole `cdrwatch nightly`
 # over the dataset's dates through the real CLI, into a lake and outbox of its own; detect_n2_vs_n7
 # reads that lake; duckdb writes to a folder of its own.
-STEPS = ("simulate", "ingest", "detect", "dens", "export", "nightly", "detect_n2_vs_n7", "duckdb")
+STEPS = ("simulate", "ingest", "detect", "dens", "export", "nightly", "detect_n2_vs_n7", "duckdb", "spark_floor")
 BACKFILL_STEPS = ("simulate", "nightly", "detect_n2_vs_n7", "duckdb")
 
 
@@ -205,18 +208,26 @@ def bench_detect_growth(name: str, landing: Path, dates: list[date], cache: Path
                    {**timed, "wall_s": round(wall, 2), "night2": night2.isoformat(), "night7": night7.isoformat()})
 
 
-def bench_duckdb(name: str, landing: Path, dates: list[date], cache: Path) -> Measure:
-    """bench/duckdb_reference.py on the same landing, into a folder of its own; `seconds` is its wall
-    time (as nightly's), `extra` keeps what it measured inside."""
-    out = cache / name / "duckdb"
+def bench_script(name: str, step: str, script: str, keys: tuple[str, ...], landing: Path, dates: list[date],
+                 cache: Path) -> Measure:
+    """bench/<script> on the same landing, in a scratch folder of its own; `seconds` is its wall time
+    (as nightly's), `extra` keeps `keys` of what it measured inside (its last JSON line)."""
+    out = cache / name / step
     subprocess.run(["rm", "-rf", str(out)], check=True)
-    argv = [sys.executable, str(ROOT / "bench" / "duckdb_reference.py"), "--landing", str(landing),
+    argv = [sys.executable, str(ROOT / "bench" / script), "--landing", str(landing),
             "--from", dates[0].isoformat(), "--to", dates[-1].isoformat(), "--out", str(out)]
     seconds, peak, text = run_measured(argv, capture=True)
     result = last_json(text)
-    extra = {k: result[k] for k in ("rows", "accepted", "seconds", "gbk_decode_seconds", "peak_rss_mb", "duckdb",
-                                    "threads", "memory_limit") if k in result}
-    return Measure(name, "duckdb", landing_rows(landing), seconds, peak, len(dates), extra)
+    return Measure(name, step, landing_rows(landing), seconds, peak, len(dates),
+                   {k: result[k] for k in keys if k in result})
+
+
+SCRIPTS = {   # step -> the script it runs and what of its JSON is kept (spark_floor's floor: sorted_write_s)
+    "duckdb": ("duckdb_reference.py", ("rows", "accepted", "seconds", "gbk_decode_seconds", "peak_rss_mb", "duckdb",
+                                       "threads", "memory_limit")),
+    "spark_floor": ("spark_floor.py", ("scan_s", "split_write_s", "sorted_write_s", "rows", "dates", "warmup_s",
+                                       "session_s")),
+}
 
 
 def child(step: str, landing: str, lake: str, outbox: str, dates: str) -> None:
@@ -251,8 +262,8 @@ def run_one(name: str, step: str, landing: Path, dates: list[date], cache: Path)
         return bench_nightly(name, landing, dates, cache)
     if step == "detect_n2_vs_n7":
         return bench_detect_growth(name, landing, dates, cache)
-    if step == "duckdb":
-        return bench_duckdb(name, landing, dates, cache)
+    if step in SCRIPTS:
+        return bench_script(name, step, *SCRIPTS[step], landing, dates, cache)
     return bench_step(name, step, landing, dates, cache)
 
 
@@ -266,6 +277,10 @@ def say(m: Measure) -> None:
                  f"night7/night2 {m.extra['ratio']:.2f} (warm-up {m.extra['warmup_s']:.1f} s)")
     if m.step == "duckdb" and "seconds" in m.extra:
         line += f" (inside DuckDB {m.extra['seconds']:.1f} s, {m.extra.get('accepted', 0):,} rows accepted)"
+    if m.step == "spark_floor" and "sorted_write_s" in m.extra:
+        line += (f" (inside Spark over {m.extra['dates']} dates: scan {m.extra['scan_s']:.1f} s, split+write "
+                 f"{m.extra['split_write_s']:.1f} s, split+sorted write {m.extra['sorted_write_s']:.1f} s; "
+                 f"session start {m.extra['session_s']:.1f} s)")
     console.print(line)
 
 
@@ -306,6 +321,23 @@ def ratio_table(everything: dict[tuple[str, str], Measure], fresh: set[tuple[str
         table.add_row(name, f"{nightly.rows:,}", f"{nightly.seconds:.1f}", f"{duck.seconds:.1f}",
                       f"{nightly.seconds / duck.seconds:.1f}x" if duck.seconds else "-", source)
     return table
+
+
+def floor_lines(everything: dict[tuple[str, str], Measure], fresh: set[tuple[str, str]]) -> list[str]:
+    """Per dataset with both: the nightly's seconds over the Spark floor's (read + split + sorted
+    write, summed over the dates inside one session, JVM start not counted)."""
+    lines = []
+    for (name, step), floor in sorted(everything.items()):
+        nightly = everything.get((name, "nightly"))
+        seconds = floor.extra.get("sorted_write_s") if step == "spark_floor" else None
+        if nightly is None or not seconds:
+            continue
+        source = ", ".join(sorted({"this run" if (name, s) in fresh else "bench.json"
+                                   for s in ("nightly", "spark_floor")}))
+        lines.append(f"Spark floor (read+split+sorted write) vs nightly, {name}: floor {seconds:.1f} s "
+                     f"(+ {floor.extra.get('session_s', 0):.1f} s session start), nightly {nightly.seconds:.1f} s "
+                     f"= {nightly.seconds / seconds:.1f}x ({source})")
+    return lines
 
 
 Target = tuple[str, str, str, str, list[tuple[str, str]]]   # case, target, measured, status, measures used
@@ -404,6 +436,8 @@ def main() -> None:
     ratios = ratio_table(everything, fresh)
     if ratios is not None:
         console.print(ratios)
+    for line in floor_lines(everything, fresh):
+        console.print(line)
     console.print(targets_table(everything, fresh))
     console.print(f"saved {out}")
 

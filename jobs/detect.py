@@ -80,7 +80,44 @@ def load_night(config: Config, spark: SparkSession, day: dt.date, warnings: list
     night = prepare_night(day, cdr, history, sites, whitelist)
     past = earlier_days(config, spark, day, first, sites, whitelist, notes)
     # every detector reads the night several times: keep the located rows instead of re-reading Parquet
-    return replace(night, cdr=night.cdr.persist(StorageLevel.MEMORY_AND_DISK), past=past)
+    located = _kept_night(config, spark, day) or night.cdr.persist(StorageLevel.MEMORY_AND_DISK)
+    return replace(night, cdr=located, past=past)
+
+
+# ---------------------------------------------------------------- one located night, detect -> dens
+
+_KEPT: dict[tuple, DataFrame] = {}   # at most one: (session, lake, day, its inputs) -> the cached located rows
+
+
+def _night_key(config: Config, spark: SparkSession, day: dt.date) -> tuple:
+    """What the located night is made of: the CDR partition's files, and the cell inventories'
+    and the whitelist's contents (small files, hashed)."""
+    inputs = hashlib.sha256()
+    for path in [*(inventory.cells_path(config, c) for c in sorted(config.carriers)), inventory.whitelist_path(config)]:
+        inputs.update(str(path).encode() + (path.read_bytes() if path.is_file() else b"<absent>"))
+    return (spark.sparkContext.applicationId, str(Path(config.paths.lake).resolve()), day,
+            cdr_fingerprint(config, day), inputs.hexdigest())
+
+
+def _kept_night(config: Config, spark: SparkSession, day: dt.date) -> DataFrame | None:
+    return _KEPT.get(_night_key(config, spark, day))
+
+
+def keep_night(config: Config, spark: SparkSession, day: dt.date, located: DataFrame) -> None:
+    """Hand the cached located night to the next step of the same session (`dens` reads the same
+    rows): a night's chain in one process (`cdrwatch nightly`, the one-task DAG) then reads and
+    locates the night's CDRs once. Any other night kept is released: one night's rows at a time."""
+    key = _night_key(config, spark, day)
+    for other in [k for k in _KEPT if k != key]:
+        _KEPT.pop(other).unpersist()
+    _KEPT[key] = located
+
+
+def release_night(located: DataFrame) -> None:
+    """Uncache the located night, and forget it if it was kept."""
+    for key in [k for k, frame in _KEPT.items() if frame is located]:
+        del _KEPT[key]
+    located.unpersist()
 
 
 # ---------------------------------------------------------------- the earlier days, as daily aggregates
@@ -184,7 +221,7 @@ def detect_date(config: Config, day: dt.date, *, spark: SparkSession | None = No
         notes += history_notes
     finally:
         flags.unpersist()
-        night.cdr.unpersist()
+        keep_night(config, spark, day, night.cdr)   # dens reads the same located rows next
         night.history.unpersist()
     log.info("detect %s: %d flags", day, rows)
     return DetectResult(day, rows, lake.partition_path(config, FLAG, day),

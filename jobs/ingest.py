@@ -95,6 +95,7 @@ class IngestReport:
     validation: dict[str, str] = field(default_factory=dict)   # carrier -> "passed" | "FAILED: ..."
     bad_header: set[str] = field(default_factory=set)          # files quarantined whole: header not the format's
     outcomes: dict = field(default_factory=dict, repr=False)   # carrier -> validate.ValidationOutcome
+    numbered: dict[str, tuple[int, int]] = field(default_factory=dict, repr=False)  # source_file -> first, last line
 
     @property
     def carriers(self) -> dict[str, Counts]:
@@ -289,14 +290,19 @@ def find_deliveries(config: Config, day: dt.date, warnings: list[str]) -> dict[s
 
 def read_lines(spark: SparkSession, files: list[Path], landing: Path,
                read_from: dict[Path, Path] | None = None) -> DataFrame:
-    """One row per physical line of `files` (one read; gzip decompressed by the name of what is
-    read): source_file (relative to landing), source_line (1-based), bytes (as delivered, minus '\\n').
+    """One row per physical line of `files`: source_file (relative to landing), source_line
+    (1-based), bytes (as delivered, minus '\\n'); gzip decompressed by the name of what is read.
 
     Each file is read by its exact path, never as a pattern: Spark globs `[]{}*?` in paths, so a
     file is read through `read_from[file]` (a link with a plain name, `link_inputs`) or else by its
-    path with the glob characters escaped. Lines split on '\\n' only (a stray '\\r' stays
-    in the line). A line's number is its rank in its file by (start of the file split it was read
-    from, position within that split)."""
+    path with the glob characters escaped. Lines split on '\\n' only (a stray '\\r' stays in the
+    line).
+
+    A line's number comes without sorting the night: Spark reads a file in splits (one, for a gzip),
+    each split's lines in order with consecutive `monotonically_increasing_id`s. One small
+    aggregation (first id and lines per split, a row per split) gives each split its offset in its
+    file, and a line's number is offset + its distance from the split's first id. Both reads plan
+    the same files the same way; ingest checks every file's numbers run exactly 1..lines anyway."""
     read_from = dict(read_from or {})
     paths = {os.path.abspath(read_from.get(f, f)): _relative(f, landing) for f in files}
     if len(paths) != len(files):
@@ -307,13 +313,23 @@ def read_lines(spark: SparkSession, files: list[Path], landing: Path,
     unknown = sorted(uri for uri, name in names.items() if name is None)
     if unknown or len(uris) != len(paths):
         raise CdrwatchError(f"Spark read other files than asked: {unknown[:3] or sorted(set(paths) - set(names))[:3]}")
-    lookup = spark.createDataFrame(sorted(names.items()), "uri string, source_file string")
     lines = scan.select(F.input_file_name().alias("uri"), F.input_file_block_start().alias("split_start"),
                         F.monotonically_increasing_id().alias("position"), F.col("value").cast("binary").alias("bytes"))
-    in_file = Window.partitionBy("uri").orderBy("split_start", "position")
-    return (lines.withColumn("source_line", F.row_number().over(in_file).cast("long"))
-            .join(F.broadcast(lookup), "uri")
-            .select("source_file", "source_line", "bytes"))
+    try:
+        splits = (lines.groupBy("uri", "split_start")
+                  .agg(F.min("position").alias("first"), F.count("*").alias("lines")).collect())
+    except Exception as err:  # a file that vanished or cannot be decompressed: name it in one line
+        if type(err).__module__.startswith(("pyspark.errors", "py4j")):
+            raise CdrwatchError(f"ingest: {_read_error(str(err), landing)}") from None
+        raise
+    shift, before = [], {}
+    for split in sorted(splits, key=lambda s: (s.uri, s.split_start)):
+        done = before.get(split.uri, 0)
+        shift.append((split.uri, split.split_start, names[split.uri], done + 1 - split.first))
+        before[split.uri] = done + split.lines
+    lookup = spark.createDataFrame(shift, "uri string, split_start long, source_file string, shift long")
+    return (lines.join(F.broadcast(lookup), ["uri", "split_start"])
+            .select("source_file", (F.col("position") + F.col("shift")).alias("source_line"), "bytes"))
 
 
 def link_inputs(files: list[Path], facts: dict[Path, FileFacts], folder: Path) -> dict[Path, Path]:
@@ -487,12 +503,17 @@ def _tally(rows: DataFrame, report: IngestReport, landing: Path) -> None:
     kind = F.when(F.col("outcome") == CONFLICT, F.lit(None)).otherwise(F.col("reason")).alias("kind")
     arrived_date = F.when(F.col("outcome") == ROUTED_OUT, F.col("date")).alias("routed_to")
     try:
-        groups = (rows.groupBy("carrier", "source_file", "arrived", "outcome", kind, arrived_date).count().collect())
+        groups = (rows.groupBy("carrier", "source_file", "arrived", "outcome", kind, arrived_date)
+                  .agg(F.count("*").alias("count"), F.min("source_line").alias("first_line"),
+                       F.max("source_line").alias("last_line")).collect())
     except Exception as err:  # a file that vanished while read and the like: name it in one line
         if type(err).__module__.startswith(("pyspark.errors", "py4j")):
             raise CdrwatchError(f"ingest {report.day}: {_read_error(str(err), landing)}") from None
         raise
     for g in sorted(groups, key=lambda g: (g.carrier, g.source_file)):
+        if not g.arrived:
+            first, last = report.numbered.get(g.source_file, (g.first_line, g.last_line))
+            report.numbered[g.source_file] = (min(first, g.first_line), max(last, g.last_line))
         if g.outcome == HEADER:
             continue
         counts = report.files.setdefault(g.carrier, {}).setdefault(g.source_file, Counts())
@@ -534,6 +555,10 @@ def _check_lines(report: IngestReport) -> None:
             if counts.read != expected:
                 raise CdrwatchError(f"{name}: Spark read {counts.read + header:,} lines but the file has {fact.lines:,}: "
                                     "nothing is written (report this: lines would be lost or doubled)")
+            numbered = report.numbered.get(name)
+            if numbered is not None and numbered != (1, fact.lines):
+                raise CdrwatchError(f"{name}: lines numbered {numbered[0]}..{numbered[1]} but the file has "
+                                    f"{fact.lines:,}: nothing is written (report this: line numbers would be wrong)")
 
 
 def _validate(rows: DataFrame, report: IngestReport, check: Callable[[str, DataFrame], Any] | None) -> dict[str, str]:

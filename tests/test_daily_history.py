@@ -11,7 +11,8 @@ from pyspark.sql import functions as F
 from detectors import DETECTORS
 from detectors.base import run_detectors
 from detectors.history import daily_history
-from jobs.detect import _DAILY_MARKER, load_night
+from jobs.detect import _DAILY_MARKER, keep_night, load_night, release_night
+from jobs.io import inventory
 from jobs.io import summaries
 from schemas.tables import DAILY, FLAG
 
@@ -70,3 +71,27 @@ def test_a_day_whose_cdrs_changed_is_read_from_its_raw_rows(week_detected, spark
         night.cdr.unpersist()
     finally:
         marker.write_text(kept)
+
+
+def test_dens_reads_the_located_night_detect_kept_while_its_inputs_are_unchanged(week_detected, spark):
+    """In one session, dens takes detect's cached located rows instead of reading the night again,
+    but never when the CDRs, the cells or the whitelist differ from what they were made of."""
+    config, day = week_detected.config, week_detected.dates[-1]
+    night = load_night(config, spark, day)
+    keep_night(config, spark, day, night.cdr)
+    whitelist = inventory.whitelist_path(config)
+    before = whitelist.read_bytes() if whitelist.is_file() else None
+    try:
+        assert load_night(config, spark, day).cdr is night.cdr
+        assert load_night(config, spark, week_detected.dates[-2]).cdr is not night.cdr
+        whitelist.write_bytes((before or b"number,owner\n").rstrip(b"\n") + b"\n+8613900000001,test\n")
+        changed = load_night(config, spark, day).cdr
+        assert changed is not night.cdr
+        changed.unpersist()
+    finally:
+        if before is None:
+            whitelist.unlink()
+        else:
+            whitelist.write_bytes(before)
+        release_night(night.cdr)
+    assert load_night(config, spark, day).cdr is not night.cdr

@@ -146,7 +146,7 @@ class DensResult(NamedTuple):
 
 def dens_date(config: Config, day: dt.date, *, spark: SparkSession | None = None) -> DensResult:
     """The `cdrwatch dens` step for `day`: lake/dens/date=D and lake/victims/date=D."""
-    from jobs.detect import load_night
+    from jobs.detect import load_night, release_night
     from jobs.spark import spark_session
 
     spark = spark or spark_session(config)
@@ -164,7 +164,7 @@ def dens_date(config: Config, day: dt.date, *, spark: SparkSession | None = None
     finally:
         if result is not None:
             result.found.unpersist()
-        night.cdr.unpersist()
+        release_night(night.cdr)
         night.history.unpersist()
     log.info("dens %s: %d dens, %d victims", day, count, n_victims)
     return DensResult(day, rows, n_victims, lake.partition_path(config, DEN, day), list(result.warnings))
