@@ -290,15 +290,45 @@ def test_a_box_inventing_an_imei_per_call_is_one_den(spark, test_config):
     one-SIM stars, and the graph has only the SIMs as nodes."""
     sims = [f"+861330000010{i}" for i in range(4)]
     rows, flags = [], []
-    for i, sim in enumerate(sims):
-        flags.append(flag("goip", "msisdn", sim, 0.9))
+    for i, sim in enumerate(sims):   # each flag names the site, as goip's do (the SIM's main site)
+        flags.append(flag("goip", "msisdn", sim, 0.9, site_key="S1"))
         for h in (9, 10, 11):
             for k in range(10):
                 device = f"8600000{i}{h:02d}{k:02d}0001"
                 rows.append(row(sim, f"+8613912{i}{h:02d}{k:03d}", h, 5 * k, imei=device))
-                flags.append(flag("goip", "imei", device, 0.9))
+                flags.append(flag("goip", "imei", device, 0.9, site_key="S1"))
     cdr = spark.createDataFrame(rows, CDR).withColumn("start_time", F.col("start_time").cast("timestamp"))
     night = Night(DAY, cdr, cdr, spark.createDataFrame([], "number string"))
     found = find_dens(test_config, night, spark.createDataFrame(flags, FLAG.spark()), earlier=[])
     assert [den["numbers"] for den in found.rows] == [sims]
     assert len(found.rows[0]["imeis"]) == 120 and "120 IMEIs (a new IMEI on almost every call" in found.rows[0]["evidence"]
+
+
+def test_a_flagged_resident_of_a_dens_block_is_not_linked_to_it_by_the_place_alone(spark):
+    """An estate agent lives by a box's site (there every hour the box works, ordinary calls) and is
+    flagged for a sweep he made across town: sharing the box's hours at its site is not working with
+    it. Operators of a room, flagged at the room's site, stay linked by the place they share."""
+    box, resident = ["+8613300000021", "+8613300000022"], "+8613300000029"
+    room = ["+8613300000031", "+8613300000032", "+8613300000033"]
+    rows = []
+    for h in (9, 10, 11):
+        for i, sim in enumerate(box):
+            rows += [row(sim, f"+861391234{i}{h:02d}{k}", h, 10 * k, imei="86000000000021") for k in range(4)]
+        rows.append(row(resident, "+8615000000001", h, 30))               # calls home, at the box's site
+        rows += [row(sim, f"+86150{i}{h:02d}00001", h, 20, site="S2") for i, sim in enumerate(room)]
+    flags = [flag("goip", "msisdn", sim, 0.9, site_key="S1") for sim in box]
+    flags += [flag("goip", "imei", "86000000000021", 0.9, site_key="S1"),
+              flag("sequential", "msisdn", resident, 0.86, site_key="S5")]
+    flags += [flag("low_slow", "msisdn", sim, 0.7, site_key="S2") for sim in room]
+    cdr = spark.createDataFrame(rows, CDR).withColumn("start_time", F.col("start_time").cast("timestamp"))
+    edges = {(r.a, r.b): r for r in suspect_edges(cdr, spark.createDataFrame(flags, FLAG.spark())).collect()}
+    for sim in box:
+        pair = tuple(sorted((sim, resident)))
+        assert pair not in edges or (edges[pair].colocation == 0.0 and edges[pair].weight == 0.0)
+    assert edges[tuple(box)].shared_id == 1.0 and edges[tuple(box)].colocation == pytest.approx(1.0)
+    room_pairs = [(a, b) for a in room for b in room if a < b]
+    assert all(edges[p].colocation == pytest.approx(1.0) for p in room_pairs)   # only the place, flagged there
+    kept, _ = collect_edges(suspect_edges(cdr, spark.createDataFrame(flags, FLAG.spark())), min_edge_weight=0.5,
+                            max_degree=40, max_edges=100, min_together=0.2)
+    linked = {n for a, b, _ in kept for n in (a, b)}
+    assert resident not in linked and set(box) <= linked and set(room) <= linked

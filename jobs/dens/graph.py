@@ -25,7 +25,11 @@ The "x min(1, shared/k)" factor keeps one coincidence (two strangers in the same
 from counting like a night spent side by side. A den is a place: an edge only counts when the two
 SIMs were together (`colocation` >= `dens.min_together`) or share a device or SIM id. A list or a
 segment alone does not make a den: estate agents cold-calling one segment from wherever they walk,
-each on their own, are not a room. Everything is a Spark SQL aggregation over the suspects' own
+each on their own, are not a room. Nor does a place alone: two flagged SIMs that only share hours
+at a site (no device, SIM id, segment, callee or call between them) are linked only when their
+flags name that same site (a room's operators, flagged there); a resident of the den's block who
+is flagged for what he did elsewhere (an estate agent sweeping a segment across town) is not made
+one of the den's numbers by living there. Everything is a Spark SQL aggregation over the suspects' own
 rows; only the edge list (suspects squared at most) is small enough to collect.
 """
 from __future__ import annotations
@@ -117,7 +121,21 @@ def suspect_edges(cdr: DataFrame, flags: DataFrame) -> DataFrame:
 
     long = overlaps.unionByName(called)
     wide = long.groupBy("a", "b").pivot("kind", list(KINDS)).agg(F.max("weight")).na.fill(0.0, list(KINDS))
+    work = reduce(lambda x, y: x + y, [F.col(k) for k in KINDS if k != "colocation"]) > 0
+    colocation = F.when(work | F.col("flagged_here"), F.col("colocation")).otherwise(F.lit(0.0))
+    wide = (wide.join(_flagged_at_one_site(flags), ["a", "b"], "left")
+            .withColumn("flagged_here", F.coalesce("flagged_here", F.lit(False)))
+            .withColumn("colocation", colocation))
     return wide.select("a", "b", reduce(lambda x, y: x + y, [F.col(k) for k in KINDS]).alias("weight"), *KINDS)
+
+
+def _flagged_at_one_site(flags: DataFrame) -> DataFrame:
+    """`a, b, flagged_here`: pairs of SIMs (a < b) whose flags name a site in common."""
+    sites = (flags.where((F.col("entity_type") == "msisdn") & F.col("site_key").isNotNull())
+             .select(F.col("entity_id").alias("msisdn"), "site_key").distinct())
+    pairs = (sites.withColumnRenamed("msisdn", "a")
+             .join(sites.withColumnRenamed("msisdn", "b"), "site_key").where(F.col("a") < F.col("b")))
+    return pairs.select("a", "b").distinct().withColumn("flagged_here", F.lit(True))
 
 
 def strong_edges(edges: DataFrame, min_edge_weight: float, min_together: float = 0.0) -> DataFrame:
