@@ -12,6 +12,7 @@ PYTEST_ARGS ?=
 # e.g. make bench BENCH_ARGS='--sizes 1M --steps ingest,nightly'
 BENCH_ARGS ?=
 DEMO_LAST = $(shell date -u -d "$(DEMO_START) + $$(( $(DEMO_DAYS) - 1 )) day" +%F)
+DEMO_SECOND = $(shell date -u -d "$(DEMO_START) + 1 day" +%F)
 DEMO_PATHS = --landing $(DEMO)/landing --lake $(DEMO)/lake --outbox $(DEMO)/outbox
 
 .DEFAULT_GOAL := help
@@ -37,11 +38,17 @@ $(VENV)/.installed-dev: setup.py | $(VENV)/bin/python
 	$(VENV)/bin/pip install --quiet -e '.[dev]'
 	@touch $@
 
-demo: check-java $(VENV)/.installed-dev ## simulate a small city, run the pipeline, show the outputs
+# The demo closes the field loop: night 1's leads go out, the simulated field units answer (a box raided, a
+# lawful SMS gateway marked legitimate), the later nights import the answers, see the box come back with fresh
+# SIMs (a high-priority lead) and keep the gateway out of the leads (analysts/suppressed.csv).
+demo: check-java $(VENV)/.installed-dev ## simulate a small city, run the pipeline with field feedback, show the outputs
 	rm -rf $(DEMO)
 	$(VENV)/bin/cdrwatch simulate --out $(DEMO)/landing --start $(DEMO_START) --days $(DEMO_DAYS) \
-	  --subscribers $(DEMO_SUBSCRIBERS) --dens $(DEMO_DENS)
-	$(VENV)/bin/cdrwatch nightly --from $(DEMO_START) --to $(DEMO_LAST) $(DEMO_PATHS)
+	  --subscribers $(DEMO_SUBSCRIBERS) --dens $(DEMO_DENS) --raid-after 1 --lawful-gateways 1
+	$(VENV)/bin/cdrwatch nightly --date $(DEMO_START) $(DEMO_PATHS)
+	$(VENV)/bin/cdrwatch simulate --feedback --date $(DEMO_START) $(DEMO_PATHS)
+	$(VENV)/bin/cdrwatch nightly --from $(DEMO_SECOND) --to $(DEMO_LAST) $(DEMO_PATHS)
+	$(VENV)/bin/cdrwatch evaluate --feedback --from $(DEMO_START) --to $(DEMO_LAST) $(DEMO_PATHS)
 
 evaluate: $(VENV)/.installed-dev ## after make demo: its last night's flags, then every night's dens per den kind, vs truth/
 	$(VENV)/bin/cdrwatch evaluate --truth $(DEMO)/landing/truth --date $(DEMO_LAST) $(DEMO_PATHS)

@@ -16,11 +16,11 @@ CORE = [
     "psutil==7.2.2",
     "plotly==7.1.0",
     "xlsxwriter==3.3.1",
+    "openpyxl==3.1.5",          # reading the lead workbooks field units send back (cdrwatch feedback import)
 ]
 DEV = [
     "pytest==9.2.0",
     "chispa==0.12.0",
-    "openpyxl==3.1.5",
     "selenium==4.51.0",
     "nbclient==0.11.0",
     "nbformat==5.11.1",

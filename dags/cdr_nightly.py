@@ -1,5 +1,5 @@
 """cdr_nightly: each night, wait for every carrier's complete delivery, then run `jobs.pipeline.NIGHTLY` (ingest ->
-validate -> detect -> dens -> export -> report), one task per step (or, with conf schedule.one_task, one
+validate -> feedback -> detect -> dens -> export -> report), one task per step (or, with conf schedule.one_task, one
 task for the whole night: one Spark session instead of one per step). One run per local day of the conf timezone;
 the callables are in jobs/orchestrate.py, the steps in jobs/pipeline.py.
 

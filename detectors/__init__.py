@@ -6,9 +6,10 @@ columns it knows, e.g. `site_key` and the window; see `base.FLAG_DETAILS`), an e
 thresholds in conf/default.yaml and jobs/config.py, and it is run, written and evaluated.
 """
 from detectors.congestion import CellCongestion
+from detectors.hotlist import HotlistMatch
 from detectors.low_slow import LowSlowRoom
 from detectors.sequential import SequentialDialling
 from detectors.simbox import SimBox
 
 DETECTORS = {"sequential": SequentialDialling, "goip": SimBox, "low_slow": LowSlowRoom,
-             "congestion": CellCongestion}
+             "congestion": CellCongestion, "hotlist": HotlistMatch}

@@ -34,6 +34,9 @@ class Night:
     `earlier_flags` holds the flags of the detectors that ran before this one (FLAG shape), so a
     detector may use them as context (congestion asks how much of a cell's load is flagged SIMs).
 
+    `hotlist` holds what the field found (raided/confirmed dens' numbers, devices, sites) that applies
+    tonight, None when nothing does.
+
     Detectors read the earlier days through `earlier()`: the lake's daily aggregates when `detect`
     loaded them (`past`), else the same aggregates computed from `history`'s raw rows."""
 
@@ -43,6 +46,7 @@ class Night:
     whitelist: DataFrame
     earlier_flags: DataFrame | None = None
     past: DailyHistory | None = None
+    hotlist: DataFrame | None = None   # lake/hotlist entries that apply tonight (HOTLIST columns), for `hotlist`
 
     def earlier(self) -> DailyHistory:
         return self.past if self.past is not None else daily_history(self.history)

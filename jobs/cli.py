@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sim = commands.add_parser("simulate", parents=[common], help="write a synthetic city's landing zone + truth/")
     sim.add_argument("--out", help="landing folder to write (default: --landing)")
-    sim.add_argument("--start", type=parse_date, required=True, help="first date, YYYY-MM-DD")
+    sim.add_argument("--start", type=parse_date, help="first date, YYYY-MM-DD (required unless --feedback)")
     sim.add_argument("--days", type=int, default=7)
     sim.add_argument("--subscribers", type=int, default=3000)
     sim.add_argument("--dens", type=int, default=4,
@@ -101,6 +101,15 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=1)
     sim.add_argument("--no-manifest", dest="manifests", action="store_false",
                      help="write no _MANIFEST.csv (as a carrier that sends none)")
+    sim.add_argument("--raid-after", type=int, metavar="N",
+                     help="the first box den is raided the day after night N and comes back a day later with "
+                          "its box and fresh SIMs elsewhere (truth/raids.csv)")
+    sim.add_argument("--lawful-gateways", type=int, default=0, metavar="K",
+                     help="plant K lawful SMS notification gateways (a GOIP box a parcel firm runs legally)")
+    sim.add_argument("--feedback", action="store_true",
+                     help="instead of a city: the field units' answers to night --date's leads in --outbox, from "
+                          "truth/, written to <landing>/feedback/field_<next day>.csv")
+    sim.add_argument("--date", type=parse_date, help="with --feedback: the night whose leads were visited")
 
     for step, text in (("ingest", "landing/<carrier>/D/ -> lake/cdr, lake/quarantine (validated)"),
                        ("detect", "lake/cdr -> lake/flags"),
@@ -110,6 +119,14 @@ def build_parser() -> argparse.ArgumentParser:
         p = commands.add_parser(step, parents=[common], help=text)
         p.add_argument("--date", type=parse_date, required=True)
 
+    feedback = commands.add_parser("feedback",
+                                   help="field units' outcomes of visited leads -> lake/feedback, lake/hotlist")
+    actions = feedback.add_subparsers(dest="action", required=True, metavar="ACTION", parser_class=OneLineParser)
+    imports = actions.add_parser("import", parents=[common],
+                                 help="import returned lead files (.xlsx) or CSVs; no FILE: those waiting in "
+                                      "landing/feedback/")
+    imports.add_argument("files", nargs="*", metavar="FILE")
+
     nightly = commands.add_parser("nightly", parents=[common], help="every step, per date, in order")
     when = nightly.add_mutually_exclusive_group(required=True)
     when.add_argument("--date", type=parse_date)
@@ -118,7 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = commands.add_parser("evaluate", parents=[common],
                              help="a night's flags, or a range's dens and leads, against a simulated truth/")
-    ev.add_argument("--truth", required=True, help="the simulator's truth/ folder")
+    ev.add_argument("--truth", help="the simulator's truth/ folder (not with --feedback)")
+    ev.add_argument("--feedback", action="store_true",
+                    help="with --from/--to: field precision from lake/feedback ((raided + confirmed) / visited) per "
+                         "priority, signal combination and district, and the leads not yet visited")
     when = ev.add_mutually_exclusive_group(required=True)
     when.add_argument("--date", type=parse_date, help="one night: precision/recall of the flags")
     when.add_argument("--from", dest="date_from", type=parse_date,
@@ -134,6 +154,18 @@ def config_from(args: argparse.Namespace) -> Config:
 
 
 def run_simulate(args: argparse.Namespace, config: Config) -> None:
+    out = Path(args.out) if args.out else config.paths.landing
+    if args.feedback:
+        if not args.date:
+            raise CdrwatchError("simulate --feedback needs --date D (the night whose leads were visited)")
+        from jobs.simulate import write_field_feedback
+
+        written = write_field_feedback(out, Path(config.paths.outbox), args.date, seed=args.seed)
+        console.print(escape(f"field feedback for the leads of {args.date}: "
+                             + (str(written) if written else "no lead to answer, nothing written")))
+        return
+    if not args.start:
+        raise CdrwatchError("simulate: --start is required (or --feedback --date D)")
     for name in ("days", "subscribers", "dens"):
         if getattr(args, name) < (0 if name == "dens" else 1):
             raise CdrwatchError(f"simulate: --{name} must be {'>= 0' if name == 'dens' else 'positive'}")
@@ -141,12 +173,15 @@ def run_simulate(args: argparse.Namespace, config: Config) -> None:
 
     from jobs.simulate import simulate
 
-    out = Path(args.out) if args.out else config.paths.landing
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task(f"simulating {args.days} days", total=args.days)
-        summary = simulate(out, args.start, args.days, subscribers=args.subscribers, dens=args.dens,
-                           seed=args.seed, timezone=config.timezone, manifests=args.manifests,
-                           on_day=lambda day, rows: progress.advance(task))
+        try:
+            summary = simulate(out, args.start, args.days, subscribers=args.subscribers, dens=args.dens,
+                               seed=args.seed, timezone=config.timezone, manifests=args.manifests,
+                               on_day=lambda day, rows: progress.advance(task), raid_after=args.raid_after,
+                               lawful_gateways=args.lawful_gateways)
+        except ValueError as err:
+            raise CdrwatchError(str(err)) from None
     console.print(escape(str(summary)))
 
 
@@ -164,11 +199,41 @@ def run_one(step: str):
     return run
 
 
+def run_feedback(args: argparse.Namespace, config: Config):
+    """`feedback import [FILE...]`: every file's outcome on screen, each rejected row as one line on
+    stderr; exit code 2 when a row or a file was rejected (the good rows are imported all the same)."""
+    from jobs.feedback.store import import_files, pending_files
+    from jobs.render import feedback_view
+
+    paths = [Path(f) for f in args.files] or pending_files(config)
+    done = import_files(config, paths)
+    for line in feedback_view(done):
+        console.print(line)
+    problems = [p for f in done for p in f.problems]
+    for problem in problems:
+        print(f"cdrwatch: error: {problem}", file=sys.stderr)
+    if problems:
+        raise CdrwatchError(f"feedback: {len(problems)} row(s) or file(s) rejected (listed above); every other row "
+                            f"was imported")
+    return done
+
+
 def run_evaluate(args: argparse.Namespace, config: Config):
     """`--date D`: the night's flags per detector; `--from D1 --to D2`: the nights' dens and leads per
     den kind, the overall line and the hard negatives (with -v also per truth den)."""
     from jobs.evaluate import evaluate, evaluate_range, read_flags
 
+    if args.feedback:
+        if not (args.date_from and args.date_to):
+            raise CdrwatchError("evaluate --feedback needs --from D1 --to D2")
+        from jobs.feedback.precision import field_precision
+
+        evaluation = field_precision(config, args.date_from, args.date_to)
+        for renderable in evaluation.renderables():
+            console.print(renderable)
+        return evaluation
+    if not args.truth:
+        raise CdrwatchError("evaluate: --truth is required (the simulator's truth/ folder), or --feedback")
     if args.date:
         if args.date_to:
             raise CdrwatchError("evaluate: --to goes with --from, not --date")
@@ -211,8 +276,9 @@ def run_nightly(args: argparse.Namespace, config: Config) -> dict:
     return done
 
 
-STEPS = {"simulate": run_simulate, **{step: run_one(step) for step in pipeline.NIGHTLY if step != "validate"},
-         "evaluate": run_evaluate, "nightly": run_nightly}
+STEPS = {"simulate": run_simulate,
+         **{step: run_one(step) for step in pipeline.NIGHTLY if step not in pipeline.DRIVER_ONLY},
+         "feedback": run_feedback, "evaluate": run_evaluate, "nightly": run_nightly}
 
 
 def show_logs(verbose: bool) -> None:

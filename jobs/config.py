@@ -102,11 +102,23 @@ class Congestion(_Section):
     min_heavy_sims: int = Field(gt=0)
 
 
+class Hotlist(_Section):
+    near_site_m: float = Field(ge=0)
+    min_near_sims: int = Field(ge=1)
+
+
 class Detectors(_Section):
     sequential: Sequential
     goip: Goip
     low_slow: LowSlow
     congestion: Congestion
+    hotlist: Hotlist
+
+
+class Feedback(_Section):
+    hotlist_days: int = Field(gt=0)
+    suppress_nights: int = Field(gt=0)
+    suppress_min_overlap: float = Field(gt=0, le=1)
 
 
 class Dens(_Section):
@@ -152,6 +164,7 @@ class Config(_Section):
     spark: Spark
     ingest: Ingest
     detectors: Detectors
+    feedback: Feedback
     dens: Dens
     export: Export
     schedule: Schedule

@@ -25,7 +25,7 @@ from jobs import normalise as N
 from jobs.config import Config
 from jobs.errors import CdrwatchError
 from jobs.normalise import e164
-from schemas.tables import CDR, CELL, CELL_HOUR, CONTACT_DAY, DAILY, DEVICE_DAY, FLAG, SIM_DAY
+from schemas.tables import CDR, CELL, CELL_HOUR, CONTACT_DAY, DAILY, DEVICE_DAY, FLAG, HOTLIST, SIM_DAY
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,17 @@ def load_night(config: Config, spark: SparkSession, day: dt.date, warnings: list
     past = earlier_days(config, spark, day, first, sites, whitelist, notes)
     # every detector reads the night several times: keep the located rows instead of re-reading Parquet
     located = _kept_night(config, spark, day) or night.cdr.persist(StorageLevel.MEMORY_AND_DISK)
-    return replace(night, cdr=located, past=past)
+    return replace(night, cdr=located, past=past, hotlist=read_hotlist(config, spark, day))
+
+
+def read_hotlist(config: Config, spark: SparkSession, day: dt.date) -> DataFrame | None:
+    """lake/hotlist's entries that apply to `day` (small: built on the driver), None when none do."""
+    from jobs.feedback.store import read_hotlist as entries
+
+    hotlist = entries(config, day)
+    if hotlist.is_empty():
+        return None
+    return spark.createDataFrame([tuple(r) for r in hotlist.select(HOTLIST.names).iter_rows()], HOTLIST.spark())
 
 
 # ---------------------------------------------------------------- one located night, detect -> dens

@@ -310,7 +310,8 @@ def range_nights(first: dt.date, last: dt.date) -> list[dt.date]:
 
 
 def read_nights(config: Config, first: dt.date, last: dt.date) -> dict[str, pl.DataFrame]:
-    """lake/dens (den_id, district, lat, lon, numbers), lake/victims (number) and lake/flags
+    """lake/dens (den_id, district, lat, lon, numbers: leads only, not the dens the field cleared),
+    lake/victims (number) and lake/flags
     (detector, entity_type, entity_id) of every night, each with `date` (YYYY-MM-DD) first; an
     error naming the first missing partition and the command that writes it."""
     days = range_nights(first, last)
@@ -325,7 +326,12 @@ def read_nights(config: Config, first: dt.date, last: dt.date) -> dict[str, pl.D
                             f"(run cdrwatch {step} --date {day} first{more})")
     columns = {DEN: ["den_id", "district", "lat", "lon", "numbers"], VICTIMS: ["number"],
                FLAG: ["detector", "entity_type", "entity_id"]}
-    return {table.name: pl.concat([lake_polars.read_day(config, table, day, names)
+
+    def leads_only(frame: pl.DataFrame) -> pl.DataFrame:   # a den the field cleared (suppressed) is no lead
+        return frame.filter(pl.col("suppressed").is_null()) if "suppressed" in frame.columns else frame
+
+    return {table.name: pl.concat([leads_only(lake_polars.read_day(config, table, day, names + (
+                                       ["suppressed"] if table is DEN else [])))
                                    .select(pl.lit(day.isoformat()).alias("date"), *names) for day in days])
             for table, names in columns.items()}
 

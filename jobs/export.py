@@ -5,6 +5,13 @@
 * `warnings.csv`: residents at risk, columns `WARNING_COLUMNS`;
 * `analysts/unlocated_dens.csv`: dens that cannot go to a field unit (no position, no district,
   or only foreign members).
+* `analysts/suppressed.csv`: dens the field cleared (false_lead, legitimate) whose behaviour is
+  unchanged (`jobs/dens/field.py`): not sent again, listed with the reason; their victims get no
+  warning.
+
+A lead file's columns are `LEAD_COLUMNS`, then `LEAD_HISTORY_COLUMNS` (last visit, its outcome, the
+raided dens it is related to), then the empty `FEEDBACK_INPUT_COLUMNS` an officer fills in (the
+workbook offers the outcomes as a drop-down) and sends back for `cdrwatch feedback import`.
 * `PARTIAL.txt`: only on a partial night (ingest's `partial_reasons`, or for older run summaries
   its `missing_carriers`): a first line saying so, then one reason per line.
 
@@ -43,7 +50,8 @@ from jobs.io import lake, summaries
 from jobs.io.files import replace_folder
 from jobs.config import Config
 from jobs.errors import CdrwatchError
-from schemas.tables import DEN, LEAD_COLUMNS, VICTIMS, WARNING_COLUMNS
+from schemas.tables import (DEN, FEEDBACK_INPUT_COLUMNS, LEAD_COLUMNS, LEAD_HISTORY_COLUMNS, OUTCOMES, VICTIMS,
+                           WARNING_COLUMNS)
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +64,16 @@ CHINESE_LEAD_HEADERS = {
     "numbers": "号码", "n_imeis": "设备数", "imeis": "设备IMEI", "n_calls": "呼叫次数",
     "n_distinct_callees": "被叫号码数", "n_victims": "受害人数", "signals": "信号", "evidence": "证据",
 }
+CHINESE_LEAD_HEADERS.update({
+    "last_visit": "最近走访", "last_outcome": "最近核查结果", "related_to": "关联窝点",
+    "visited_on": "走访日期", "outcome": "核查结果", "notes": "备注", "numbers_seized": "查获号码",
+    "imeis_seized": "查获设备IMEI",
+})
+# A lead file: the contract's columns, what the field already found, then the empty columns an
+# officer fills in and sends back (`cdrwatch feedback import`).
+LEAD_FILE_COLUMNS = (*LEAD_COLUMNS, *LEAD_HISTORY_COLUMNS, *FEEDBACK_INPUT_COLUMNS)
 UNLOCATED_COLUMNS = (*LEAD_COLUMNS, "reason")
+SUPPRESSED_COLUMNS = (*LEAD_COLUMNS, *LEAD_HISTORY_COLUMNS, "reason")
 CHINESE_UNLOCATED_HEADERS = {**CHINESE_LEAD_HEADERS, "reason": "原因"}
 # First characters that make Excel/WPS read a cell as a formula: ASCII, full-width (an IME types
 # them) and the small forms; checked after any leading spaces and invisible characters.
@@ -157,6 +174,16 @@ def lead_cells(den: dict[str, Any], reason: str | None = None) -> list[Cell]:
     return row + [reason] if reason is not None else row
 
 
+def history_cells(den: dict[str, Any]) -> list[Cell]:
+    """LEAD_HISTORY_COLUMNS of one den (absent in partitions written before field feedback)."""
+    return [_date(den.get("last_visit")), den.get("last_outcome"), _joined(den.get("related_to"))]
+
+
+def lead_file_cells(den: dict[str, Any]) -> list[Cell]:
+    """One row of a district's lead file (LEAD_FILE_COLUMNS): the feedback columns left empty."""
+    return [*lead_cells(den), *history_cells(den), *([None] * len(FEEDBACK_INPUT_COLUMNS))]
+
+
 def csv_cell(value: Cell, places: int | None = None) -> str:
     """A typed cell as CSV text: floats to fixed places, text made formula-safe."""
     if value is None:
@@ -244,14 +271,16 @@ def xlsx_number(value: int | float, places: int | None) -> int | float | str:
     return value
 
 
-def xlsx_bytes(header: list[str], rows: list[list[Cell]], places: list[int | None]) -> bytes:
+def xlsx_bytes(header: list[str], rows: list[list[Cell]], places: list[int | None],
+               choices: dict[int, tuple[str, ...]] | None = None) -> bytes:
     """The same table as an Excel workbook, for officers: numbers, IMEIs and lists are *text* cells
     (a CSV opened by double-click loses them: 15-digit IMEIs become 8.6E+14, landlines lose their
     leading 0), counts and coordinates are numbers. Text is written with write_string, never as a
     formula; text the CSV guards with a quote gets Excel's own quote prefix (shown without the quote,
     and still text after an officer edits it). A cell that would exceed Excel's limit points to the
     `members` sheet: (first column, kind, value) rows, every value whole. Any write xlsxwriter would
-    cut or drop is an error. Fixed document properties make a rerun byte-identical."""
+    cut or drop is an error. `choices`: column index -> the values its cells may take (a drop-down,
+    e.g. a lead file's `outcome`). Fixed document properties make a rerun byte-identical."""
     import xlsxwriter
 
     buffer = io.BytesIO()
@@ -299,6 +328,9 @@ def xlsx_bytes(header: list[str], rows: list[list[Cell]], places: list[int | Non
         sheet.set_column(c, c, min(60, max(10, len(name) + 2)))
     sheet.freeze_panes(1, 0)
     sheet.autofilter(0, 0, max(len(rows), 1), len(header) - 1)
+    for c, values in (choices or {}).items():
+        sheet.data_validation(1, c, max(len(rows), 1), c, {"validate": "list", "source": list(values),
+                                                           "error_type": "warning"})
     if spilled:
         members = book.add_worksheet(MEMBERS_SHEET)
         members.write_row(0, 0, [header[0], "kind", "value"], bold)
@@ -389,26 +421,35 @@ def build_outbox(dens: list[dict[str, Any]], victims: list[dict[str, Any]], dist
 
     by_district: dict[str, list[dict[str, Any]]] = {d: [] for d in districts if d and d.strip()}
     unlocated: list[tuple[dict[str, Any], str]] = []
+    suppressed = [den for den in kept if den.get("suppressed")]
+    silenced = {den["den_id"] for den in suppressed}   # cleared by the field: no lead, no warnings
     for den in kept:
+        if den["den_id"] in silenced:
+            continue
         reason = unlocated_reason(den)
         if reason is not None:
             unlocated.append((den, reason))
         else:
             by_district.setdefault(den["district"], []).append(den)
 
-    lead_header = [CHINESE_LEAD_HEADERS[c] for c in LEAD_COLUMNS] if chinese_headers else list(LEAD_COLUMNS)
+    lead_header = [CHINESE_LEAD_HEADERS[c] for c in LEAD_FILE_COLUMNS] if chinese_headers else list(LEAD_FILE_COLUMNS)
     unlocated_header = ([CHINESE_UNLOCATED_HEADERS[c] for c in UNLOCATED_COLUMNS] if chinese_headers
                         else list(UNLOCATED_COLUMNS))
     stems = district_file_names(by_district)
     tables: dict[str, tuple[list[str], list[list[Cell]]]] = {}
     for district in sorted(by_district):
-        tables[f"leads/{stems[district]}"] = (lead_header, [lead_cells(d) for d in by_district[district]])
+        tables[f"leads/{stems[district]}"] = (lead_header, [lead_file_cells(d) for d in by_district[district]])
     tables["analysts/unlocated_dens"] = (unlocated_header, [lead_cells(d, r) for d, r in unlocated])
+    suppressed_header = ([CHINESE_UNLOCATED_HEADERS[c] for c in SUPPRESSED_COLUMNS] if chinese_headers
+                         else list(SUPPRESSED_COLUMNS))
+    tables["analysts/suppressed"] = (suppressed_header, [[*lead_cells(d), *history_cells(d), d["suppressed"]]
+                                                         for d in suppressed])
 
     zone = ZoneInfo(timezone)
     warnings: list[list[Cell]] = []
     for v in victims:
-        if v["den_id"] in dropped_dens or v["number"] in whitelist or v["longest_call_s"] < warning_min_call_s:
+        if (v["den_id"] in dropped_dens or v["den_id"] in silenced or v["number"] in whitelist
+                or v["longest_call_s"] < warning_min_call_s):
             continue
         local = dt.datetime.fromtimestamp(v["first_contact_epoch"], zone)
         warnings.append([national(v["number"]), v["district"] or "", v["den_id"],
@@ -418,16 +459,18 @@ def build_outbox(dens: list[dict[str, Any]], victims: list[dict[str, Any]], dist
 
     files: dict[str, bytes] = {}
     for stem, (header, rows) in tables.items():
-        columns = list(UNLOCATED_COLUMNS) if stem == "analysts/unlocated_dens" else (
-            list(WARNING_COLUMNS) if stem == "warnings" else list(LEAD_COLUMNS))
+        columns = {"analysts/unlocated_dens": UNLOCATED_COLUMNS, "analysts/suppressed": SUPPRESSED_COLUMNS,
+                   "warnings": WARNING_COLUMNS}.get(stem, LEAD_FILE_COLUMNS)
         places = [PLACES.get(c) for c in columns]
+        choices = {columns.index("outcome"): OUTCOMES} if stem.startswith("leads/") else None
         files[f"{stem}.csv"] = csv_bytes(header, ([csv_cell(v, p) for v, p in zip(row, places)] for row in rows))
-        files[f"{stem}.xlsx"] = xlsx_bytes(header, rows, places)
+        files[f"{stem}.xlsx"] = xlsx_bytes(header, rows, places, choices)
 
     summary = {
         "dens": {d: len(v) for d, v in sorted(by_district.items())},
         "high": {d: sum(x["priority"] == "high" for x in v) for d, v in sorted(by_district.items())},
         "unlocated": len(unlocated),
+        "suppressed": len(suppressed),
         "dropped_whitelisted_dens": len(dropped_dens),
         "dropped_whitelisted_numbers": whitelisted_numbers,
         "warnings": len(warnings),

@@ -25,11 +25,12 @@ from jobs.errors import CdrwatchError
 log = logging.getLogger(__name__)
 
 # The nightly order. `validate` reads back the Great Expectations results ingest saved and stops
-# the night when no carrier's data passed.
-NIGHTLY = ("ingest", "validate", "detect", "dens", "export", "report")
-# Steps that read only small files (run summaries): always run where they are called, never
-# submitted to a cluster, and without a command of their own.
-DRIVER_ONLY = frozenset({"validate"})
+# the night when no carrier's data passed; `feedback` imports the field units' files waiting in
+# landing/feedback/ (and rebuilds the hotlist) before detect reads them.
+NIGHTLY = ("ingest", "validate", "feedback", "detect", "dens", "export", "report")
+# Steps that read only small files (run summaries, field units' files): always run where they are
+# called, never submitted to a cluster, and without a `--date` command of their own.
+DRIVER_ONLY = frozenset({"validate", "feedback"})
 
 Progress = Callable[[str, float, float], None]   # (what, done, total)
 
@@ -82,6 +83,15 @@ def _validate(config: Config, day: dt.date, spark, progress: Progress | None) ->
                       {"carriers_passed": len(passed), "carriers_failed": len(failed)}, {}, [], detail=lines)
 
 
+def _feedback(config: Config, day: dt.date, spark, progress: Progress | None) -> StepResult:
+    from jobs.feedback.store import import_files, pending_files
+
+    done = import_files(config, pending_files(config))
+    counts = {"files": len(done), "visits": sum(f.new_visits for f in done),
+              "rejected": sum(len(f.problems) for f in done)}
+    return StepResult("feedback", day, "ok", counts, {}, [p for f in done for p in f.problems], detail=done)
+
+
 def _detect(config: Config, day: dt.date, spark, progress: Progress | None) -> StepResult:
     from jobs.detect import detect_date
 
@@ -108,7 +118,7 @@ def _export(config: Config, day: dt.date, spark, progress: Progress | None) -> S
     reasons = summary.get("partial_reasons") or []
     return StepResult("export", day, "partial" if reasons else "ok",
                       {"dens": sum(summary["dens"].values()), "unlocated": summary["unlocated"],
-                       "warnings": summary["warnings"]},
+                       "suppressed": summary["suppressed"], "warnings": summary["warnings"]},
                       {"outbox": summary["outbox"]}, [], detail=summary)
 
 
@@ -122,7 +132,7 @@ def _report(config: Config, day: dt.date, spark, progress: Progress | None) -> S
 
 
 RUNNERS: dict[str, Callable[[Config, dt.date, Any, Progress | None], StepResult]] = {
-    "ingest": _ingest, "validate": _validate, "detect": _detect, "dens": _dens, "export": _export,
+    "ingest": _ingest, "validate": _validate, "feedback": _feedback, "detect": _detect, "dens": _dens, "export": _export,
     "report": _report,
 }
 

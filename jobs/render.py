@@ -88,6 +88,9 @@ def export_view(summary: dict[str, Any]) -> list[Any]:
     if summary["unlocated"]:
         out.append(f"unlocated dens: {summary['unlocated']} -> "
                    f"{shown(str(target / 'analysts' / 'unlocated_dens.csv'))}")
+    if summary.get("suppressed"):
+        out.append(f"suppressed (cleared by the field, behaviour unchanged): {summary['suppressed']} -> "
+                   f"{shown(str(target / 'analysts' / 'suppressed.csv'))}")
     if summary["dropped_whitelisted_dens"]:
         out.append(f"dropped {summary['dropped_whitelisted_dens']} dens made only of whitelisted numbers")
     if summary["partial_reasons"]:
@@ -104,7 +107,18 @@ def report_view(result) -> list[Any]:
                    f"{numbers.dens.height} dens ({dens})") + (" [yellow]partial night[/]" if numbers.partial else "")]
 
 
+def feedback_view(done) -> list[Any]:
+    """One line per file of field feedback (the rejected rows are warnings, shown as they happen)."""
+    if not done:
+        return ["feedback: no new files"]
+    return [escape(f"feedback {f.path}: {f.status}" + (f", {f.rows} row(s): {f.new_visits} new visit(s) of "
+                                                      f"{f.visits}, {f.not_visited} not visited, "
+                                                      f"{len(f.problems)} rejected" if f.status == "imported" else ""))
+            for f in done]
+
+
 VIEWS = {"ingest": lambda r: ingest_view(r.detail), "validate": lambda r: validate_view(r.detail),
+         "feedback": lambda r: feedback_view(r.detail),
          "detect": lambda r: detect_view(r.detail), "dens": lambda r: dens_view(r.detail),
          "export": lambda r: export_view(r.detail), "report": report_view}
 

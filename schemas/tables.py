@@ -91,6 +91,8 @@ FLAG = Table(
                                              "the room's first call"),
         C("window_end", "timestamp", True, "its end: the window's end, the last congested hour's end, the "
                                            "last outgoing event, the room's last call"),
+        C("related_den", "string", True, "the raided/confirmed den whose hotlisted number, device or site the "
+                                         "flag matched (hotlist)"),
     ),
     partition_by=("date",),
     doc="One row per flagged entity per detector. The columns after `date` were added later: a partition "
@@ -123,6 +125,13 @@ DEN = Table(
         C("segments", "list<string>", False, "callee number segments it dialled most (7 digits after +86); "
                                              "used to recognise the den on later nights"),
         C("date", "date", False),
+        # field history (lake/feedback, lake/hotlist); added later: older partitions read them as null
+        C("last_visit", "date", True, "latest visit of a field unit to this den (lake/feedback)"),
+        C("last_outcome", "string", True, "its outcome: raided | confirmed | not_found | false_lead | legitimate"),
+        C("related_to", "list<string>", True, "raided/confirmed dens whose hotlisted numbers, devices or site "
+                                               "this den uses (detector hotlist)"),
+        C("suppressed", "string", True, "why the den is not a lead tonight (a false_lead/legitimate outcome, "
+                                        "unchanged behaviour); null: it is a lead"),
     ),
     partition_by=("date",),
 )
@@ -196,12 +205,56 @@ CONTACT_DAY = Table(
 
 DAILY = (SIM_DAY, DEVICE_DAY, CELL_HOUR, CONTACT_DAY)
 
+OUTCOMES = ("raided", "confirmed", "not_found", "false_lead", "legitimate")
+FOUND_OUTCOMES = ("raided", "confirmed")          # a den was there: its numbers, devices and site are hotlisted
+CLEARED_OUTCOMES = ("false_lead", "legitimate")   # officers found no den: the same group is suppressed
+
+FEEDBACK = Table(
+    "feedback",
+    (
+        C("den_id", "string", False, "the lead's den_id"),
+        C("visited_on", "date", False, "the day the field unit visited"),
+        C("outcome", "string", False, " | ".join(OUTCOMES)),
+        C("notes", "string", True),
+        C("numbers_seized", "list<string>", False, "E.164"),
+        C("imeis_seized", "list<string>", False),
+        C("source_file", "string", False, "the imported file's name"),
+        C("source_row", "int64", False, "row in the file: a CSV's physical line, a workbook's sheet row (header = 1)"),
+        C("file_sha256", "string", False, "the imported file's content hash: one lake file per imported file"),
+        C("imported_at", "timestamp", False),
+    ),
+    doc="Field units' outcomes of visited leads (`cdrwatch feedback import`, landing/feedback/): one Parquet file "
+        "per imported file, `lake/feedback/<sha256[:16]>.parquet`; history is kept, the latest visit per den wins.",
+)
+
+HOTLIST = Table(
+    "hotlist",
+    (
+        C("entity_id", "string", False, "E.164 number, IMEI, or the site as 'lat,lon'"),
+        C("kind", "string", False, "msisdn | imei | site"),
+        C("den_id", "string", False, "the den whose outcome put it here"),
+        C("outcome", "string", False, " | ".join(FOUND_OUTCOMES)),
+        C("since", "date", False, "the visit: matched from the next night on"),
+        C("expires", "date", False, "the last night it is matched (feedback.hotlist_days after the visit)"),
+        C("lat", "double", True, "sites only"),
+        C("lon", "double", True, "sites only"),
+    ),
+    doc="Numbers, devices and sites of dens found on the ground, `lake/hotlist/hotlist.parquet`: rebuilt from "
+        "lake/feedback and lake/dens on every import.",
+)
+
 LEAD_COLUMNS = (
     "den_id", "priority", "score", "district", "lat", "lon", "radius_m", "cells", "site_names",
     "active_hours", "first_seen", "last_seen", "nights_active", "n_numbers", "numbers", "n_imeis", "imeis",
     "n_calls", "n_distinct_callees", "n_victims", "signals", "evidence",
 )
 
+LEAD_HISTORY_COLUMNS = ("last_visit", "last_outcome", "related_to")
+"""After LEAD_COLUMNS in every lead file: what the field already found (lake/feedback, lake/hotlist)."""
+FEEDBACK_INPUT_COLUMNS = ("visited_on", "outcome", "notes", "numbers_seized", "imeis_seized")
+"""Last, empty in every lead file: the field unit fills them in and sends the file back."""
+
 WARNING_COLUMNS = ("number", "district", "den_id", "first_contact", "longest_call_s", "n_calls")
 
-TABLES = {t.name: t for t in (CDR, QUARANTINE, ROUTED, CELL, WHITELIST, FLAG, DEN, VICTIMS, *DAILY)}
+TABLES = {t.name: t for t in (CDR, QUARANTINE, ROUTED, CELL, WHITELIST, FLAG, DEN, VICTIMS, *DAILY, FEEDBACK,
+                              HOTLIST)}

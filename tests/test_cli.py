@@ -70,7 +70,7 @@ def test_nightly_runs_every_step_per_night_and_ends_with_a_summary_table(monkeyp
         monkeypatch.setitem(pipeline.RUNNERS, step, runner(step))
     assert main(["nightly", "--from", "2026-11-20", "--to", "2026-11-21", "--lake", str(tmp_path / "lake"),
                  "--outbox", str(tmp_path / "outbox")]) == 0
-    assert [s for s, _ in ran] == ["ingest", "validate", "detect", "dens", "export", "report"] * 2
+    assert [s for s, _ in ran] == ["ingest", "validate", "feedback", "detect", "dens", "export", "report"] * 2
     captured = capsys.readouterr()
     assert "dens on 2026-11-21: 武侯区 2, 锦江区 0 (1 unlocated); warnings: 5" in captured.out
     assert "/o/2026-11-21/leads" in captured.out

@@ -67,11 +67,16 @@ def test_no_table_is_documented_that_the_code_does_not_have():
 
 
 def test_outbox_csvs_have_the_exact_columns_in_order():
-    from jobs.export import CHINESE_LEAD_HEADERS, CHINESE_UNLOCATED_HEADERS, UNLOCATED_COLUMNS
+    from jobs.export import (CHINESE_LEAD_HEADERS, CHINESE_UNLOCATED_HEADERS, LEAD_FILE_COLUMNS, SUPPRESSED_COLUMNS,
+                             UNLOCATED_COLUMNS)
 
     leads = numbered(section(r"^`leads/<district>\.csv`"))
-    assert tuple(unquoted(r[1]) for r in leads) == LEAD_COLUMNS
-    assert [r[2] for r in leads] == [CHINESE_LEAD_HEADERS[c] for c in LEAD_COLUMNS]
+    assert LEAD_FILE_COLUMNS[:len(LEAD_COLUMNS)] == LEAD_COLUMNS     # the contract's columns first, the rest after
+    assert tuple(unquoted(r[1]) for r in leads) == LEAD_FILE_COLUMNS
+    assert [r[2] for r in leads] == [CHINESE_LEAD_HEADERS[c] for c in LEAD_FILE_COLUMNS]
+    suppressed = section(r"^`analysts/suppressed\.csv`")
+    assert SUPPRESSED_COLUMNS == (*LEAD_COLUMNS, "last_visit", "last_outcome", "related_to", "reason")
+    assert f"the {len(LEAD_COLUMNS)} lead columns, `last_visit`, `last_outcome`, `related_to`, then `reason`" in suppressed
     warnings = numbered(section(r"^`warnings\.csv`"))
     assert tuple(unquoted(r[1]) for r in warnings) == WARNING_COLUMNS
     unlocated = section(r"^`analysts/unlocated_dens\.csv`")
@@ -130,8 +135,14 @@ def test_every_cli_command_and_option_is_documented():
 
     from jobs.cli import build_parser
 
+    def subcommands(parser) -> dict:
+        found = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+        return found.choices if found else {}
+
     parser = build_parser()
-    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    commands = {}   # `feedback import` is a command of its own
+    for name, sub in subcommands(parser).items():
+        commands.update({f"{name} {action}": p for action, p in subcommands(sub).items()} or {name: sub})
     cli = section(r"^5\. Command line")
     rows = {unquoted(r[0]).removeprefix("cdrwatch "): " ".join(r[1:]) for r in table_rows(cli)
             if r[0].startswith("`cdrwatch ")}

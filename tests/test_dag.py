@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 DAGS = Path(__file__).resolve().parents[1] / "dags"
 NIGHT = dt.date(2026, 11, 20)
 LATE = "ct"
-STEPS = list(__import__("jobs.pipeline").pipeline.NIGHTLY)   # ingest, validate, detect, dens, export, report
+STEPS = list(__import__("jobs.pipeline").pipeline.NIGHTLY)   # ingest, validate, feedback, detect, dens, export, report
 
 # Runs one DAG run for the night of sys.argv[1] and prints its state and the state of every task.
 DAG_TEST = """
@@ -151,7 +151,7 @@ def test_a_late_carrier_under_continue_gives_a_partial_night(airflow_env, landin
 
     assert run["state"] == "success", (run["tasks"], log[-4000:])
     assert run["tasks"] == {"wait_cm": "success", "wait_cu": "success", "wait_ct": "skipped",
-                            "ingest": "success", "validate": "success", "detect": "success", "dens": "success",
+                            "ingest": "success", "validate": "success", "feedback": "success", "detect": "success", "dens": "success",
                             "export": "success", "report": "success"}
     assert "ct: no files for 2026-11-20 by the deadline 2026-11-21T00:00:03+08:00; going on without it" in log
     assert "partial night 2026-11-20: going on without ct" in log

@@ -4,6 +4,7 @@ input, and the whitelist honoured, on a small hand-built night with a den in it 
 room (so that every detector has something to find)."""
 import datetime as dt
 import random
+from dataclasses import replace
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -11,7 +12,7 @@ from pyspark.sql import functions as F
 
 from detectors import DETECTORS
 from detectors.base import FLAG_DETAILS, FLAG_FIELDS, Night, prepare_night, run_detectors
-from schemas.tables import CDR, FLAG
+from schemas.tables import CDR, FLAG, HOTLIST
 
 DAY = dt.date(2026, 11, 24)
 LOCAL = ZoneInfo("Asia/Shanghai")  # the session timezone: rows are built in local time
@@ -98,7 +99,10 @@ def night(spark):
         "carrier string, cell_id string, lat double, lon double, site_name string, district string, "
         "site_key string, site_lat double, site_lon double, site_label string")
     whitelist = spark.createDataFrame([(WHITELISTED,)], "number string")
-    return prepare_night(DAY, cdr, past, sites, whitelist)
+    # the den's box was seized from a den raided a week ago: what the hotlist detector looks for
+    hotlist = spark.createDataFrame([("860000001234563", "imei", "D20261117-01", "raided", DAY - dt.timedelta(days=7),
+                                      DAY + dt.timedelta(days=90), None, None)], HOTLIST.spark())
+    return replace(prepare_night(DAY, cdr, past, sites, whitelist), hotlist=hotlist)
 
 
 @pytest.fixture(scope="module")

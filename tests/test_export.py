@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from jobs.export import export_date, national, safe_text
+from jobs.export import LEAD_FILE_COLUMNS, export_date, national, safe_text
 from jobs.io.lake import replace_date
 from schemas.tables import DEN, LEAD_COLUMNS, VICTIMS, WARNING_COLUMNS
 
@@ -25,7 +25,8 @@ def _den(den_id, priority, score, district, lat, lon, numbers, evidence="sequent
                numbers=numbers, imeis=["86000000000001", "86000000000002"], cells=["cm-1", "cu-1"],
                site_names=["武侯祠站"], active_hours="09-12;14-18", first_seen=DAY - dt.timedelta(days=2),
                last_seen=DAY, nights_active=3, n_calls=1234, n_distinct_callees=900, n_victims=2,
-               signals=["goip", "sequential"], evidence=evidence, segments=["1391234"], date=DAY)
+               signals=["goip", "sequential"], evidence=evidence, segments=["1391234"], date=DAY,
+               last_visit=None, last_outcome=None, related_to=[], suppressed=None)
     row.update(extra)
     return tuple(row[c] for c in DEN.names)
 
@@ -109,12 +110,12 @@ def test_one_file_per_district_with_only_its_dens(exported):
     assert sorted(p.name for p in (out / "leads").iterdir()) == sorted(
         f"{d}.{ext}" for d in ("武侯区", "锦江区", "青羊区") for ext in ("csv", "xlsx"))
     for path in (out / "leads").glob("*.csv"):
-        for row in _read(path, LEAD_COLUMNS):
+        for row in _read(path, LEAD_FILE_COLUMNS):
             assert row["district"] == path.stem
-    assert _read(out / "leads" / "青羊区.csv", LEAD_COLUMNS) == []
-    assert (out / "leads" / "青羊区.csv").read_bytes() == BOM + (",".join(LEAD_COLUMNS) + "\r\n").encode()
-    assert [r["den_id"] for r in _read(out / "leads" / "武侯区.csv", LEAD_COLUMNS)] == ["den-a", "den-g", "den-c"]
-    assert [r["den_id"] for r in _read(out / "leads" / "锦江区.csv", LEAD_COLUMNS)] == ["den-b"]
+    assert _read(out / "leads" / "青羊区.csv", LEAD_FILE_COLUMNS) == []
+    assert (out / "leads" / "青羊区.csv").read_bytes() == BOM + (",".join(LEAD_FILE_COLUMNS) + "\r\n").encode()
+    assert [r["den_id"] for r in _read(out / "leads" / "武侯区.csv", LEAD_FILE_COLUMNS)] == ["den-a", "den-g", "den-c"]
+    assert [r["den_id"] for r in _read(out / "leads" / "锦江区.csv", LEAD_FILE_COLUMNS)] == ["den-b"]
     assert summary["dens"] == {"武侯区": 3, "锦江区": 1, "青羊区": 0}
     assert summary["high"] == {"武侯区": 2, "锦江区": 0, "青羊区": 0}
     assert summary["warnings"] == 3
@@ -122,7 +123,7 @@ def test_one_file_per_district_with_only_its_dens(exported):
 
 def test_lead_cells(exported):
     out, _ = exported
-    a, _, c = _read(out / "leads" / "武侯区.csv", LEAD_COLUMNS)
+    a, _, c = _read(out / "leads" / "武侯区.csv", LEAD_FILE_COLUMNS)
     assert a["numbers"] == "0085512345678;13900000001;02885551234"   # sorted by E.164
     assert set(a["numbers"].split(";")) == {"13900000001", "02885551234", "0085512345678"}
     assert a["n_numbers"] == "3"
@@ -134,7 +135,7 @@ def test_lead_cells(exported):
     assert a["active_hours"] == "09-12;14-18"
     # whitelisted number dropped from den-c, n_numbers follows
     assert (c["numbers"], c["n_numbers"]) == ("13900000003", "1")
-    (b,) = _read(out / "leads" / "锦江区.csv", LEAD_COLUMNS)
+    (b,) = _read(out / "leads" / "锦江区.csv", LEAD_FILE_COLUMNS)
     assert (b["lat"], b["lon"]) == ("-33.865100", "-151.209900")     # negative coordinates stay numbers
     assert b["evidence"] == "'-5 calls a minute"
 
@@ -142,7 +143,7 @@ def test_lead_cells(exported):
 def test_whitelisted_numbers_never_in_leads(exported):
     out, summary = exported
     for path in (out / "leads").glob("*.csv"):
-        for row in _read(path, LEAD_COLUMNS):
+        for row in _read(path, LEAD_FILE_COLUMNS):
             assert "13900000009" not in row["numbers"].split(";")
             assert row["den_id"] != "den-d"
     assert summary["dropped_whitelisted_dens"] == 1
@@ -179,7 +180,7 @@ def test_every_csv_has_a_workbook_twin_with_the_same_values(exported):
 
     out, _ = exported
     csvs = sorted(out.rglob("*.csv"))
-    assert len(csvs) == 5
+    assert len(csvs) == 6
     for path in csvs:
         text_rows = list(csv.reader(path.read_bytes().decode("utf-8-sig").splitlines()))
         book = load_workbook(path.with_suffix(".xlsx"))
@@ -220,7 +221,8 @@ def test_chinese_headers(lake_config, spark, tmp_path):
     export_date(config, DAY, spark=spark)
     header = (tmp_path / DAY.isoformat() / "leads" / "武侯区.csv").read_bytes().decode("utf-8-sig").splitlines()[0]
     assert header.split(",")[:4] == ["窝点编号", "优先级", "评分", "辖区"]
-    assert header.split(",")[-1] == "证据" and len(header.split(",")) == len(LEAD_COLUMNS)
+    assert header.split(",")[len(LEAD_COLUMNS) - 1] == "证据" and len(header.split(",")) == len(LEAD_FILE_COLUMNS)
+    assert header.split(",")[-5:] == ["走访日期", "核查结果", "备注", "查获号码", "查获设备IMEI"]
 
 
 def test_rerun_is_byte_identical_and_leaves_no_temp(lake_config, exported, spark):

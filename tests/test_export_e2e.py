@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from jobs.cli import main
-from jobs.export import national
+from jobs.export import LEAD_FILE_COLUMNS, national
 from schemas.tables import LEAD_COLUMNS, WARNING_COLUMNS
 
 pytestmark = pytest.mark.slow
@@ -46,7 +46,7 @@ def _leads(week, day):
     folder = week.root / "outbox" / day.isoformat() / "leads"
     leads = {}
     for path in sorted(folder.glob("*.csv")):
-        rows = _read(path, LEAD_COLUMNS)
+        rows = _read(path, LEAD_FILE_COLUMNS)
         for row in rows:
             assert row["district"] == path.stem
             float(row["lat"]), float(row["lon"])

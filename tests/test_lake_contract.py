@@ -34,5 +34,6 @@ def test_flags_read_back_with_pyarrow(week_detected):
     day = week_detected.dates[-1]
     table = pq.read_table(week_detected.root / "lake" / "flags" / f"date={day}")
     rows = table.to_pylist()
-    assert {r["detector"] for r in rows} == set(DETECTORS)   # the simulated week has a den for every detector
+    # the simulated week has a den for every detector; `hotlist` needs field feedback, which the week has none of
+    assert {r["detector"] for r in rows} == set(DETECTORS) - {"hotlist"}
     assert all(0.0 <= r["score"] <= 1.0 and r["evidence"] for r in rows)

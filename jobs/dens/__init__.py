@@ -6,8 +6,9 @@ Spark, bounded there by `graph.collect_edges`: dens.min_edge_weight, dens.min_to
 dens.max_degree, dens.max_edges; `cluster.den_groups` in networkx; groups of one place, time and
 list merged (`merged_groups`, `core.merge_plan`); `night_facts` gathers each den's small facts in
 Spark (`describe`);
-`core.describe_dens` scores, places, words and names them (`identity.assign_ids`) in plain Python)
--> load (`lake.replace_date`, atomic). See the modules for the choices.
+`core.describe_dens` scores, places, words and names them (`identity.assign_ids`) in plain Python;
+`field.with_field_history` adds what the field found: last visit, "seen again after the raid",
+suppression of cleared groups) -> load (`lake.replace_date`, atomic). See the modules for the choices.
 
 Deterministic: whatever is collected is sorted before it decides anything, and Louvain sees
 canonical graphs, so PYTHONHASHSEED and spark.sql.shuffle.partitions change nothing in the output.
@@ -27,8 +28,10 @@ from jobs.config import Config
 from jobs.dens.cluster import den_groups, suspect_graph
 from jobs.dens.core import DenFacts, MemberFlag, NightFacts, describe_dens, key_of, merge_plan
 from jobs.dens.describe import describe, membership, victims
+from jobs.dens.field import with_field_history
 from jobs.dens.graph import collect_edges, suspect_edges, suspect_rows, suspect_sims
 from jobs.errors import CdrwatchError
+from jobs.feedback.store import field_history
 from schemas.tables import DEN, FLAG, VICTIMS
 
 log = logging.getLogger(__name__)
@@ -157,7 +160,9 @@ def dens_date(config: Config, day: dt.date, *, spark: SparkSession | None = None
     result = None
     try:
         result = find_dens(config, night, flags, earlier_dens(config, spark, day))
-        rows = result.rows
+        visits, cleared = field_history(config, day)
+        rows = with_field_history(result.rows, visits, cleared, day,
+                                  min_overlap=config.feedback.suppress_min_overlap)
         frame = spark.createDataFrame([tuple(r[c] for c in DEN.names) for r in rows], DEN.spark())
         count = lake.replace_date(config, DEN, day, frame, sort_by=("den_id",))
         n_victims = lake.replace_date(config, VICTIMS, day, result.victims, sort_by=("den_id", "number"))

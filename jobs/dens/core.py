@@ -69,6 +69,7 @@ class MemberFlag:
     range_lo: str | None = None
     range_hi: str | None = None
     pattern: str | None = None
+    related_den: str | None = None
 
 
 @dataclass(frozen=True)
@@ -124,12 +125,15 @@ def describe_dens(night: NightFacts, earlier: list[dict], settings, *, min_call_
         swept = sorted((-sweep_of[s][0], s) for s in sims if s in sweep_of)   # the best-scoring sweeper's
         pattern = (sweep_of[swept[0][1]][1] or None) if swept else None
         n_victims = night.n_victims.get(key, 0)
+        related = sorted({f.related_den for f in night.flags if f.detector == "hotlist" and f.related_den
+                          and f.entity_type == "msisdn" and f.entity_id in sims})
         described[key] = dict(
             score=score, priority=priority(score, settings),
             district=where["district"], lat=where["lat"], lon=where["lon"], radius_m=where["radius_m"],
             numbers=sorted(sims), imeis=imeis, cells=where["cells"], site_names=where["site_names"],
             active_hours=hours, n_calls=fact.n_calls, n_distinct_callees=fact.n_distinct_callees,
             n_victims=n_victims, signals=sorted(signals), segments=segments,
+            related_to=related, last_visit=None, last_outcome=None, suppressed=None,
             evidence=evidence(sims=sims, n_boxes=boxes, n_handsets=len(imeis) - boxes,
                               main_site=where["main_site"], radius_m=where["radius_m"], hours=hours,
                               n_calls=fact.n_calls, n_callees=fact.n_distinct_callees,

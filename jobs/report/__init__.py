@@ -1,9 +1,9 @@
 """`cdrwatch report --date D`: the night's lake and outbox -> outbox/D/report.html for analysts.
 
-extract (`data`: run summaries, flags, dens, the cell inventory, lazy scans of lake/cdr for the
-congested sites' and the dens' hours, with Polars) -> transform (`figures`: plotly figures) -> load
-(`page`: one self-contained HTML page, written atomically into outbox/D/). Runs after `export`,
-which replaces outbox/D/ whole: a rerun of export needs a rerun of the report.
+extract (`data`: run summaries, flags, dens, the cell inventory, field feedback, lazy scans of
+lake/cdr for the congested sites' and the dens' hours, with Polars) -> transform (`figures`: plotly
+figures) -> load (`page`: one self-contained HTML page, written atomically into outbox/D/). Runs
+after `export`, which replaces outbox/D/ whole: a rerun of export needs a rerun of the report.
 """
 from __future__ import annotations
 
@@ -31,6 +31,9 @@ def build_report(config: Config, day: dt.date) -> tuple[str, data.NightNumbers]:
     earlier = [day - dt.timedelta(days=back) for back in range(1, baseline_days + 1)
                if has_day(config, CDR, day - dt.timedelta(days=back))]
     trends = data.trends(config, day)
+    field = data.field_outcomes(config, day)
+    field_charts = ({"chart-field-outcomes": figures.outcome_chart(field.over_time)}
+                    if not field.over_time.is_empty() else {})
     parts = page.PageParts(
         numbers=numbers,
         figures={
@@ -41,9 +44,11 @@ def build_report(config: Config, day: dt.date) -> tuple[str, data.NightNumbers]:
             "chart-trend-rows": figures.trend_chart(trends, "rows", "CDR rows ingested, per carrier", stacked=True),
             "chart-trend-flags": figures.trend_chart(trends, "flags", "Flags, per detector", stacked=False),
             "chart-trend-dens": figures.trend_chart(trends, "dens", "Dens, per priority", stacked=True),
+            **field_charts,
         },
         lead_files=data.lead_files(Path(config.paths.outbox) / day.isoformat()),
         flags_detail=numbers.flags,
+        field=field,
         source={"lake": str(config.paths.lake), "landing": str(config.paths.landing),
                 "outbox": str(config.paths.outbox), "timezone": config.timezone},
     )

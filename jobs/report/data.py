@@ -15,6 +15,7 @@ import numpy as np
 import polars as pl
 
 from detectors.sites import distance_m, site_of_cells
+from jobs.feedback import precision, store
 from jobs.io import inventory, summaries
 from jobs.io.lake_polars import has_day, read_day, scan_days
 from jobs.config import Config
@@ -28,6 +29,7 @@ MOVED_M = 500.0            # a den whose position moved farther than this since 
 SITE_RADIUS_M = 60.0       # cells this close are one physical site (detectors.sites.cell_sites' default)
 MAX_CONGESTED_SITES = 6    # the congestion chart shows at most this many sites, highest score first
 TREND_NIGHTS = 14          # the trend charts look back this many nights (D included)
+FIELD_NIGHTS = 30          # the share of leads not yet visited counts the leads of this many nights (D included)
 PARTIAL_FILE = "PARTIAL.txt"
 
 
@@ -241,6 +243,38 @@ def trends(config: Config, day: dt.date, nights: int = TREND_NIGHTS) -> pl.DataF
                 rows.append((night, "dens", r[0], int(r[1])))
     return (pl.DataFrame(rows, schema={"date": pl.Date, "series": pl.String, "name": pl.String, "value": pl.Int64},
                          orient="row").sort("series", "name", "date"))
+
+
+# ---------------------------------------------------------------- field outcomes (lake/feedback)
+
+@dataclass
+class FieldOutcomes:
+    """What the field units reported, as known on the report's night."""
+
+    day: dt.date
+    feedback_rows: int           # rows in lake/feedback: 0 = nothing imported yet
+    over_time: pl.DataFrame      # precision.OVER_TIME_SCHEMA: each den's latest outcome visited by `day`, per visit day
+    leads: int                   # leads (dens not suppressed) of the FIELD_NIGHTS nights up to `day`
+    not_visited: int             # of them, without a visit by `day`
+
+    @property
+    def not_visited_share(self) -> float | None:
+        return self.not_visited / self.leads if self.leads else None
+
+
+def field_outcomes(config: Config, day: dt.date, nights: int = FIELD_NIGHTS) -> FieldOutcomes:
+    """lake/feedback up to `day` (visited_on <= day, so a later import of later visits leaves the
+    page as it was) and the leads of the `nights` nights up to `day`, through jobs.feedback.precision:
+    the same latest-outcome and attribution rules as `cdrwatch evaluate --feedback`."""
+    feedback = store.read_feedback(config)
+    if feedback.is_empty():
+        return FieldOutcomes(day, 0, pl.DataFrame(schema=precision.OVER_TIME_SCHEMA), 0, 0)
+    window = [day - dt.timedelta(days=back) for back in range(nights - 1, -1, -1)]
+    leads = precision.attribute_visits(precision.lead_rows(precision.read_den_nights(config, window)), feedback,
+                                       visited_until=day)
+    waiting, total = precision.not_visited(leads)
+    return FieldOutcomes(day, feedback.height, precision.outcomes_over_time(store.latest_visits(feedback, day)),
+                         total, waiting)
 
 
 # ---------------------------------------------------------------- the night as a whole

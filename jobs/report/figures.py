@@ -14,8 +14,12 @@ import plotly.graph_objects as go
 import polars as pl
 from plotly.subplots import make_subplots
 
+from schemas.tables import OUTCOMES
+
 PRIORITY_COLOURS = {"high": "#c62828", "medium": "#ef6c00", "low": "#1e88e5"}
 PRIORITY_ORDER = ("high", "medium", "low")
+OUTCOME_COLOURS = {"raided": "#8b0000", "confirmed": "#fb8c00", "not_found": "#9e9e9e", "false_lead": "#81d4fa",
+                   "legitimate": "#2e7d32"}
 SERIES_COLOURS = ("#3949ab", "#00897b", "#8e24aa", "#f9a825", "#6d4c41", "#546e7a")
 FONT = "system-ui, -apple-system, 'Segoe UI', 'Noto Sans CJK SC', 'WenQuanYi Micro Hei', 'Microsoft YaHei', sans-serif"
 M_PER_DEG_LAT = 110_540.0
@@ -211,3 +215,24 @@ def trend_chart(trends: pl.DataFrame, series: str, title: str, stacked: bool) ->
     fig.update_yaxes(rangemode="tozero")
     return _layout(fig, 280, barmode="stack", legend=dict(orientation="h", yanchor="top", y=-0.2, x=0),
                    margin=dict(l=55, r=15, t=24, b=70))
+
+
+def outcome_chart(over_time: pl.DataFrame) -> go.Figure:
+    """Field visits per visit day (`data.field_outcomes`' over_time), stacked by outcome: found dens
+    (raided, confirmed) at the bottom, cleared ones on top."""
+    if over_time.is_empty():
+        return _empty("No visit reported yet", 260)
+    days = sorted(set(over_time["visited_on"].to_list()))
+    x = [d.isoformat() for d in days]
+    present = set(over_time["outcome"].to_list())
+    fig = go.Figure()
+    for i, outcome in enumerate([o for o in OUTCOMES if o in present] + sorted(present - set(OUTCOMES))):
+        values = dict(over_time.filter(pl.col("outcome") == outcome).select("visited_on", "visits").iter_rows())
+        fig.add_trace(go.Bar(x=x, y=[values.get(d, 0) for d in days], name=esc(outcome.replace("_", " ")),
+                             marker_color=OUTCOME_COLOURS.get(outcome, SERIES_COLOURS[i % len(SERIES_COLOURS)]),
+                             hovertemplate=f"%{{x}} · {esc(outcome)}: %{{y}}<extra></extra>"))
+    one_day_ticks = (days[-1] - days[0]).days <= 20      # else plotly's own ticks; never hours within a day
+    fig.update_xaxes(type="date", tickformat="%m-%d", dtick=86_400_000 if one_day_ticks else None)
+    fig.update_yaxes(rangemode="tozero", title_text="visits", dtick=1 if over_time["visits"].max() <= 5 else None)
+    return _layout(fig, 300, barmode="stack", margin=dict(l=55, r=15, t=24, b=70),
+                   legend=dict(orientation="h", yanchor="top", y=-0.18, x=0, traceorder="normal"))

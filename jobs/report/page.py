@@ -13,7 +13,8 @@ import plotly.io as pio
 import polars as pl
 from plotly.offline import get_plotlyjs
 
-from jobs.report.data import MOVED_M, TREND_NIGHTS, NightNumbers
+from jobs.feedback.precision import NO_FEEDBACK
+from jobs.report.data import FIELD_NIGHTS, MOVED_M, TREND_NIGHTS, FieldOutcomes, NightNumbers
 from jobs.report.figures import PRIORITY_COLOURS, den_order, esc
 
 UNLOCATED_FILE = "analysts/unlocated_dens.csv"
@@ -59,6 +60,7 @@ td.nowrap { white-space:nowrap; }
 a { color:var(--accent); }
 footer { color:var(--muted); font-size:12px; text-align:center; padding:8px 0 24px; }
 .big .high { font-size:13px; font-weight:500; color:#c62828; }
+p.big-line { margin:4px 0 2px; font-size:16px; } p.big-line b { font-variant-numeric: tabular-nums; }
 @media (max-width: 1000px) { .cards { grid-template-columns:repeat(2, minmax(0,1fr)); }
                              .grid3, .grid2 { grid-template-columns:1fr; } }
 """
@@ -73,6 +75,7 @@ class PageParts:
     lead_files: dict[str, str]             # district -> leads/<district>.csv (relative to outbox/D/)
     flags_detail: pl.DataFrame             # data.flag_counts
     source: dict[str, str]                 # lake, landing, outbox, timezone: shown in the footer
+    field: FieldOutcomes | None = None     # data.field_outcomes; None: not gathered (the section says so)
 
 
 def figure_div(fig: go.Figure, div_id: str) -> str:
@@ -186,6 +189,25 @@ def reasons_by_carrier(reasons: pl.DataFrame) -> pl.DataFrame:
             .sort(["total", "reason"], descending=[True, False]))
 
 
+def field_section(field: FieldOutcomes | None, figs: dict[str, go.Figure]) -> str:
+    """Field outcomes: the leads of the last nights not yet visited and the chart of outcomes per visit
+    day; one line instead when nothing was imported."""
+    head = '<section id="field"><h2>Field outcomes</h2>'
+    if field is None or field.feedback_rows == 0:
+        return f'{head}\n<p class="note" id="no-feedback">{esc(NO_FEEDBACK)}.</p></section>'
+    share = f" ({field.not_visited_share:.0%})" if field.not_visited_share is not None else ""
+    chart = (figure_div(figs["chart-field-outcomes"], "chart-field-outcomes") if "chart-field-outcomes" in figs
+             else f'<p class="note">No visit reported on or before {field.day}.</p>')
+    return f"""{head}
+<p class="big-line" id="not-visited">Leads not yet visited: <b>{_num(field.not_visited)}</b> of
+<b>{_num(field.leads)}</b>{share}</p>
+<p class="note">Leads: the dens of the last {FIELD_NIGHTS} nights up to this one that were not suppressed; visited:
+a field unit reported an outcome for the den on or after its first lead night, up to this night. The chart shows each
+den's latest outcome (lake/feedback) on the day of that visit: raided and confirmed are dens found on the ground.</p>
+{chart}
+</section>"""
+
+
 def render(parts: PageParts) -> str:
     n, figs = parts.numbers, parts.figures
     day = n.day.isoformat()
@@ -213,7 +235,8 @@ def render(parts: PageParts) -> str:
 <h1>cdrwatch · night of {day}</h1>
 <p class="sub">local time {esc(src["timezone"])} · lake {esc(src["lake"])} · outbox {esc(src["outbox"])}</p>
 <nav><a href="#map-section">map</a><a href="#dens">dens</a><a href="#congestion">congested sites</a>
-<a href="#activity">den activity</a><a href="#trends">last nights</a><a href="#ingest">ingest</a>
+<a href="#activity">den activity</a><a href="#trends">last nights</a><a href="#field">field outcomes</a>
+<a href="#ingest">ingest</a>
 <a href="#flags">flags</a></nav>
 </header>
 <main>
@@ -247,6 +270,7 @@ median over the earlier nights (a den that works the same shift every day shows 
 <div><h3>Flags, per detector</h3>{figure_div(figs["chart-trend-flags"], "chart-trend-flags")}</div>
 <div><h3>Dens, per priority</h3>{figure_div(figs["chart-trend-dens"], "chart-trend-dens")}</div>
 </div></section>
+{field_section(parts.field, figs)}
 <section id="ingest"><h2>Ingest</h2>
 <div class="grid2"><div><p class="note">Rows per carrier (read = accepted + quarantined + duplicates).</p>
 {_table(n.carriers, {"files", "read", "accepted", "quarantined", "duplicates"}, "ingest-table")}

@@ -28,10 +28,15 @@ What the city contains (one module each):
                device of the call, when a box changes it);
 * `dirt`       corrupt lines and repeated records in every file;
 * `writers`    the cn_csv / pipe_gbk / jsonl files, their manifests and the inventories;
+* `raids`      (`raid_after=N`) the first box den raided after its N-th day, back two days later with the
+               same box, fresh SIMs, at another site; (`lawful_gateways=K`, in `negatives`) parcel-locker
+               SMS gateways that look like GOIP boxes and are lawful;
 * `truth`      dens (a moving den with its route), their SIMs, victims, congestion, hard negatives,
-               per-file counts, corrupt lines;
-* `run`        the day loop tying it together.
+               per-file counts, corrupt lines, raids, lawful businesses;
+* `run`        the day loop tying it together;
+* `field`      `write_field_feedback`: the field units' answers to a night's leads, from the truth.
 """
+from jobs.simulate.field import write_field_feedback
 from jobs.simulate.run import SimSummary, simulate
 
-__all__ = ["SimSummary", "simulate"]
+__all__ = ["SimSummary", "simulate", "write_field_feedback"]

@@ -94,23 +94,35 @@ class Den:
     leaked: np.ndarray | None = None         # low_slow: residents on the leaked list
     walks: np.ndarray | None = None          # low_slow: each SIM's own shuffled copy of the list ...
     walked: np.ndarray | None = None         # ... and how far along it the SIM is
+    raided_on: int | None = None             # raided (see raids.py): the day it places no calls ...
+    back_site: int | None = None             # ... and where its box works from the next day on
+    back_offset_m: tuple[float, float] = (0.0, 0.0)
 
     @property
     def is_sms(self) -> bool:
         return self.kind == "sms_blaster"
 
     def active(self, day: int) -> bool:
-        return day >= self.start_day
+        return day >= self.start_day and day != self.raided_on
+
+    def back(self, day: int) -> bool:
+        """Working again, from its new place, after the raid."""
+        return self.raided_on is not None and day > self.raided_on
 
     def moved(self, day: int) -> bool:
-        return self.move_day is not None and day >= self.move_day
+        return (self.move_day is not None and day >= self.move_day) or self.back(day)
 
     def site(self, day: int) -> int:
+        if self.back(day):
+            return self.back_site
         return self.sites[1] if self.moved(day) else self.sites[0]
 
     def position(self, day: int, city: City) -> tuple[float, float]:
         """The den's true (lat, lon): its site's position plus up to 200 m."""
-        east, north = self.offsets_m[1] if self.moved(day) else self.offsets_m[0]
+        if self.back(day):
+            east, north = self.back_offset_m
+        else:
+            east, north = self.offsets_m[1] if self.moved(day) else self.offsets_m[0]
         site = self.site(day)
         return (round(float(city.site_lat[site] + north / 1000 * KM_LAT), 6),
                 round(float(city.site_lon[site] + east / 1000 * KM_LON), 6))
@@ -170,7 +182,7 @@ def found_dens(rng: np.random.Generator, city: City, count: int, days: int, dial
         den = Den(
             den_id=f"den{i + 1:02d}", kind=kind, pattern=pattern,
             shifts=NIGHT_SHIFTS if i == NIGHT_DEN else DAY_SHIFTS[i % 2],
-            sites=(site, moved_to), offsets_m=(_offset(rng), _offset(rng)), move_day=move_day,
+            sites=(site, moved_to), offsets_m=(true_offset(rng), true_offset(rng)), move_day=move_day,
             slot=int(rng.integers(0, 6)), n_sims=n_sims, rate=float(rng.uniform(*profile.rate)),
             gap_sd=float(rng.uniform(1.5, 4.0)),
             pointer=int(i * dial_size // max(count, 1) + rng.integers(0, 5000)),
@@ -235,7 +247,8 @@ def sims_per_day(count: int) -> int:
                for i in range(count))
 
 
-def _offset(rng: np.random.Generator) -> tuple[float, float]:
+def true_offset(rng: np.random.Generator) -> tuple[float, float]:
+    """(east, north) metres of a den's true position from its site: up to 200 m."""
     radius, angle = MAX_OFFSET_M * math.sqrt(rng.random()), rng.uniform(0, 2 * math.pi)
     return radius * math.cos(angle), radius * math.sin(angle)
 

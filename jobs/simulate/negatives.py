@@ -9,9 +9,12 @@
 * estate agents cold-calling one segment in ascending order, at a person's pace, while walking
   their patch (each agent a block of the same segment, in the same hours, never at one site);
 * a phone shop activating 10-30 new SIMs a day: fresh SIMs at one site with short test calls,
-  that then leave with their buyers and live as a second line.
+  that then leave with their buyers and live as a second line;
+* (only when asked for) a parcel-locker company's lawful SMS notification gateway: a GOIP box of
+  8 SIMs at a business site texting pickup codes to hundreds of residents a day — everything a
+  SIM-box detector looks for, and only a visit tells it is lawful.
 
-The last three draw their numbers from the far end of the segments and their devices from their
+The last four draw their numbers from the far end of the segments and their devices from their
 own identities, so adding them moves no draw of the residents or the dens.
 """
 from __future__ import annotations
@@ -22,7 +25,8 @@ import numpy as np
 
 from jobs.simulate.city import DISTRICTS, GRID, OFFICE_DISTRICT, STADIUM_DISTRICT, City
 from jobs.simulate.events import Calls, Crowd, Placement, SimRegistry, World, on_the_clock, one_after_another
-from jobs.simulate.numbers import CARRIER_SHARES, MOBILE_BASE, PHONE_TACS, SEGMENT_SIZE, Identities, NumberPlan
+from jobs.simulate.numbers import (BOX_TACS, CARRIER_SHARES, MOBILE_BASE, PHONE_TACS, SEGMENT_SIZE, Identities,
+                                   NumberPlan)
 from jobs.simulate.residents import HOUR, KIND_RESIDENT, N_CONTACTS, Population, diurnal_times, voice_durations
 
 RESIDENTS_PER_COURIER = 300
@@ -411,3 +415,82 @@ def shop_day(world: World, shop: SimShop, rng: np.random.Generator) -> Calls:
     incoming = world.calls(rng, a_sim=contact, b_sim=shop.sims[inc], svc=svc, sod=times(inc),
                            dur=voice_durations(rng, svc))
     return Calls.concat([tests, outgoing, incoming])
+
+
+# --- lawful SMS notification gateways -----------------------------------------------------------
+
+GATEWAY_SIMS = 8                           # one box, all SIMs of one carrier (a bulk contract)
+GATEWAY_HOURS = (8 * HOUR, 20 * HOUR)
+GATEWAY_SMS = (60, 120)                    # per SIM per day, inclusive, at machine-regular gaps
+GATEWAY_GAP_SD_S = (1.5, 4.0)
+GATEWAY_FIRST_S = 60                       # each SIM's first SMS within this many seconds of opening
+GATEWAY_REPLIES = 0.03                     # share of the texted residents who text back
+GATEWAY_REPLY_S = 20 * 60                  # mean delay of a reply
+GATEWAY_NAMES = ("丰巢快递柜通知平台", "菜鸟驿站取件通知平台", "京东快递柜通知平台", "速递易快递柜通知平台")
+
+
+@dataclass
+class SmsGateway:
+    """A parcel-locker company's GOIP box sending pickup codes: one IMEI behind all its SIMs, one sector of
+    one business site, outgoing SMS to residents in no order, 08-20 h every day. Lawful; truth says so."""
+
+    name: str
+    site: int
+    slot: int
+    sims: np.ndarray                   # registry indices, ascending
+    imei: int
+    gap_sd: float                      # seconds: how regular the box is
+    customers: np.ndarray              # residents it may text
+
+    def locate(self, sims: np.ndarray, sod: np.ndarray, world: World) -> tuple[np.ndarray, np.ndarray]:
+        return np.full(sims.size, self.site), np.full(sims.size, self.slot)
+
+    def open(self, world: World) -> None:
+        world.place(Placement(self.sims, self.locate))
+
+
+def gateway_site(rng: np.random.Generator, city: City, avoid: set[int]) -> int:
+    """A busy business site, preferably not among the residential sites dens choose from."""
+    homes = set(np.argsort(-city.residential, kind="stable")[: city.n_sites // 3].tolist())
+    busy = [int(s) for s in np.argsort(-city.business, kind="stable")[: city.n_sites // 3] if int(s) not in avoid]
+    quiet = [s for s in busy if s not in homes]
+    return int(rng.choice(quiet or busy))
+
+
+def open_gateways(rng: np.random.Generator, city: City, registry: SimRegistry, numbers: NumberPlan,
+                  ids: Identities, count: int, customers: np.ndarray, avoid: set[int]) -> list[SmsGateway]:
+    """`count` gateways at distinct sites (none of `avoid`); numbers from the segments' far end."""
+    gateways: list[SmsGateway] = []
+    for k in range(count):
+        site = gateway_site(rng, city, avoid | {g.site for g in gateways})
+        carrier = np.full(GATEWAY_SIMS, rng.choice(3, p=CARRIER_SHARES), dtype=np.int8)
+        imei = int(ids.imei(1, BOX_TACS)[0])
+        sims = registry.add(numbers.draw_mixed(carrier, from_end=True), carrier, ids.imsi(carrier),
+                            np.full(GATEWAY_SIMS, imei))
+        name = GATEWAY_NAMES[k % len(GATEWAY_NAMES)] + (f"{k // len(GATEWAY_NAMES) + 1}号" if k >= len(GATEWAY_NAMES)
+                                                        else "")
+        gateways.append(SmsGateway(name, site, int(rng.integers(0, 6)), sims, imei,
+                                   float(rng.uniform(*GATEWAY_GAP_SD_S)), customers))
+    return gateways
+
+
+def gateway_day(world: World, gateway: SmsGateway, rng: np.random.Generator) -> Calls:
+    """60-120 SMS per SIM at regular gaps through 08-20 h, each to a different resident (as long as there
+    are residents enough), in no number order; ~3 % of them text back within the hour or so."""
+    n, most = gateway.sims.size, GATEWAY_SMS[1]
+    per = rng.integers(GATEWAY_SMS[0], GATEWAY_SMS[1] + 1, n)
+    mean_gap = (GATEWAY_HOURS[1] - GATEWAY_HOURS[0]) / per
+    gaps = np.maximum(rng.normal(mean_gap[:, None], gateway.gap_sd, (n, most)), 1.0)
+    first = rng.uniform(0, GATEWAY_FIRST_S, (n, 1))
+    sod = (GATEWAY_HOURS[0] + first + np.cumsum(gaps, axis=1) - gaps[:, :1]).astype(np.int64)
+    keep = (np.arange(most)[None, :] < per[:, None]) & (sod < GATEWAY_HOURS[1])
+    slot = np.broadcast_to(np.arange(n)[:, None], keep.shape)[keep]
+    sod = sod[keep]
+    rounds = -(-slot.size // gateway.customers.size)
+    recipient = np.concatenate([rng.permutation(gateway.customers) for _ in range(rounds)])[:slot.size]
+    texts = world.calls(rng, a_sim=gateway.sims[slot], b_sim=recipient, svc=1, sod=sod, dur=0)
+
+    back_sod = sod + 30 + rng.exponential(GATEWAY_REPLY_S, sod.size).astype(np.int64)
+    idx = np.flatnonzero((rng.random(sod.size) < GATEWAY_REPLIES) & (back_sod < world.day_len))
+    replies = world.calls(rng, a_sim=recipient[idx], b_sim=gateway.sims[slot[idx]], svc=1, sod=back_sod[idx], dur=0)
+    return Calls.concat([texts, replies])

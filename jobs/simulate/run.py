@@ -13,6 +13,7 @@ import numpy as np
 
 from jobs.simulate import dens as den_mod
 from jobs.simulate import negatives as neg
+from jobs.simulate import raids
 from jobs.simulate.city import CARRIERS, build_city
 from jobs.simulate.events import Calls, SimRegistry, World, to_records
 from jobs.simulate.negatives import (CROWD_HOURS, OFFICE_SIMS, CourierRoutes, Office, courier_day, gather_crowd,
@@ -53,19 +54,22 @@ def _stream(seed: int, *keys: str | int) -> np.random.Generator:
 
 def simulate(out: Path, start: date, days: int, subscribers: int = 3000, dens: int = 4, seed: int = 1,
              timezone: str = "Asia/Shanghai", on_day: Callable[[date, int], None] | None = None,
-             manifests: bool = True) -> SimSummary:
+             manifests: bool = True, *, raid_after: int | None = None, lawful_gateways: int = 0) -> SimSummary:
     """Write a synthetic city's landing zone (DESIGN.md "Inputs") plus truth/ under `out`; with
     `manifests` every `<carrier>/<D>/` gets its `_MANIFEST.csv` (False: deliveries of older carriers,
-    which send none). truth/ is the same either way."""
-    if days < 1 or subscribers < 50 or dens < 0 or seed < 0:
-        raise ValueError("simulate: need days >= 1, subscribers >= 50, dens >= 0, seed >= 0")
+    which send none). truth/ is the same either way. For the field-feedback loop (issue 15):
+    `raid_after=N` raids the first box den after its N-th day (raids.py), `lawful_gateways=K` adds K
+    parcel-locker SMS gateways (negatives.py); neither changes a byte of a run without them."""
+    if days < 1 or subscribers < 50 or dens < 0 or seed < 0 or lawful_gateways < 0:
+        raise ValueError("simulate: need days >= 1, subscribers >= 50, dens >= 0, seed >= 0, lawful_gateways >= 0")
+    raids.check_raid(raid_after, days)
     zone = ZoneInfo(timezone)
     out = Path(out)
     city = build_city(_stream(seed, "city"))
     ids = Identities(_stream(seed, "identities"))
     office_at, stadium = office_site(city), stadium_site(city)
     population, per_carrier = build_population(_stream(seed, "population"), city, subscribers, OFFICE_SIMS, office_at)
-    spare = den_mod.sims_per_day(dens) * days + neg.numbers_needed(days) + 64
+    spare = den_mod.sims_per_day(dens) * days + neg.numbers_needed(days) + neg.GATEWAY_SIMS * lawful_gateways + 64
     numbers = NumberPlan.build(_stream(seed, "numbers"), per_carrier, spare=spare)
     imsi, imei = assign_numbers(population, numbers, ids)
     registry = SimRegistry(population.msisdn.copy(), population.carrier.copy(), imsi, imei)
@@ -89,12 +93,21 @@ def simulate(out: Path, start: date, days: int, subscribers: int = 3000, dens: i
     agency = neg.hire_agents(_stream(seed, "agents"), numbers, free, taken | {centre_at, shop_at})
     others = free[~np.isin(free, agency.agents)]
     shop = neg.SimShop(shop_at, int(_stream(seed, "shop", "slot").integers(0, 6)), others)
+    gateways = neg.open_gateways(_stream(seed, "gateways"), city, registry, numbers, new_ids, lawful_gateways, free,
+                                 taken | {centre_at, shop_at})
+    if raid_after is not None:
+        raids.plan_raid(_stream(seed, "raid"), city, den_list, raid_after,
+                        taken | {centre_at, shop_at} | {g.site for g in gateways})
 
     truth = Truth()
     truth.hard_negatives(population.msisdn[couriers], "courier")
     truth.hard_negatives(population.msisdn[office_sims], "telemarketing")
     truth.hard_negatives(registry.msisdn[centre.sims], "debt_collection")
     truth.hard_negatives(population.msisdn[agency.agents], "estate_agent")
+    for gateway in gateways:
+        truth.hard_negatives(registry.msisdn[gateway.sims], "sms_gateway")
+        truth.business("sms_gateway", gateway.name, registry.msisdn[gateway.sims], np.array([gateway.imei]),
+                       gateway.site, city)
     _clear(out, start, days)
     write_inventories(out, city)
     write_whitelist(out, _whitelist(population.msisdn[office_sims]))
@@ -120,19 +133,25 @@ def simulate(out: Path, start: date, days: int, subscribers: int = 3000, dens: i
             centre.open(world)
             neg.open_shop(world, shop, numbers, new_ids, _stream(seed, "shop", "open", index))
             agency.plan_day(world, _stream(seed, "agents", "plan", index))
+            for gateway in gateways:
+                gateway.open(world)
 
             life = Calls.concat([resident_day(world, population, pools, _stream(seed, "residents", index)),
                                  courier_day(world, couriers, _stream(seed, "couriers", index)),
                                  office_day(world, office, _stream(seed, "office", index)),
                                  neg.collection_day(world, centre, _stream(seed, "collection", index)),
                                  neg.agents_day(world, agency, _stream(seed, "agents", index)),
-                                 neg.shop_day(world, shop, _stream(seed, "shop", index))])
+                                 neg.shop_day(world, shop, _stream(seed, "shop", index))]
+                                + [neg.gateway_day(world, gateway, _stream(seed, "gateway", k, index))
+                                   for k, gateway in enumerate(gateways)])
             rooms = [d for d in active if d.kind == "low_slow"]
             parts = [_sold_on(life, rooms, index, _stream(seed, "sold", index))]
             for den in active:
                 result = den_mod.den_day(den, world, numbers, _stream(seed, "den", den.den_id, index),
                                          None if den.kind in den_mod.CLASSIC else new_ids)
                 truth.den_day(day, day_start, den, result, registry, city, timezone, index)
+                if den.raided_on == index + 1:                # its last night: what the raid seizes
+                    truth.raid(day, den, registry)
                 parts.append(result.calls)
             records = to_records(Calls.concat(parts), registry, day_len)
             del parts
@@ -153,8 +172,11 @@ def simulate(out: Path, start: date, days: int, subscribers: int = 3000, dens: i
     finally:
         writer.close()
     truth.hard_negatives(registry.msisdn[shop.sims], "sim_shop")
-    truth.write(out / "truth", dict(start=start.isoformat(), days=days, subscribers=subscribers, dens=dens,
-                                    seed=seed, timezone=timezone))
+    scenario = dict(start=start.isoformat(), days=days, subscribers=subscribers, dens=dens, seed=seed,
+                    timezone=timezone)
+    if raid_after is not None or lawful_gateways:         # a scenario without them reads as it always did
+        scenario.update(raid_after=raid_after, lawful_gateways=lawful_gateways)
+    truth.write(out / "truth", scenario)
     return summary
 
 

@@ -3,14 +3,16 @@
 Flat UTF-8 CSVs with a date column, rows in a fixed order; numbers in the lake's E.164 form.
 A den that moves within the day (a box in a car) is at the call-weighted centroid of its route's
 sites; `route` lists them ("lat,lon;..." in order of first use), `route_radius_m` says how far they
-reach from that centroid (empty and 0 for a den that stays put).
+reach from that centroid (empty and 0 for a den that stays put). `raids` lists a raided den's day
+off and return with what was seized (its last night's SIMs and box IMEIs); `businesses` the lawful
+look-alikes a field visit clears (header only when the run has none).
 """
 from __future__ import annotations
 
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -41,11 +43,16 @@ SCHEMAS = {
                "duplicated": pl.Int64, "accepted": pl.Int64},
     "corrupt_lines": {"date": pl.String, "carrier": pl.String, "source_file": pl.String, "line": pl.Int64,
                       "kind": pl.String},
+    "raids": {"den_id": pl.String, "raided_on": pl.String, "back_on": pl.String, "numbers": pl.String,
+              "imeis": pl.String},
+    "businesses": {"kind": pl.String, "name": pl.String, "numbers": pl.String, "imeis": pl.String,
+                   "lat": pl.Float64, "lon": pl.Float64, "district": pl.String},
 }
 SORT_KEYS = {
     "dens": ["date", "den_id"], "den_sims": ["date", "den_id", "msisdn"], "victims": ["date", "den_id", "number"],
     "congestion": ["date", "cause", "den_id"], "hard_negatives": ["kind", "number", "date"],
     "counts": ["date", "carrier"], "corrupt_lines": ["date", "carrier", "source_file", "line"],
+    "raids": ["raided_on", "den_id"], "businesses": ["kind", "name"],
 }
 
 
@@ -91,6 +98,21 @@ class Truth:
         """Honest numbers that look suspicious; `day` None means every day of the run."""
         self.rows["hard_negatives"].extend(dict(number=e164(int(n)), kind=kind, date=day) for n in numbers)
 
+    def raid(self, last_night: date, den: Den, registry: SimRegistry) -> None:
+        """A den raided the day after `last_night` and back the day after that: what was seized is its SIMs
+        and box(es) of that last night."""
+        self.rows["raids"].append(dict(
+            den_id=den.den_id, raided_on=(last_night + timedelta(days=1)).isoformat(),
+            back_on=(last_night + timedelta(days=2)).isoformat(), numbers=_joined(registry.msisdn[den.sims], e164),
+            imeis=_joined(registry.imei[den.sims], str)))
+
+    def business(self, kind: str, name: str, numbers: np.ndarray, imeis: np.ndarray, site: int, city: City) -> None:
+        """A lawful business that looks like a den (its numbers are also hard negatives), where it is."""
+        self.rows["businesses"].append(dict(
+            kind=kind, name=name, numbers=_joined(numbers, e164), imeis=_joined(imeis, str),
+            lat=round(float(city.site_lat[site]), 6), lon=round(float(city.site_lon[site]), 6),
+            district=DISTRICTS[city.site_district[site]]))
+
     def files(self, day: date, carrier: str, written: list[WrittenFile]) -> None:
         rows = sum(f.rows for f in written)
         corrupt = sum(len(f.corrupt) for f in written)
@@ -109,6 +131,11 @@ class Truth:
             frame.sort(SORT_KEYS[name], maintain_order=True).write_csv(folder / f"{name}.csv", float_precision=6)
         (folder / "scenario.json").write_text(json.dumps(scenario, indent=2, ensure_ascii=False) + "\n",
                                               encoding="utf-8")
+
+
+def _joined(values: np.ndarray, form) -> str:
+    """Distinct values in `form`, sorted, `;`-joined."""
+    return ";".join(sorted({form(int(v)) for v in values}))
 
 
 def _local_iso(instant: int, timezone: str) -> str:

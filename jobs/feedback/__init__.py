@@ -1,0 +1,1 @@
+"""Field feedback: outcomes of visited leads in (`read`, `store`), the hotlist and suppression out."""
