@@ -218,8 +218,12 @@ def test_a_box_back_after_its_raid_is_high_priority_and_says_so():
     assert a["priority"] == "high" and a["related_to"] == ["D20261120-01"]
     assert a["evidence"] == "seen again after the raid of D20261120-01 on 2026-11-21: 3 SIMs and 1 GOIP device"
     assert (a["last_visit"], a["last_outcome"], a["suppressed"]) == (None, None, None)
-    assert b["priority"] == "high" and b["last_outcome"] == "raided" and b["related_to"] == ["D20261120-01"]
+    assert b["priority"] == "high" and b["last_outcome"] == "raided" and b["related_to"] == []   # itself: last_*
     assert b["last_visit"] == dt.date(2026, 11, 21)
+    assert b["evidence"].startswith("seen again after the raid of D20261120-01 on 2026-11-21: ")
+    confirmed = {"D20261120-01": {"visited_on": dt.date(2026, 11, 21), "outcome": "confirmed"}}
+    (d,) = with_field_history([same_id], confirmed, [], NIGHT, min_overlap=0.5)
+    assert d["priority"] == "high" and d["evidence"].startswith("still active after the field confirmed it on 2026-11-21: ")
     # on the night of the raid itself, the den's own calls are not "seen again"
     (c,) = with_field_history([same_id], VISITS, [], dt.date(2026, 11, 21), min_overlap=0.5)
     assert c["priority"] == "medium" and c["related_to"] == []

@@ -4,7 +4,8 @@
   to tonight) and the raided/confirmed dens whose hotlisted numbers, devices or site it uses
   (`related_to`, from the `hotlist` detector's flags, set by `core.describe_dens`).
 * **Seen again**: a den related to a raided or confirmed den (or itself raided or confirmed before
-  tonight, and back) is priority high, its evidence starting "seen again after the raid of …".
+  tonight, and back) is priority high, its evidence starting "seen again after the raid of …" (a
+  den the field confirmed and that still operates: "still active after the field confirmed it on …").
 * **Suppression**: a den whose latest outcome was `false_lead` or `legitimate` within
   `feedback.suppress_nights` keeps its group out of the leads while its behaviour is unchanged: a
   den tonight is that group when it has the cleared den's id or at least `suppress_min_overlap` of
@@ -40,10 +41,16 @@ def with_field_history(rows: list[dict], visits: dict[str, dict], cleared: list[
                  if d in visits and visits[d]["outcome"] in FOUND_OUTCOMES and visits[d]["visited_on"] < day]
         if found:
             when, den_id, outcome = max(found)
-            what = f"the raid of {den_id}" if outcome == "raided" else f"{den_id} was confirmed by the field"
+            if outcome == "raided":
+                said = f"seen again after the raid of {den_id} on {when.isoformat()}"
+            elif den_id == row["den_id"]:
+                said = f"still active after the field confirmed it on {when.isoformat()}"
+            else:
+                said = f"seen again after {den_id} was confirmed by the field on {when.isoformat()}"
             row["priority"] = "high"
-            row["evidence"] = f"seen again after {what} on {when.isoformat()}: {row['evidence']}"
-            row["related_to"] = sorted({*(row["related_to"] or ()), den_id})
+            row["evidence"] = f"{said}: {row['evidence']}"
+            if den_id != row["den_id"]:             # its own visit is in last_visit/last_outcome already
+                row["related_to"] = sorted({*(row["related_to"] or ()), den_id})
         row["suppressed"], note = _suppression(row, cleared, min_overlap)
         if note:
             row["evidence"] = f"{row['evidence']}; {note}"
