@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("--outbox", required=True)
     parser.add_argument("--from", dest="first", required=True)
     parser.add_argument("--to", dest="last", required=True)
-    parser.add_argument("--steps", default="ingest,validate,detect,dens,export,report")
+    parser.add_argument("--steps", default="ingest,validate,feedback,detect,dens,export,report")
     parser.add_argument("--set", action="append", default=[], help="conf override key=value")
     parser.add_argument("--events", action="store_true", help="count Spark jobs per step from Spark's event log")
     parser.add_argument("--jobs", action="store_true", help="with --events: list every Spark job (call site, seconds)")

@@ -264,3 +264,19 @@ def test_a_suppressed_den_goes_to_the_analysts_list_and_its_residents_are_not_wa
     warnings = files["warnings.csv"].decode("utf-8-sig").splitlines()
     assert [w.split(",")[2] for w in warnings[1:]] == ["D20261120-01"]
     assert (summary["suppressed"], summary["dens"]) == (1, {"武侯区": 1})
+
+
+def test_a_broken_workbook_is_one_line_and_the_other_files_still_import(config, tmp_path):
+    """A fault: an .xlsx whose parts are garbage must not stop the night's feedback step."""
+    import zipfile
+
+    broken = tmp_path / "坏.xlsx"
+    with zipfile.ZipFile(broken, "w") as archive:
+        archive.writestr("[Content_Types].xml", "<not xml")
+        archive.writestr("xl/workbook.xml", "\x00\x01")
+    good = tmp_path / "good.csv"
+    good.write_text(HEADER + "D20261120-02,2026-11-21,legitimate,,,\r\n", encoding="utf-8")
+    bad, fine = import_files(config, [broken, good], today=TODAY)
+    assert bad.status == "failed" and len(bad.problems) == 1 and bad.problems[0].startswith(f"{broken}: ")
+    assert (fine.status, fine.new_visits) == ("imported", 1)
+    assert read_feedback(config)["den_id"].to_list() == ["D20261120-02"]

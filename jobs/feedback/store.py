@@ -112,6 +112,11 @@ def import_files(config: Config, paths: list[Path], *, today: dt.date | None = N
         except CdrwatchError as err:
             done.append(FileImport(str(path), sha, "failed", problems=[str(err)]))
             continue
+        except Exception as err:   # a file no reader expected (a broken workbook...): its line, not the night
+            first = (str(err).strip().splitlines() or [""])[0]
+            done.append(FileImport(str(path), sha, "failed",
+                                   problems=[f"{path}: not readable ({type(err).__name__}: {first})"]))
+            continue
         frame = _visits_frame(parsed.visits, path.name, sha)
         new = frame.join(lake_visits.select(VISIT_KEY).unique(), on=list(VISIT_KEY), how="anti", nulls_equal=True)
         new = new.unique(subset=list(VISIT_KEY), keep="first", maintain_order=True)
