@@ -40,11 +40,13 @@ $(VENV)/.installed-dev: setup.py | $(VENV)/bin/python
 
 # The demo closes the field loop: night 1's leads go out, the simulated field units answer (a box raided, a
 # lawful SMS gateway marked legitimate), the later nights import the answers, see the box come back with fresh
-# SIMs (a high-priority lead) and keep the gateway out of the leads (analysts/suppressed.csv).
+# SIMs (a high-priority lead) and keep the gateway out of the leads (analysts/suppressed.csv). Two overseas
+# gateways spoof residents' and protected numbers (analysts/spoofing.csv), and the carriers' clocks disagree.
 demo: check-java $(VENV)/.installed-dev ## simulate a small city, run the pipeline with field feedback, show the outputs
 	rm -rf $(DEMO)
 	$(VENV)/bin/cdrwatch simulate --out $(DEMO)/landing --start $(DEMO_START) --days $(DEMO_DAYS) \
-	  --subscribers $(DEMO_SUBSCRIBERS) --dens $(DEMO_DENS) --raid-after 1 --lawful-gateways 1
+	  --subscribers $(DEMO_SUBSCRIBERS) --dens $(DEMO_DENS) --raid-after 1 --lawful-gateways 1 \
+	  --spoofers 2 --clock-skew 60
 	$(VENV)/bin/cdrwatch nightly --date $(DEMO_START) $(DEMO_PATHS)
 	$(VENV)/bin/cdrwatch simulate --feedback --date $(DEMO_START) $(DEMO_PATHS)
 	$(VENV)/bin/cdrwatch nightly --from $(DEMO_SECOND) --to $(DEMO_LAST) $(DEMO_PATHS)

@@ -10,6 +10,8 @@ from detectors.hotlist import HotlistMatch
 from detectors.low_slow import LowSlowRoom
 from detectors.sequential import SequentialDialling
 from detectors.simbox import SimBox
+from detectors.spoofing import CallerIdSpoofing
 
 DETECTORS = {"sequential": SequentialDialling, "goip": SimBox, "low_slow": LowSlowRoom,
-             "congestion": CellCongestion, "hotlist": HotlistMatch}
+             "congestion": CellCongestion, "hotlist": HotlistMatch,
+             "spoofing": CallerIdSpoofing}

@@ -47,6 +47,7 @@ class Night:
     earlier_flags: DataFrame | None = None
     past: DailyHistory | None = None
     hotlist: DataFrame | None = None   # lake/hotlist entries that apply tonight (HOTLIST columns), for `hotlist`
+    spoofed: DataFrame | None = None   # tonight's spoofed legs (SPOOFED columns) when `detect` judged them, for `spoofing`
 
     def earlier(self) -> DailyHistory:
         return self.past if self.past is not None else daily_history(self.history)

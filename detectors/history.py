@@ -33,7 +33,8 @@ class DailyHistory:
 
 def sim_days(rows: DataFrame) -> DataFrame:
     out = F.col("direction") == "out"
-    return rows.groupBy("date", "msisdn").agg(F.count_if(out).alias("n_out"), F.count_if(~out).alias("n_in"))
+    return rows.groupBy("date", "msisdn").agg(F.count_if(out).alias("n_out"), F.count_if(~out).alias("n_in"),
+                                              F.min("carrier").alias("carrier"))
 
 
 def device_days(rows: DataFrame) -> DataFrame:

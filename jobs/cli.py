@@ -106,6 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
                           "its box and fresh SIMs elsewhere (truth/raids.csv)")
     sim.add_argument("--lawful-gateways", type=int, default=0, metavar="K",
                      help="plant K lawful SMS notification gateways (a GOIP box a parcel firm runs legally)")
+    sim.add_argument("--spoofers", type=int, default=0, metavar="K",
+                     help="plant K overseas caller-ID spoofing gateways (改号), alternately showing residents' "
+                          "mobile numbers and protected numbers (110, 12345, banks' 95xxx) (truth/spoofed_legs.csv)")
+    sim.add_argument("--clock-skew", type=int, default=0, metavar="S",
+                     help="the carriers' switch clocks are off by cm 0, cu +0.75*S, ct -S seconds (0..3600) in every "
+                          "record time they write")
     sim.add_argument("--feedback", action="store_true",
                      help="instead of a city: the field units' answers to night --date's leads in --outbox, from "
                           "truth/, written to <landing>/feedback/field_<next day>.csv")
@@ -179,7 +185,8 @@ def run_simulate(args: argparse.Namespace, config: Config) -> None:
             summary = simulate(out, args.start, args.days, subscribers=args.subscribers, dens=args.dens,
                                seed=args.seed, timezone=config.timezone, manifests=args.manifests,
                                on_day=lambda day, rows: progress.advance(task), raid_after=args.raid_after,
-                               lawful_gateways=args.lawful_gateways)
+                               lawful_gateways=args.lawful_gateways, spoofers=args.spoofers,
+                               clock_skew=args.clock_skew)
         except ValueError as err:
             raise CdrwatchError(str(err)) from None
     console.print(escape(str(summary)))

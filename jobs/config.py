@@ -107,12 +107,31 @@ class Hotlist(_Section):
     min_near_sims: int = Field(ge=1)
 
 
+class ProtectedNumber(_Section):
+    number: str = Field(pattern=r"^[0-9x]{3,20}$")
+    name: str
+    services: list[Literal["voice", "sms"]] = ["voice", "sms"]
+
+
+class Spoofing(_Section):
+    tolerance_s: int = Field(ge=0, le=3600)
+    duration_tolerance_s: int = Field(ge=0)
+    duration_tolerance_share: float = Field(ge=0, le=1)
+    subscriber_days: int = Field(ge=0, le=90)
+    campaign_gap_minutes: int = Field(gt=0)
+    long_call_s: int = Field(gt=0)
+    max_unmatched_share: float = Field(gt=0, le=1)
+    guard_min_legs: int = Field(ge=1)
+    protected: list[ProtectedNumber] = []
+
+
 class Detectors(_Section):
     sequential: Sequential
     goip: Goip
     low_slow: LowSlow
     congestion: Congestion
     hotlist: Hotlist
+    spoofing: Spoofing
 
 
 class Feedback(_Section):

@@ -22,6 +22,7 @@ from detectors.history import DailyHistory, cell_hours, contact_days, device_day
 from detectors.sites import cell_sites
 from jobs.io import files, inventory, lake, summaries
 from jobs import normalise as N
+from jobs import spoofing
 from jobs.config import Config
 from jobs.errors import CdrwatchError
 from jobs.normalise import e164
@@ -219,15 +220,19 @@ def detect_date(config: Config, day: dt.date, *, spark: SparkSession | None = No
     warnings: list[str] = []
     history_notes: list[str] = []
     night = load_night(config, spark, day, warnings, history_notes)
+    judgement = spoofing.judge_night(config, spark, night, warnings)   # needs the lake around the night: judged here
+    night = replace(night, spoofed=judgement.legs)
     detectors = [cls(getattr(config.detectors, name)) for name, cls in DETECTORS.items()]
     flags = run_detectors(detectors, night).persist()
     try:
         rows = lake.replace_date(config, FLAG, day, flags, sort_by=("detector", "entity_type", "entity_id"))
         write_daily(config, day, night.cdr)
+        spoofing.write_judgement(config, day, judgement)
         summary = flags.groupBy("detector", "entity_type").agg(F.count("*").alias("flags"),
                                                               F.round(F.avg("score"), 2).alias("mean_score")) \
             .orderBy("detector", "entity_type").collect()
         notes = [f"{detector.name}: {note}" for detector in detectors if (note := detector.note(night))]
+        notes += [f"spoofing: {line}"] if (line := spoofing.note(judgement.summary)) else []
         notes += history_notes
     finally:
         flags.unpersist()

@@ -8,19 +8,22 @@ are small, so this runs on Polars; no Spark session is started.
 """
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import statistics
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
 from detectors.sites import distance_m
-from jobs.io import lake, lake_polars
+from jobs.export import national
+from jobs.feedback.read import e164
+from jobs.io import lake, lake_polars, summaries
 from jobs.config import Config
 from jobs.errors import CdrwatchError
-from schemas.tables import DEN, FLAG, VICTIMS
+from schemas.tables import DEN, FLAG, SPOOFED, VICTIMS
 
 PHONE_DENS = ("room", "low_slow")   # dens of ordinary handsets, not GOIP/SMS boxes
 HIGH_SCORE = 0.5   # a cell flag at or above this claims "den here"; below it is context (a crowd)
@@ -211,6 +214,7 @@ class RangeEvaluation:
     negatives_in_flags: dict[str, list[str]]        # kind -> sorted numbers flagged on a night they were negatives
     negatives_in_leads: dict[str, list[str]]        # kind -> sorted numbers in a lake den on such a night
     negative_detectors: dict[str, dict[str, list[str]]]  # kind -> flagged number -> its detectors
+    spoofing: SpoofingEvaluation | None = None      # None: the truth has no spoofed_legs.csv (an older run)
 
     def table(self):
         """Per den kind, with the pooled line last; every value escaped."""
@@ -275,8 +279,10 @@ class RangeEvaluation:
         return table
 
     def renderables(self, per_den: bool = False) -> list:
-        """What `cdrwatch evaluate --from --to` prints."""
-        return [self.table(), *([self.den_table()] if per_den else []), self.overall_line(), self.negatives_table()]
+        """What `cdrwatch evaluate --from --to` prints; the spoofing lines when the truth has them."""
+        spoofing = self.spoofing.renderables() if self.spoofing is not None else []
+        return [self.table(), *([self.den_table()] if per_den else []), self.overall_line(), *spoofing,
+                self.negatives_table()]
 
 
 def _ratio(value: float | None) -> str:
@@ -337,8 +343,11 @@ def read_nights(config: Config, first: dt.date, last: dt.date) -> dict[str, pl.D
 
 
 def evaluate_range(config: Config, truth: Path, first: dt.date, last: dt.date) -> RangeEvaluation:
-    """The nights first..last of the lake scored against the simulator's truth (see `score_range`)."""
-    return score_range(read_nights(config, first, last), Path(truth), first, last)
+    """The nights first..last of the lake scored against the simulator's truth (see `score_range`),
+    with the spoofed legs and spoofing warnings (see `evaluate_spoofing`) when the truth has them."""
+    evaluation = score_range(read_nights(config, first, last), Path(truth), first, last)
+    evaluation.spoofing = evaluate_spoofing(config, Path(truth), first, last)
+    return evaluation
 
 
 def score_range(lake_nights: dict[str, pl.DataFrame], truth: Path, first: dt.date, last: dt.date) -> RangeEvaluation:
@@ -464,3 +473,231 @@ def _truth(truth: Path, name: str, required: tuple[str, ...]) -> pl.DataFrame:
         raise CdrwatchError(f"{Path(truth) / name}: no column {', '.join(missing)} (is --truth the simulator's truth/ "
                             "folder?)")
     return frame
+
+
+# ---------------------------------------------------------------- a range of nights: caller-ID spoofing
+
+SPOOFED_LEGS = "spoofed_legs.csv"
+SPOOF_SKEW_S = 3.0        # a lake leg and a truth leg of one (receiver, presented, service) are one within this
+EXAMPLES = 3              # false alarms and misses listed per night
+WARNINGS_FILE = "warnings.csv"
+LEG_KEY = ("receiver", "presented", "service")
+LEG_SCHEMA = {"date": pl.String, "receiver": pl.String, "presented": pl.String, "service": pl.String,
+              "start": pl.Datetime("us"), "carrier": pl.String}
+"""A spoofed leg on either side: `start` in local wall-clock time of the conf timezone, `date` YYYY-MM-DD."""
+
+
+@dataclass(frozen=True)
+class SpoofNight:
+    """One night's spoofed legs and spoofing warnings, lake and outbox against truth."""
+    day: dt.date
+    truth_legs: int
+    lake_legs: int
+    matched: int
+    false_alarms: list[str]       # lake legs no truth leg matched, as `leg_text`
+    missed: list[str]             # truth legs no lake leg matched
+    missed_unjudged: int          # of the missed, legs recorded by a carrier the detector left unjudged that night
+    unjudged: dict[str, str]      # carrier -> why (lake/_runs/detect/date=D/spoofing.json)
+    to_warn: int                  # truth receivers to warn that night
+    warned: int | None            # receivers with a spoofing row in outbox/D/warnings.csv; None: not scored
+    warned_right: int | None
+
+
+@dataclass
+class SpoofingEvaluation:
+    """Spoofed legs (lake/spoofed) and spoofing warnings (outbox/D/warnings.csv) against the truth's
+    spoofed_legs.csv, over the nights the detector ran for."""
+    first: dt.date
+    last: dt.date
+    nights: list[SpoofNight]
+    not_run: list[dt.date] = field(default_factory=list)       # no lake/spoofed, no spoofing.json: not scored
+    not_exported: list[dt.date] = field(default_factory=list)  # no warnings.csv with `reason`: warnings not scored
+
+    @property
+    def legs(self) -> Score:
+        return Score("spoofed legs", sum(n.lake_legs for n in self.nights), sum(n.matched for n in self.nights),
+                     sum(n.truth_legs for n in self.nights))
+
+    @property
+    def warnings(self) -> Score:
+        scored = [n for n in self.nights if n.warned is not None]
+        return Score("spoofing warnings", sum(n.warned for n in scored), sum(n.warned_right for n in scored),
+                     sum(n.to_warn for n in scored))
+
+    def line(self) -> str:
+        from rich.markup import escape
+
+        legs, warned = self.legs, self.warnings
+        skipped = "".join(f"; {what}: {', '.join(d.isoformat() for d in days)}"
+                          for what, days in (("detector not run", self.not_run),
+                                             ("warnings not exported", self.not_exported)) if days)
+        return escape(
+            f"spoofing {self.first}..{self.last}: leg precision {legs.precision:.2f} ({legs.true_positives}/"
+            f"{legs.flagged} lake legs), recall {legs.recall:.2f} ({legs.true_positives}/{legs.relevant} truth legs); "
+            f"warning precision {warned.precision:.2f} ({warned.true_positives}/{warned.flagged} warned), "
+            f"recall {warned.recall:.2f} ({warned.true_positives}/{warned.relevant} to warn){skipped}")
+
+    def table(self):
+        """Per night: legs matched, false alarms and misses (a few of each), receivers warned."""
+        from rich.markup import escape
+        from rich.table import Table
+
+        table = Table(title=f"evaluate {self.first}..{self.last}: spoofed legs (±{SPOOF_SKEW_S:.0f} s) and spoofing "
+                            "warnings per night")
+        for column in ("night", "truth", "lake", "matched", "false alarms", "missed", "to warn", "warned", "right",
+                       "unjudged"):
+            table.add_column(column, justify="left" if column in ("night", "false alarms", "missed", "unjudged")
+                             else "right", overflow="fold")
+        for n in self.nights:
+            missed = f"{len(n.missed)}" + (f" ({n.missed_unjudged} unjudged)" if n.missed_unjudged else "")
+            table.add_row(*(escape(cell) for cell in (
+                n.day.isoformat(), str(n.truth_legs), str(n.lake_legs), str(n.matched),
+                f"{len(n.false_alarms)} {_some(n.false_alarms, EXAMPLES)}".strip(),
+                f"{missed} {_some(n.missed, EXAMPLES)}".strip(), str(n.to_warn),
+                "–" if n.warned is None else str(n.warned), "–" if n.warned_right is None else str(n.warned_right),
+                "; ".join(f"{c}: {why}" for c, why in sorted(n.unjudged.items())))))
+        return table
+
+    def renderables(self) -> list:
+        return [self.line(), self.table()]
+
+
+def leg_text(leg: dict) -> str:
+    """`110 → 13800000001 voice 10:02:03`: a leg as an analyst reads it (national numbers, local time)."""
+    return f"{national(leg['presented'])} → {national(leg['receiver'])} {leg['service']} {leg['start']:%H:%M:%S}"
+
+
+def match_legs(lake_legs: pl.DataFrame, truth_legs: pl.DataFrame,
+               skew_s: float = SPOOF_SKEW_S) -> tuple[list[dict], list[dict], list[dict]]:
+    """(matched truth legs, lake legs without a truth leg, truth legs without a lake leg), one to one:
+    same receiver, presented number and service, starts at most `skew_s` apart. Per key both sides are
+    walked in time order and the earlier of an unmatched pair is dropped, which pairs as many as any
+    matching can."""
+    def by_key(frame: pl.DataFrame) -> dict[tuple, list[dict]]:
+        grouped: dict[tuple, list[dict]] = defaultdict(list)
+        for row in frame.sort("start").iter_rows(named=True):
+            grouped[tuple(row[k] for k in LEG_KEY)].append(row)
+        return grouped
+
+    lakes, truths = by_key(lake_legs), by_key(truth_legs)
+    matched, false_alarms, missed = [], [], []
+    for key in sorted(set(lakes) | set(truths)):
+        ours, theirs = lakes.get(key, []), truths.get(key, [])
+        i = j = 0
+        while i < len(ours) and j < len(theirs):
+            gap = (ours[i]["start"] - theirs[j]["start"]).total_seconds()
+            if abs(gap) <= skew_s:
+                matched.append(theirs[j])
+                i, j = i + 1, j + 1
+            elif gap < 0:
+                false_alarms.append(ours[i])
+                i += 1
+            else:
+                missed.append(theirs[j])
+                j += 1
+        false_alarms += ours[i:]
+        missed += theirs[j:]
+    return matched, false_alarms, missed
+
+
+def truth_to_warn(truth_legs: pl.DataFrame, warning_min_call_s: int) -> set[tuple[str, str]]:
+    """(date, receiver) the export should warn: a voice leg answered for `warning_min_call_s`, or
+    answered at all when the number shown was protected (export's rule, from the truth's side)."""
+    protected = pl.col("protected").str.to_lowercase().is_in(["true", "1", "yes"])
+    duration = pl.col("duration_s").cast(pl.Int64)
+    return set(truth_legs.filter((pl.col("service") == "voice")
+                                 & ((duration >= warning_min_call_s) | (protected & (duration > 0))))
+               .select("date", "receiver").iter_rows())
+
+
+def read_truth_legs(truth: Path) -> pl.DataFrame | None:
+    """truth/spoofed_legs.csv as LEG_SCHEMA plus duration_s and protected (text); None when the
+    truth has none (a simulation from before spoofing)."""
+    path = Path(truth) / SPOOFED_LEGS
+    if not path.is_file():
+        return None
+    frame = _truth(truth, SPOOFED_LEGS, ("date", "receiver", "presented", "protected", "service", "start",
+                                         "duration_s", "carrier"))
+    return frame.with_columns(pl.col("start").str.to_datetime("%Y-%m-%d %H:%M:%S", time_unit="us")).select(
+        *LEG_SCHEMA, "duration_s", "protected")
+
+
+def read_lake_legs(config: Config, day: dt.date) -> pl.DataFrame:
+    """lake/spoofed of `day` as LEG_SCHEMA: the instant `start_time` as local wall-clock time of the
+    conf timezone, as the truth writes it."""
+    return (lake_polars.read_day(config, SPOOFED, day, ["receiver", "presented", "service", "start_time", "carrier"])
+            .select(pl.lit(day.isoformat()).alias("date"), "receiver", "presented", "service",
+                    pl.col("start_time").dt.convert_time_zone(config.timezone).dt.replace_time_zone(None)
+                    .alias("start"), "carrier")
+            .cast(LEG_SCHEMA))
+
+
+def read_spoofing_run(config: Config, day: dt.date) -> dict | None:
+    """lake/_runs/detect/date=D/spoofing.json, None when detect wrote none."""
+    return summaries.read_spoofing(config, day)
+
+
+def read_spoofing_warnings(outbox_day: Path) -> set[str] | None:
+    """E.164 receivers of the spoofing rows (`reason` 'spoofed …') of outbox/D/warnings.csv; None when
+    the file is missing or has no `reason` column (exported before spoofing warnings)."""
+    path = outbox_day / WARNINGS_FILE
+    if not path.is_file():
+        return None
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        reader = csv.DictReader(handle)
+        if "reason" not in (reader.fieldnames or []):
+            return None
+        return {e164(row["number"]) or row["number"] for row in reader if (row["reason"] or "").startswith("spoofed")}
+
+
+def evaluate_spoofing(config: Config, truth: Path, first: dt.date, last: dt.date) -> SpoofingEvaluation | None:
+    """Spoofed legs and spoofing warnings of the nights first..last against truth/spoofed_legs.csv
+    (see `score_spoofing`); None when the truth has no such file. A night the detector did not run
+    for (no lake/spoofed partition, no spoofing.json) is named, not scored; so are a night's warnings
+    when outbox/D/warnings.csv is missing or predates the `reason` column."""
+    truth_legs = read_truth_legs(truth)
+    if truth_legs is None:
+        return None
+    days = range_nights(first, last)
+    runs = {day: read_spoofing_run(config, day) for day in days}
+    ran = [day for day in days if runs[day] is not None or lake_polars.has_day(config, SPOOFED, day)]
+    lake_legs = (pl.concat([read_lake_legs(config, day) for day in ran]) if ran
+                 else pl.DataFrame(schema=LEG_SCHEMA))
+    outbox = Path(config.paths.outbox)
+    warned = {day: read_spoofing_warnings(outbox / day.isoformat()) for day in ran}
+    return score_spoofing(lake_legs, truth_legs, warned,
+                          {day: (runs[day] or {}).get("unjudged_carriers") or {} for day in ran},
+                          config.export.warning_min_call_s, first, last)
+
+
+def score_spoofing(lake_legs: pl.DataFrame, truth_legs: pl.DataFrame, warned: dict[dt.date, set[str] | None],
+                   unjudged: dict[dt.date, dict[str, str]], warning_min_call_s: int, first: dt.date,
+                   last: dt.date) -> SpoofingEvaluation:
+    """Pure: the nights of `warned` (those the detector ran for; its value None: warnings not exported)
+    scored. Legs match one to one (`match_legs`) within the scored nights; a night's warnings are
+    its receivers warned for spoofing against the truth's receivers to warn (`truth_to_warn`)."""
+    scored = sorted(warned)
+    dates = [d.isoformat() for d in scored]
+    truth_legs = truth_legs.filter(pl.col("date").is_in(dates))
+    lake_legs = lake_legs.filter(pl.col("date").is_in(dates))
+    matched, false_alarms, missed = match_legs(lake_legs, truth_legs)
+    to_warn = truth_to_warn(truth_legs, warning_min_call_s)
+
+    def on(legs: list[dict], date: str) -> list[dict]:
+        return sorted((leg for leg in legs if leg["date"] == date),
+                      key=lambda leg: (leg["start"], *(leg[k] for k in LEG_KEY)))
+
+    nights = []
+    for day, date in zip(scored, dates):
+        lost = on(missed, date)
+        should = {receiver for d, receiver in to_warn if d == date}
+        sent = warned[day]
+        nights.append(SpoofNight(
+            day, truth_legs.filter(pl.col("date") == date).height, lake_legs.filter(pl.col("date") == date).height,
+            len(on(matched, date)), [leg_text(leg) for leg in on(false_alarms, date)],
+            [leg_text(leg) for leg in lost], sum(1 for leg in lost if leg["carrier"] in unjudged.get(day, {})),
+            dict(unjudged.get(day, {})), len(should),
+            None if sent is None else len(sent), None if sent is None else len(sent & should)))
+    days = range_nights(first, last)
+    return SpoofingEvaluation(first, last, nights, not_run=[d for d in days if d not in warned],
+                              not_exported=[d for d in scored if warned[d] is None])

@@ -1,13 +1,21 @@
-"""`cdrwatch export --date D`: lake/dens + lake/victims (date D) -> outbox/D/ (DESIGN.md "Outputs").
+"""`cdrwatch export --date D`: lake/dens + lake/victims + lake/spoofed (date D) -> outbox/D/ (DESIGN.md "Outputs").
 
 * `leads/<district>.csv`: one file per district of the cell inventories, only that district's dens
   (header-only when it has none), columns `LEAD_COLUMNS` (or fixed Chinese headers);
-* `warnings.csv`: residents at risk, columns `WARNING_COLUMNS`;
+* `warnings.csv`: residents at risk, columns `WARNING_FILE_COLUMNS` (always English): the contract's
+  `WARNING_COLUMNS`, then `reason`. A den's victim: `den <den_id>`. A resident who talked with a
+  spoofed caller (改号, lake/spoofed): a voice leg answered for `export.warning_min_call_s`, or
+  answered at all when the presented number is protected (110, a bank...): `den_id` holds the
+  campaign id and `reason` is `spoofed <presented number>` (of the longest call);
 * `analysts/unlocated_dens.csv`: dens that cannot go to a field unit (no position, no district,
   or only foreign members).
 * `analysts/suppressed.csv`: dens the field cleared (false_lead, legitimate) whose behaviour is
   unchanged (`jobs/dens/field.py`): not sent again, listed with the reason; their victims get no
   warning.
+* `analysts/spoofing.csv`: one row per spoofing campaign (`SPOOFING_COLUMNS`), every night (header
+  only when none). The presented numbers' owners were impersonated: they are listed there, as
+  victims, and never in a lead file. A lake from before the spoofing detector has no lake/spoofed:
+  no campaigns, no spoofing warnings.
 
 A lead file's columns are `LEAD_COLUMNS`, then `LEAD_HISTORY_COLUMNS` (last visit, its outcome, the
 raided dens it is related to), then the empty `FEEDBACK_INPUT_COLUMNS` an officer fills in (the
@@ -50,8 +58,8 @@ from jobs.io import lake, summaries
 from jobs.io.files import replace_folder
 from jobs.config import Config
 from jobs.errors import CdrwatchError
-from schemas.tables import (DEN, FEEDBACK_INPUT_COLUMNS, LEAD_COLUMNS, LEAD_HISTORY_COLUMNS, OUTCOMES, VICTIMS,
-                           WARNING_COLUMNS)
+from schemas.tables import (DEN, FEEDBACK_INPUT_COLUMNS, LEAD_COLUMNS, LEAD_HISTORY_COLUMNS, OUTCOMES, SPOOFED,
+                           VICTIMS, WARNING_FILE_COLUMNS)
 
 log = logging.getLogger(__name__)
 
@@ -401,12 +409,107 @@ def district_file_names(districts: Iterable[str]) -> dict[str, str]:
     return stems
 
 
+# ---------------------------------------------------------------- warnings and spoofing (pure)
+
+SPOOFING_COLUMNS = ("campaign_id", "first_call", "last_call", "spoofed_legs", "answered_calls", "long_calls",
+                    "receivers", "warned", "presented_numbers", "protected_numbers", "impersonated_subscribers",
+                    "receiver_segments", "receiver_districts", "note")
+SPOOFING_NOTE = ("The presented numbers are not the callers: their owners were impersonated (victims, not suspects), "
+                 "and the calls came from outside every local carrier, none of which recorded them as outgoing.")
+SEGMENT_DIGITS = 7               # a number segment: the first 7 national digits (139 1234)
+
+
+def local_time(epoch: int, zone: ZoneInfo) -> str:
+    return dt.datetime.fromtimestamp(epoch, zone).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def den_warnings(victims: list[dict[str, Any]], skipped_dens: set[str], whitelist: set[str], zone: ZoneInfo,
+                 warning_min_call_s: int) -> list[list[Cell]]:
+    """warnings.csv rows (WARNING_FILE_COLUMNS) of the dens' victims; none for a whitelisted resident
+    or a den in `skipped_dens` (dropped by the whitelist, cleared by the field)."""
+    return [[national(v["number"]), v["district"] or "", v["den_id"], local_time(v["first_contact_epoch"], zone),
+             v["longest_call_s"], v["n_calls"], f"den {v['den_id']}"]
+            for v in victims if not (v["den_id"] in skipped_dens or v["number"] in whitelist
+                                     or v["longest_call_s"] < warning_min_call_s)]
+
+
+def warns(leg: dict[str, Any], warning_min_call_s: int) -> bool:
+    """Did the receiver talk with the spoofed caller long enough to be at risk? A voice leg answered
+    for `warning_min_call_s`, or answered at all when the number shown was a protected one (nobody
+    at risk hangs up on '110')."""
+    answered = leg["service"] == "voice" and leg["duration_s"] > 0
+    return answered and (leg["duration_s"] >= warning_min_call_s or leg["protected"] is not None)
+
+
+def _longest_first(legs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Voice legs, longest first (earliest, then record id, among equals)."""
+    return sorted((leg for leg in legs if leg["service"] == "voice"),
+                  key=lambda leg: (-leg["duration_s"], leg["start_epoch"], leg["record_id"]))
+
+
+def spoofing_warnings(spoofed: list[dict[str, Any]], whitelist: set[str], zone: ZoneInfo,
+                      warning_min_call_s: int) -> list[list[Cell]]:
+    """warnings.csv rows (WARNING_FILE_COLUMNS), one per (receiver, campaign) with a leg that `warns`:
+    `den_id` is the campaign; first contact, longest call and voice calls are over all that
+    campaign's legs to the receiver; district and `reason` (`spoofed <presented>`) come from the
+    longest call. A whitelisted receiver is never warned."""
+    legs_of: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for leg in spoofed:
+        legs_of[(leg["receiver"], leg["campaign_id"])].append(leg)
+    rows: list[list[Cell]] = []
+    for (receiver, campaign), legs in legs_of.items():
+        if receiver in whitelist or not any(warns(leg, warning_min_call_s) for leg in legs):
+            continue
+        calls = _longest_first(legs)
+        district = next((leg["district"] for leg in calls if leg["district"]), "")
+        rows.append([national(receiver), district, campaign, local_time(min(leg["start_epoch"] for leg in legs), zone),
+                     calls[0]["duration_s"], len(calls), f"spoofed {national(calls[0]['presented'])}"])
+    return rows
+
+
+def _most_frequent_first(counts: dict[str, int]) -> list[str]:
+    return sorted(counts, key=lambda value: (-counts[value], value))
+
+
+def spoofing_campaigns(spoofed: list[dict[str, Any]], warned: dict[str, int], zone: ZoneInfo,
+                       warning_min_call_s: int) -> list[list[Cell]]:
+    """analysts/spoofing.csv rows (SPOOFING_COLUMNS), one per campaign, by first call. `warned`:
+    campaign -> receivers warned. Impersonated subscribers are the presented numbers a local
+    subscriber holds (`owner_carrier`); segments and districts count receivers, most first."""
+    legs_of: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for leg in spoofed:
+        legs_of[leg["campaign_id"]].append(leg)
+    rows: list[tuple[int, str, list[Cell]]] = []
+    for campaign, legs in legs_of.items():
+        receivers = {leg["receiver"] for leg in legs}
+        segments: dict[str, int] = defaultdict(int)
+        for receiver in receivers:
+            segments[national(receiver)[:SEGMENT_DIGITS]] += 1
+        districts: dict[str, int] = defaultdict(int)
+        for _receiver, district in {(leg["receiver"], leg["district"]) for leg in legs if leg["district"]}:
+            districts[district] += 1
+        voice = [leg for leg in legs if leg["service"] == "voice"]
+        starts = [leg["start_epoch"] for leg in legs]
+        answered = [leg["duration_s"] for leg in voice if leg["duration_s"] > 0]
+        rows.append((min(starts), campaign, [
+            campaign, local_time(min(starts), zone), local_time(max(starts), zone), len(legs),
+            len(answered), sum(seconds >= warning_min_call_s for seconds in answered),
+            len(receivers), warned.get(campaign, 0),
+            _joined(sorted({leg["presented"] for leg in legs}), national),
+            _joined(sorted({leg["protected"] for leg in legs if leg["protected"] is not None})),
+            _joined(sorted({leg["presented"] for leg in legs if leg["owner_carrier"] is not None}), national),
+            _joined(_most_frequent_first(segments)), _joined(_most_frequent_first(districts)), SPOOFING_NOTE,
+        ]))
+    return [row for _, _, row in sorted(rows, key=lambda r: r[:2])]
+
+
 # ---------------------------------------------------------------- the step
 
 def build_outbox(dens: list[dict[str, Any]], victims: list[dict[str, Any]], districts: Iterable[str],
-                 whitelist: set[str], *, timezone: str, warning_min_call_s: int = 0,
-                 chinese_headers: bool = False) -> tuple[dict[str, bytes], dict[str, Any]]:
-    """The files of outbox/D/ (relative path -> bytes) and a summary; pure, no I/O."""
+                 whitelist: set[str], *, timezone: str, warning_min_call_s: int = 0, chinese_headers: bool = False,
+                 spoofed: Iterable[dict[str, Any]] = ()) -> tuple[dict[str, bytes], dict[str, Any]]:
+    """The files of outbox/D/ (relative path -> bytes) and a summary; pure, no I/O. `spoofed`: rows
+    of lake/spoofed (SPOOFED's columns, `start_time` as `start_epoch`, seconds), none by default."""
     kept: list[dict[str, Any]] = []
     dropped_dens: set[str] = set()
     whitelisted_numbers = 0
@@ -446,21 +549,21 @@ def build_outbox(dens: list[dict[str, Any]], victims: list[dict[str, Any]], dist
                                                          for d in suppressed])
 
     zone = ZoneInfo(timezone)
-    warnings: list[list[Cell]] = []
-    for v in victims:
-        if (v["den_id"] in dropped_dens or v["den_id"] in silenced or v["number"] in whitelist
-                or v["longest_call_s"] < warning_min_call_s):
-            continue
-        local = dt.datetime.fromtimestamp(v["first_contact_epoch"], zone)
-        warnings.append([national(v["number"]), v["district"] or "", v["den_id"],
-                         local.strftime("%Y-%m-%d %H:%M:%S"), v["longest_call_s"], v["n_calls"]])
+    spoofed = list(spoofed)
+    spoof_warnings = spoofing_warnings(spoofed, whitelist, zone, warning_min_call_s)
+    warnings = den_warnings(victims, dropped_dens | silenced, whitelist, zone, warning_min_call_s) + spoof_warnings
     warnings.sort(key=lambda r: (r[1], r[2], r[0]))
-    tables["warnings"] = (list(WARNING_COLUMNS), warnings)
+    tables["warnings"] = (list(WARNING_FILE_COLUMNS), warnings)
+    warned: dict[str, int] = defaultdict(int)
+    for row in spoof_warnings:
+        warned[row[2]] += 1
+    campaigns = spoofing_campaigns(spoofed, warned, zone, warning_min_call_s)
+    tables["analysts/spoofing"] = (list(SPOOFING_COLUMNS), campaigns)
 
     files: dict[str, bytes] = {}
     for stem, (header, rows) in tables.items():
         columns = {"analysts/unlocated_dens": UNLOCATED_COLUMNS, "analysts/suppressed": SUPPRESSED_COLUMNS,
-                   "warnings": WARNING_COLUMNS}.get(stem, LEAD_FILE_COLUMNS)
+                   "warnings": WARNING_FILE_COLUMNS, "analysts/spoofing": SPOOFING_COLUMNS}.get(stem, LEAD_FILE_COLUMNS)
         places = [PLACES.get(c) for c in columns]
         choices = {columns.index("outcome"): OUTCOMES} if stem.startswith("leads/") else None
         files[f"{stem}.csv"] = csv_bytes(header, ([csv_cell(v, p) for v, p in zip(row, places)] for row in rows))
@@ -474,6 +577,8 @@ def build_outbox(dens: list[dict[str, Any]], victims: list[dict[str, Any]], dist
         "dropped_whitelisted_dens": len(dropped_dens),
         "dropped_whitelisted_numbers": whitelisted_numbers,
         "warnings": len(warnings),
+        "spoofing_campaigns": len(campaigns),
+        "spoofing_warnings": len(spoof_warnings),
         "district_files": {d: f"leads/{stems[d]}.csv" for d in sorted(by_district)},
     }
     return files, summary
@@ -514,7 +619,9 @@ def write_outbox_day(target: Path, files: dict[str, bytes]) -> None:
 
 def export_date(config: Config, day: dt.date, *, spark=None) -> dict[str, Any]:
     """The `cdrwatch export` step for `day`: writes outbox/D/ and returns a summary
-    (dens and high-priority dens per district, unlocated dens, warnings, files written)."""
+    (dens and high-priority dens per district, unlocated dens, warnings (all rows of warnings.csv),
+    spoofing campaigns and spoofing warnings, files written). No lake/spoofed for `day` (a lake from
+    before the spoofing detector) is no spoofing."""
     from pyspark.sql import functions as F
 
     from jobs.detect import read_cells, read_whitelist
@@ -530,10 +637,12 @@ def export_date(config: Config, day: dt.date, *, spark=None) -> dict[str, Any]:
     districts = sorted(r.district for r in read_cells(config, spark).select("district").distinct().collect()
                        if r.district)
     whitelist = {r.number for r in read_whitelist(config, spark).collect()}
+    spoofed = [r.asDict() for r in lake.read_partition(config, spark, SPOOFED, day)
+               .withColumn("start_epoch", F.col("start_time").cast("long")).collect()]
 
     files, summary = build_outbox(dens, victims, districts, whitelist, timezone=config.timezone,
                                   warning_min_call_s=config.export.warning_min_call_s,
-                                  chinese_headers=config.export.chinese_headers)
+                                  chinese_headers=config.export.chinese_headers, spoofed=spoofed)
     missing, reasons, note = partial_night(config, day)
     if note is not None:
         files[PARTIAL_FILE] = note
@@ -541,5 +650,6 @@ def export_date(config: Config, day: dt.date, *, spark=None) -> dict[str, Any]:
     write_outbox_day(target, files)
     summary = {"date": day.isoformat(), "outbox": str(target), **summary, "missing_carriers": missing,
                "partial_reasons": reasons, "files": sorted(str(target / f) for f in files)}
-    log.info("export %s: %d dens, %d warnings -> %s", day, sum(summary["dens"].values()), summary["warnings"], target)
+    log.info("export %s: %d dens, %d warnings, %d spoofing campaigns -> %s", day, sum(summary["dens"].values()),
+             summary["warnings"], summary["spoofing_campaigns"], target)
     return summary

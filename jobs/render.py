@@ -84,7 +84,13 @@ def export_view(summary: dict[str, Any]) -> list[Any]:
     if renamed:
         out.append("district file names made distinct and safe: "
                    + "; ".join(f"{shown(d)} -> {shown(f)}" for d, f in renamed.items()))
-    out.append(f"warnings: {summary['warnings']} residents -> {shown(str(target / 'warnings.csv'))}")
+    spoofing = summary.get("spoofing_warnings", 0)
+    out.append(f"warnings: {summary['warnings']} residents ({spoofing} of a spoofed caller) -> "
+               f"{shown(str(target / 'warnings.csv'))}" if spoofing else
+               f"warnings: {summary['warnings']} residents -> {shown(str(target / 'warnings.csv'))}")
+    if summary.get("spoofing_campaigns"):
+        out.append(f"caller-ID spoofing: {summary['spoofing_campaigns']} campaign(s) -> "
+                   f"{shown(str(target / 'analysts' / 'spoofing.csv'))}")
     if summary["unlocated"]:
         out.append(f"unlocated dens: {summary['unlocated']} -> "
                    f"{shown(str(target / 'analysts' / 'unlocated_dens.csv'))}")

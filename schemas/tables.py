@@ -73,7 +73,8 @@ FLAG = Table(
     "flags",
     (
         C("detector", "string", False),
-        C("entity_type", "string", False, "msisdn | imei | cell"),
+        C("entity_type", "string", False, "msisdn | imei | cell | presented (a number shown to receivers "
+                                          "that no carrier placed: spoofing)"),
         C("entity_id", "string", False),
         C("score", "double", False, "0..1, higher is more suspicious"),
         C("evidence", "string", False, "one sentence an analyst can read"),
@@ -161,9 +162,11 @@ SIM_DAY = Table(
         C("n_out", "int64", False, "outgoing events"),
         C("n_in", "int64", False, "incoming events"),
         C("date", "date", False),
+        C("carrier", "string", True, "the carrier whose subscriber it is (the smallest code if two); added "
+                                     "later: older partitions read null"),
     ),
     partition_by=("date",),
-    doc="One row per subscriber active that day (SIM age, days of history).",
+    doc="One row per subscriber active that day (SIM age, days of history, who is a local subscriber).",
 )
 
 DEVICE_DAY = Table(
@@ -201,6 +204,33 @@ CONTACT_DAY = Table(
     ),
     partition_by=("date",),
     doc="One row per (subscriber, other party) with any event that day (strangers vs contacts).",
+)
+
+SPOOFED = Table(
+    "spoofed",
+    (
+        C("record_id", "string", False, "the receiver's carrier's id of the incoming leg"),
+        C("carrier", "string", False, "the receiver's carrier, which recorded the incoming leg"),
+        C("receiver", "string", False, "the resident whose phone rang, E.164"),
+        C("presented", "string", False, "the number the receiver's phone showed (E.164, or digits for a "
+                                         "service number), which no carrier placed the call from"),
+        C("service", "string", False, "voice | sms"),
+        C("start_time", "timestamp", False, "as the receiver's carrier recorded it"),
+        C("duration_s", "int32", False, "0 for SMS and unanswered calls"),
+        C("cell_id", "string", True, "the receiver's cell"),
+        C("district", "string", True, "the receiver's district (by cell)"),
+        C("protected", "string", True, "the protected number's name (110 police, a bank's 955xx...) when the "
+                                       "presented number is one; null for a subscriber's number"),
+        C("owner_carrier", "string", True, "the carrier whose local subscriber holds the presented number: a "
+                                           "victim of impersonation, not a suspect; null when nobody local does"),
+        C("campaign_id", "string", False, "S<date>-<nn>: spoofed legs grouped by time, receivers' segments and "
+                                          "presented numbers"),
+        C("date", "date", False),
+    ),
+    partition_by=("date",),
+    doc="Incoming legs that no carrier placed: the presented number is a local subscriber's (or protected) and "
+        "no outgoing leg of it to the receiver was recorded within detectors.spoofing.tolerance_s (detector "
+        "spoofing).",
 )
 
 DAILY = (SIM_DAY, DEVICE_DAY, CELL_HOUR, CONTACT_DAY)
@@ -255,6 +285,9 @@ FEEDBACK_INPUT_COLUMNS = ("visited_on", "outcome", "notes", "numbers_seized", "i
 """Last, empty in every lead file: the field unit fills them in and sends the file back."""
 
 WARNING_COLUMNS = ("number", "district", "den_id", "first_contact", "longest_call_s", "n_calls")
+WARNING_FILE_COLUMNS = (*WARNING_COLUMNS, "reason")
+"""warnings.csv as written: `reason` ('den D…', 'spoofed 110', 'spoofed +86…') after the contract's columns;
+for a spoofing warning `den_id` holds the campaign id (S…)."""
 
 TABLES = {t.name: t for t in (CDR, QUARANTINE, ROUTED, CELL, WHITELIST, FLAG, DEN, VICTIMS, *DAILY, FEEDBACK,
-                              HOTLIST)}
+                              HOTLIST, SPOOFED)}

@@ -32,14 +32,16 @@ def week(tmp_path_factory):
     knows, the evasive ones of issue #13 included (a box changing its IMEI per call, a low-and-slow
     room from day 3, two boxes in one room, a box in a car; den01 moves mid-week) — and the hard
     negatives (couriers, a registered call centre, a crowd, a debt-collection room, estate agents, a
-    phone shop)."""
+    phone shop); two overseas gateways spoofing residents' and protected numbers (#16), and carriers'
+    clocks 45-105 s apart."""
     import datetime as dt
     from types import SimpleNamespace
 
     from jobs.simulate import simulate
 
     root = tmp_path_factory.mktemp("week")
-    simulate(root / "landing", WEEK_START, WEEK_DAYS, subscribers=1500, dens=WEEK_DENS, seed=3)
+    simulate(root / "landing", WEEK_START, WEEK_DAYS, subscribers=1500, dens=WEEK_DENS, seed=3, spoofers=2,
+             clock_skew=60)
     dates = [WEEK_START + dt.timedelta(days=i) for i in range(WEEK_DAYS)]
     argv = ["--landing", str(root / "landing"), "--lake", str(root / "lake"), "--outbox", str(root / "outbox"),
             "--set", "spark.master=local[2]", "--set", "spark.shuffle_partitions=2"]

@@ -46,8 +46,23 @@ def _residents(day, rng, rows):
             duration = rng.choice([0, 35, 60, 120, 300])
             rows.append(_cdr_row(f"R{day}{r}-{k}", carrier, msisdn, friend, "out", "voice", when, duration,
                                  f"46000{r:010d}", f"8689120300{r:05d}", cell))
-            rows.append(_cdr_row(f"R{day}{r}-{k}-in", carrier, msisdn, friend, "in", "voice",
-                                 when + dt.timedelta(hours=1), duration, f"46000{r:010d}", f"8689120300{r:05d}", cell))
+            f = int(friend[-6:])    # the friend's carrier records the same call, one second later
+            f_carrier, f_cell = CELLS[3 + f % 2] if f % 10 else CELLS[0]
+            rows.append(_cdr_row(f"R{day}{r}-{k}-in", f_carrier, friend, msisdn, "in", "voice",
+                                 when + dt.timedelta(seconds=1), duration, f"46000{f:010d}", f"8689120300{f:05d}",
+                                 f_cell))
+
+
+def _spoofer(day, rows):
+    """An overseas gateway ringing residents: six calls showing resident 7's number (who never placed
+    them), two showing 110; only the receivers' carrier records them."""
+    for k in range(8):
+        r = 20 + k
+        carrier, cell = CELLS[3 + r % 2] if r % 10 else CELLS[0]
+        when = dt.datetime.combine(day, dt.time(15, 3 * k), tzinfo=LOCAL)
+        shown = "110" if k >= 6 else "+8613800000007"
+        rows.append(_cdr_row(f"S{day}{k}", carrier, f"+8613800{r:06d}", shown, "in", "voice", when, 240 if k in (2, 6)
+                             else 0, f"46000{r:010d}", f"8689120300{r:05d}", cell))
 
 
 def _den(day, rows):
@@ -90,6 +105,7 @@ def night(spark):
         _room(DAY - dt.timedelta(days=back), history, tonight=False)
     _residents(DAY, rng, today)
     _den(DAY, today)
+    _spoofer(DAY, today)
     _room(DAY, today, tonight=True)
     cdr = spark.createDataFrame(today, CDR.spark())
     past = spark.createDataFrame(history, CDR.spark())
@@ -129,7 +145,7 @@ def test_flags_have_the_flag_shape_and_find_the_den(name, night, test_config):
     rows = flags.select(*FLAG_FIELDS).collect()
     assert rows, f"{name} found nothing on a night with a den"
     for row in rows:
-        assert row.entity_type in ("msisdn", "imei", "cell")
+        assert row.entity_type in ("msisdn", "imei", "cell", "presented")
         assert 0.0 <= row.score <= 1.0
         assert row.evidence and len(row.evidence) < 500
     assert len({(r.entity_type, r.entity_id) for r in rows}) == len(rows), "one row per entity"

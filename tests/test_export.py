@@ -7,7 +7,7 @@ import pytest
 
 from jobs.export import LEAD_FILE_COLUMNS, export_date, national, safe_text
 from jobs.io.lake import replace_date
-from schemas.tables import DEN, LEAD_COLUMNS, VICTIMS, WARNING_COLUMNS
+from schemas.tables import DEN, LEAD_COLUMNS, VICTIMS, WARNING_FILE_COLUMNS
 
 DAY = dt.date(2026, 11, 20)
 UTC = dt.timezone.utc
@@ -158,11 +158,11 @@ def test_unlocated_dens_go_to_analysts(exported):
 
 def test_warnings(exported):
     out, _ = exported
-    rows = _read(out / "warnings.csv", WARNING_COLUMNS)
+    rows = _read(out / "warnings.csv", WARNING_FILE_COLUMNS)
     assert [tuple(r.values()) for r in rows] == [
-        ("02887654321", "武侯区", "den-a", "2026-11-20 10:00:05", "200", "1"),
-        ("13811112222", "武侯区", "den-a", "2026-11-20 09:30:00", "300", "3"),
-        ("13811113333", "锦江区", "den-b", "2026-11-20 07:59:59", "600", "2"),
+        ("02887654321", "武侯区", "den-a", "2026-11-20 10:00:05", "200", "1", "den den-a"),
+        ("13811112222", "武侯区", "den-a", "2026-11-20 09:30:00", "300", "3", "den den-a"),
+        ("13811113333", "锦江区", "den-b", "2026-11-20 07:59:59", "600", "2", "den den-b"),
     ]
 
 
@@ -180,7 +180,7 @@ def test_every_csv_has_a_workbook_twin_with_the_same_values(exported):
 
     out, _ = exported
     csvs = sorted(out.rglob("*.csv"))
-    assert len(csvs) == 6
+    assert len(csvs) == 7
     for path in csvs:
         text_rows = list(csv.reader(path.read_bytes().decode("utf-8-sig").splitlines()))
         book = load_workbook(path.with_suffix(".xlsx"))

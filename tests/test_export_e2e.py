@@ -10,7 +10,7 @@ import pytest
 
 from jobs.cli import main
 from jobs.export import LEAD_FILE_COLUMNS, national
-from schemas.tables import LEAD_COLUMNS, WARNING_COLUMNS
+from schemas.tables import LEAD_COLUMNS, WARNING_FILE_COLUMNS
 
 pytestmark = pytest.mark.slow
 
@@ -62,7 +62,7 @@ def test_outbox_shapes(week_exported):
     districts = _districts(week)
     for day in week.dates:
         assert set(_leads(week, day)) == districts, day
-        _read(week.root / "outbox" / day.isoformat() / "warnings.csv", WARNING_COLUMNS)
+        _read(week.root / "outbox" / day.isoformat() / "warnings.csv", WARNING_FILE_COLUMNS)
 
 
 def test_every_truth_den_is_a_lead_in_its_district(week_exported):
@@ -94,7 +94,7 @@ def test_warnings_reach_the_victims(week_exported):
     week = week_exported
     found = total = 0
     for day in week.dates:
-        warned = {r["number"] for r in _read(week.root / "outbox" / day.isoformat() / "warnings.csv", WARNING_COLUMNS)}
+        warned = {r["number"] for r in _read(week.root / "outbox" / day.isoformat() / "warnings.csv", WARNING_FILE_COLUMNS)}
         truth = {national(n) for n in _truth(week, "victims.csv", day)["number"]}
         found += len(warned & truth)
         total += len(truth)

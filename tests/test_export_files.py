@@ -169,5 +169,6 @@ def test_console_shows_data_as_text_never_markup(tmp_path):
     assert f"A/B -> leads/A_B_{h('A/B')}.csv" in out and f"A_B -> leads/A_B_{h('A_B')}.csv" not in out
     assert str(target / PARTIAL_FILE) in out
     assert all(Path(p).name in {f"{s}.{e}" for s in (
-        "[_]_" + h("[/]"), "[bold]武侯区", "A_B_" + h("A/B"), "A_B", "warnings", "unlocated_dens", "suppressed") for e in ("csv", "xlsx")}
+        "[_]_" + h("[/]"), "[bold]武侯区", "A_B_" + h("A/B"), "A_B", "warnings", "unlocated_dens", "suppressed", "spoofing")
+        for e in ("csv", "xlsx")}
         for p in files)

@@ -107,7 +107,8 @@ def test_every_value_of_every_file_equals_its_csv():
                victim("+8613811113333", "den-01", None, 900)]
     files, _ = build(dens, victims)
     assert sorted(files) == sorted(f"{stem}.{ext}" for stem in ("leads/武侯区", "leads/锦江区", "warnings",
-                                                               "analysts/unlocated_dens", "analysts/suppressed")
+                                                               "analysts/unlocated_dens", "analysts/suppressed",
+                                                               "analysts/spoofing")
                                    for ext in ("csv", "xlsx"))
     for name in files:
         if name.endswith(".csv"):

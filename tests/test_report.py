@@ -241,7 +241,7 @@ def test_every_night_of_the_week_has_a_self_contained_report(week_reported):
         outbox = week.root / "outbox" / day.isoformat()
         page = (outbox / "report.html").read_text(encoding="utf-8")
         assert not EXTERNAL_LOAD.search(page), day
-        assert "<script src" not in page and "<link" not in page and page.count("<script") == 8   # all inline
+        assert "<script src" not in page and "<link" not in page and page.count("<script") == 9   # all inline
         dens = pl.read_parquet(week.root / "lake" / "dens" / f"date={day}" / "*.parquet")
         assert dens.height > 0
         for den_id in dens["den_id"]:

@@ -13,7 +13,8 @@ pytestmark = pytest.mark.slow
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-FIGURES = ("map", "chart-congestion", "chart-den-activity", "chart-trend-rows", "chart-trend-flags", "chart-trend-dens")
+FIGURES = ("map", "chart-congestion", "chart-den-activity", "chart-trend-rows", "chart-trend-flags", "chart-trend-dens",
+           "chart-spoofing-hours")
 
 
 def _binary(path: Path, name: str) -> str | None:

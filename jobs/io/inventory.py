@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 from dataclasses import astuple, dataclass
 from pathlib import Path
 
@@ -203,3 +204,39 @@ def _records(reader, path: Path):
             raise CdrwatchError(f"{path}:{start}: unreadable CSV ({err})") from None
         if any(f.strip() for f in fields):
             yield start, fields
+
+
+def protected_path(config) -> Path:
+    return Path(config.paths.landing) / "protected_numbers.csv"
+
+
+PROTECTED_NUMBER = re.compile(r"^[0-9x]{3,20}$")
+
+
+def read_protected_numbers(path: Path) -> tuple[list[dict], list[str]]:
+    """landing/protected_numbers.csv (optional): `number` (digits, 'x' any digit), `name`, optional
+    `services` (`voice`, `sms`, `voice;sms`; default both), as conf `detectors.spoofing.protected`
+    entries, and one warning (file, line, value) per row that is no such pattern. A missing
+    `number` or `name` column is an error naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        return [], []
+    reader = csv.reader(io.StringIO(path.read_bytes().decode("utf-8-sig", errors="replace"), newline=""))
+    try:
+        header = [name.strip().lower() for name in next(reader)]
+    except StopIteration:
+        return [], []
+    missing = [c for c in ("number", "name") if c not in header]
+    if missing:
+        raise CdrwatchError(f"{path}:1: no column {', '.join(repr(c) for c in missing)} (columns: {', '.join(header)})")
+    entries, warnings = [], []
+    for line, fields in _records(reader, path):
+        row = dict(zip(header, (f.strip() for f in fields)))
+        number = re.sub(r"[\s-]", "", row.get("number", "")).lower()
+        services = [s.strip().lower() for s in re.split(r"[;,/ ]+", row.get("services") or "voice;sms") if s.strip()]
+        if not PROTECTED_NUMBER.match(number) or not services or set(services) - {"voice", "sms"}:
+            warnings.append(f"{path}:{line}: protected number {row.get('number', '')!r} (services "
+                            f"{row.get('services', '')!r}) is not a number pattern with voice/sms; ignored")
+            continue
+        entries.append({"number": number, "name": row.get("name") or number, "services": services})
+    return entries, warnings

@@ -42,3 +42,19 @@ def read_summary(config: Config, job: str, day: dt.date) -> dict[str, Any] | Non
     except (OSError, ValueError) as error:
         raise CdrwatchError(f"{path}: unreadable {job} summary ({error}); rerun cdrwatch {job} --date {day}") \
             from None
+
+
+SPOOFING = "spoofing.json"   # detect's judgement of the night's incoming legs (jobs/spoofing.py)
+
+
+def read_spoofing(config: Config, day: dt.date) -> dict[str, Any] | None:
+    """lake/_runs/detect/date=D/spoofing.json, None when detect wrote none for D (a lake from before
+    the spoofing detector); one that cannot be read is an error naming the file and the rerun."""
+    path = run_dir(config, "detect", day) / SPOOFING
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise CdrwatchError(f"{path}: unreadable spoofing summary ({error}); rerun cdrwatch detect --date {day}") \
+            from None

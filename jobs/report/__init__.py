@@ -1,7 +1,7 @@
 """`cdrwatch report --date D`: the night's lake and outbox -> outbox/D/report.html for analysts.
 
-extract (`data`: run summaries, flags, dens, the cell inventory, field feedback, lazy scans of
-lake/cdr for the congested sites' and the dens' hours, with Polars) -> transform (`figures`: plotly
+extract (`data`: run summaries, flags, dens, the cell inventory, field feedback, the spoofed legs,
+lazy scans of lake/cdr for the congested sites' and the dens' hours, with Polars) -> transform (`figures`: plotly
 figures) -> load (`page`: one self-contained HTML page, written atomically into outbox/D/). Runs
 after `export`, which replaces outbox/D/ whole: a rerun of export needs a rerun of the report.
 """
@@ -34,6 +34,10 @@ def build_report(config: Config, day: dt.date) -> tuple[str, data.NightNumbers]:
     field = data.field_outcomes(config, day)
     field_charts = ({"chart-field-outcomes": figures.outcome_chart(field.over_time)}
                     if not field.over_time.is_empty() else {})
+    spoofing = data.spoofing_night(config, day)
+    spoofing_charts = ({"chart-spoofing-hours": figures.spoofing_hours_chart(data.spoofed_hourly(spoofing.legs,
+                                                                                                  config.timezone))}
+                       if spoofing.ran else {})
     parts = page.PageParts(
         numbers=numbers,
         figures={
@@ -45,10 +49,12 @@ def build_report(config: Config, day: dt.date) -> tuple[str, data.NightNumbers]:
             "chart-trend-flags": figures.trend_chart(trends, "flags", "Flags, per detector", stacked=False),
             "chart-trend-dens": figures.trend_chart(trends, "dens", "Dens, per priority", stacked=True),
             **field_charts,
+            **spoofing_charts,
         },
         lead_files=data.lead_files(Path(config.paths.outbox) / day.isoformat()),
         flags_detail=numbers.flags,
         field=field,
+        spoofing=spoofing,
         source={"lake": str(config.paths.lake), "landing": str(config.paths.landing),
                 "outbox": str(config.paths.outbox), "timezone": config.timezone},
     )

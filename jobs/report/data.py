@@ -15,11 +15,12 @@ import numpy as np
 import polars as pl
 
 from detectors.sites import distance_m, site_of_cells
+from jobs.export import national
 from jobs.feedback import precision, store
 from jobs.io import inventory, summaries
 from jobs.io.lake_polars import has_day, read_day, scan_days
 from jobs.config import Config
-from schemas.tables import CDR, DEN, FLAG
+from schemas.tables import CDR, DEN, FLAG, SPOOFED
 
 CELL_SCHEMA = {"carrier": pl.String, "cell_id": pl.String, "lat": pl.Float64, "lon": pl.Float64,
                "site_name": pl.String, "district": pl.String}
@@ -30,6 +31,7 @@ SITE_RADIUS_M = 60.0       # cells this close are one physical site (detectors.s
 MAX_CONGESTED_SITES = 6    # the congestion chart shows at most this many sites, highest score first
 TREND_NIGHTS = 14          # the trend charts look back this many nights (D included)
 FIELD_NIGHTS = 30          # the share of leads not yet visited counts the leads of this many nights (D included)
+TOP_PRESENTED = 10         # the spoofing section lists this many presented numbers, most legs first
 PARTIAL_FILE = "PARTIAL.txt"
 
 
@@ -275,6 +277,80 @@ def field_outcomes(config: Config, day: dt.date, nights: int = FIELD_NIGHTS) -> 
     waiting, total = precision.not_visited(leads)
     return FieldOutcomes(day, feedback.height, precision.outcomes_over_time(store.latest_visits(feedback, day)),
                          total, waiting)
+
+
+# ---------------------------------------------------------------- caller-ID spoofing (lake/spoofed)
+
+IMPERSONATED = "local subscriber (impersonated, not a suspect)"
+NO_DISTRICT = "(no district)"
+SPOOFING_SERVICES = ("voice", "sms")
+
+
+@dataclass
+class SpoofingNight:
+    """What the spoofing detector judged on the night. `ran` is False when neither lake/spoofed/date=D
+    nor its run summary exists: a lake from before the detector, shown as not run, never as zero."""
+
+    day: dt.date
+    ran: bool
+    summary: dict | None         # lake/_runs/detect/date=D/spoofing.json; None: not written
+    legs: pl.DataFrame           # lake/spoofed rows of the night (SPOOFED's columns)
+
+    @property
+    def not_judged(self) -> int:
+        return sum(int(n) for n in ((self.summary or {}).get("not_judged") or {}).values())
+
+
+def read_spoofing_summary(config: Config, day: dt.date) -> dict | None:
+    """lake/_runs/detect/date=D/spoofing.json, None when detect wrote none for D; one that cannot be
+    read is an error naming the file and the rerun, as for the other run summaries."""
+    return summaries.read_spoofing(config, day)
+
+
+def spoofing_night(config: Config, day: dt.date) -> SpoofingNight:
+    """The night's spoofed legs and the detector's judgement counts (small reads)."""
+    summary = read_spoofing_summary(config, day)
+    return SpoofingNight(day, summary is not None or has_day(config, SPOOFED, day), summary,
+                         read_day(config, SPOOFED, day))
+
+
+def spoofed_hourly(legs: pl.DataFrame, timezone: str) -> pl.DataFrame:
+    """hour (local), service, n: spoofed legs per local hour and service; hours without legs left out."""
+    schema = {"hour": pl.Int32, "service": pl.String, "n": pl.Int64}
+    return (legs.group_by(_local_hour(timezone), "service").agg(pl.len().cast(pl.Int64).alias("n"))
+            .select(list(schema)).cast(schema).sort("hour", "service"))
+
+
+def _answered() -> pl.Expr:
+    return ((pl.col("service") == "voice") & (pl.col("duration_s") > 0)).sum().cast(pl.Int64).alias("answered")
+
+
+def top_presented(legs: pl.DataFrame, limit: int = TOP_PRESENTED) -> pl.DataFrame:
+    """number (national form), shown as (the protected number's name, else the impersonated local
+    subscriber: a victim, never a suspect), legs, receivers, answered (voice legs with a duration);
+    most legs first, at most `limit`."""
+    schema = {"number": pl.String, "shown as": pl.String, "legs": pl.Int64, "receivers": pl.Int64,
+              "answered": pl.Int64}
+    if legs.is_empty():
+        return pl.DataFrame(schema=schema)
+    counted = (legs.group_by("presented")
+               .agg(pl.col("protected").drop_nulls().first(), pl.len().cast(pl.Int64).alias("legs"),
+                    pl.col("receiver").n_unique().cast(pl.Int64).alias("receivers"), _answered())
+               .sort(["legs", "receivers", "presented"], descending=[True, True, False]).head(limit))
+    return counted.select(
+        pl.col("presented").map_elements(national, return_dtype=pl.String).alias("number"),
+        pl.col("protected").fill_null(IMPERSONATED).alias("shown as"), "legs", "receivers", "answered")
+
+
+def spoofed_districts(legs: pl.DataFrame) -> pl.DataFrame:
+    """district (the receivers'), legs, receivers, answered, campaigns; most legs first."""
+    schema = {"district": pl.String, "legs": pl.Int64, "receivers": pl.Int64, "answered": pl.Int64,
+              "campaigns": pl.Int64}
+    return (legs.with_columns(pl.col("district").fill_null(NO_DISTRICT))
+            .group_by("district")
+            .agg(pl.len().cast(pl.Int64).alias("legs"), pl.col("receiver").n_unique().cast(pl.Int64).alias("receivers"),
+                 _answered(), pl.col("campaign_id").n_unique().cast(pl.Int64).alias("campaigns"))
+            .select(list(schema)).cast(schema).sort(["legs", "district"], descending=[True, False]))
 
 
 # ---------------------------------------------------------------- the night as a whole

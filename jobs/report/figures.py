@@ -236,3 +236,25 @@ def outcome_chart(over_time: pl.DataFrame) -> go.Figure:
     fig.update_yaxes(rangemode="tozero", title_text="visits", dtick=1 if over_time["visits"].max() <= 5 else None)
     return _layout(fig, 300, barmode="stack", margin=dict(l=55, r=15, t=24, b=70),
                    legend=dict(orientation="h", yanchor="top", y=-0.18, x=0, traceorder="normal"))
+
+
+SERVICE_COLOURS = {"voice": "#c62828", "sms": "#1e88e5"}
+
+
+def spoofing_hours_chart(hourly: pl.DataFrame) -> go.Figure:
+    """Spoofed legs per local hour (`data.spoofed_hourly`), stacked by service: voice, then SMS."""
+    if hourly.is_empty():
+        return _empty("No spoofed leg tonight", 260)
+    hours = list(range(24))
+    present = set(hourly["service"].to_list())
+    fig = go.Figure()
+    for i, service in enumerate([s for s in SERVICE_COLOURS if s in present] + sorted(present - set(SERVICE_COLOURS))):
+        counts = dict(hourly.filter(pl.col("service") == service).select("hour", "n").iter_rows())
+        fig.add_trace(go.Bar(x=hours, y=[counts.get(h, 0) for h in hours], name=esc(service),
+                             marker_color=SERVICE_COLOURS.get(service, SERIES_COLOURS[i % len(SERIES_COLOURS)]),
+                             hovertemplate=f"%{{x}}:00 · {esc(service)}: %{{y}} spoofed<extra></extra>"))
+    fig.update_xaxes(tickmode="array", tickvals=list(range(0, 24, 3)), ticktext=[f"{h:02d}" for h in range(0, 24, 3)],
+                     range=[-0.5, 23.5], title_text="local hour")
+    fig.update_yaxes(rangemode="tozero", title_text="spoofed legs")
+    return _layout(fig, 300, barmode="stack", bargap=0.15, margin=dict(l=55, r=15, t=24, b=45),
+                   legend=dict(orientation="h", yanchor="bottom", y=1.01, x=0, traceorder="normal"))

@@ -14,7 +14,8 @@ import polars as pl
 from plotly.offline import get_plotlyjs
 
 from jobs.feedback.precision import NO_FEEDBACK
-from jobs.report.data import FIELD_NIGHTS, MOVED_M, TREND_NIGHTS, FieldOutcomes, NightNumbers
+from jobs.report.data import (FIELD_NIGHTS, MOVED_M, TOP_PRESENTED, TREND_NIGHTS, FieldOutcomes, NightNumbers,
+                              SpoofingNight, spoofed_districts, top_presented)
 from jobs.report.figures import PRIORITY_COLOURS, den_order, esc
 
 UNLOCATED_FILE = "analysts/unlocated_dens.csv"
@@ -76,6 +77,7 @@ class PageParts:
     flags_detail: pl.DataFrame             # data.flag_counts
     source: dict[str, str]                 # lake, landing, outbox, timezone: shown in the footer
     field: FieldOutcomes | None = None     # data.field_outcomes; None: not gathered (the section says so)
+    spoofing: SpoofingNight | None = None  # data.spoofing_night; None or not ran: "not run for this night"
 
 
 def figure_div(fig: go.Figure, div_id: str) -> str:
@@ -208,6 +210,65 @@ den's latest outcome (lake/feedback) on the day of that visit: raided and confir
 </section>"""
 
 
+def spoofing_judgement(spoofing: SpoofingNight) -> str:
+    """What the detector judged: the incoming legs showing a local or protected number, how many a
+    carrier's outgoing leg explained, how many were spoofed, and what was left unjudged and why."""
+    summary = spoofing.summary
+    if summary is None:
+        legs = spoofing.legs.height
+        return (f'<p class="note" id="spoofing-judgement">No judgement counts for this night (detect wrote no '
+                f'spoofing.json); {_num(legs)} spoofed leg{"s" if legs != 1 else ""} in lake/spoofed.</p>')
+    campaigns = summary.get("campaigns")
+    in_campaigns = f" in <b>{_num(int(campaigns))}</b> campaign{'s' if campaigns != 1 else ''}" if campaigns else ""
+    line = (f'<p class="big-line" id="spoofing-judgement">Incoming legs presenting a local subscriber\'s or a '
+            f'protected number: <b>{_num(summary.get("incoming_legs"))}</b> · matched to an outgoing leg: '
+            f'<b>{_num(summary.get("matched"))}</b> · spoofed: <b>{_num(summary.get("spoofed"))}</b>{in_campaigns} · '
+            f'not judged: <b>{_num(spoofing.not_judged)}</b></p>')
+    unjudged = sorted((summary.get("unjudged_carriers") or {}).items())
+    banner_ = ("" if not unjudged else
+               '<div class="banner" id="spoofing-unjudged">Not judged tonight: '
+               + "; ".join(f"numbers of {esc(carrier)} ({esc(cause)})" for carrier, cause in unjudged)
+               + ". A call showing one of their subscribers' numbers cannot be told from a real one: none of "
+                 "them is counted as spoofed.</div>")
+    tolerance = summary.get("tolerance_s")
+    within = f" within {_num(tolerance)} s" if tolerance is not None else ""
+    reasons = sorted(((r, int(n)) for r, n in (summary.get("not_judged") or {}).items()),
+                     key=lambda rn: (-rn[1], rn[0]))
+    by_reason = ("" if not reasons else
+                 ' Not judged, by reason:</p><ul class="note" id="spoofing-not-judged">'
+                 + "".join(f"<li>{esc(r)}: <b>{_num(n)}</b></li>" for r, n in reasons) + "</ul>")
+    return (f'{banner_}{line}\n<p class="note">Matched: a carrier recorded an outgoing leg of the presented number '
+            f'to the receiver{within}. Spoofed: none did.{by_reason or "</p>"}')
+
+
+def spoofing_section(spoofing: SpoofingNight | None, figs: dict[str, go.Figure]) -> str:
+    """Caller-ID spoofing: the judgement line, the spoofed legs per hour, the presented numbers and the
+    receivers' districts; one line instead when the detector did not run for the night."""
+    head = '<section id="spoofing"><h2>Caller-ID spoofing</h2>'
+    if spoofing is None or not spoofing.ran:
+        day = f"lake/spoofed/date={spoofing.day}" if spoofing is not None else "lake/spoofed"
+        return (f'{head}\n<p class="note" id="spoofing-not-run">Not run for this night (no {esc(day)} and no '
+                f'spoofing summary: the lake predates the spoofing detector, or detect has not run).</p></section>')
+    legs = spoofing.legs
+    presented = top_presented(legs)
+    n_presented = legs["presented"].n_unique() if legs.height else 0
+    shown = (f"the {TOP_PRESENTED} with most legs of {_num(n_presented)}" if n_presented > TOP_PRESENTED
+             else f"all {_num(n_presented)}")
+    chart = figure_div(figs["chart-spoofing-hours"], "chart-spoofing-hours") if "chart-spoofing-hours" in figs else ""
+    return f"""{head}
+{spoofing_judgement(spoofing)}
+<p class="note">Spoofed legs tonight (lake/spoofed), per local hour of the receiver's carrier's record.</p>
+{chart}
+<div class="grid2"><div><p class="note">Numbers shown to receivers ({shown}): a protected number, or a local
+subscriber's whose phone placed no such call (impersonated, not a suspect). Answered: voice legs with a
+duration.</p>
+{_table(presented, {"legs", "receivers", "answered"}, "spoofing-presented-table")}</div>
+<div><p class="note">Receivers' districts (by the cell of the incoming leg).</p>
+{_table(spoofed_districts(legs), {"legs", "receivers", "answered", "campaigns"}, "spoofing-districts-table")}
+</div></div>
+</section>"""
+
+
 def render(parts: PageParts) -> str:
     n, figs = parts.numbers, parts.figures
     day = n.day.isoformat()
@@ -235,7 +296,8 @@ def render(parts: PageParts) -> str:
 <h1>cdrwatch · night of {day}</h1>
 <p class="sub">local time {esc(src["timezone"])} · lake {esc(src["lake"])} · outbox {esc(src["outbox"])}</p>
 <nav><a href="#map-section">map</a><a href="#dens">dens</a><a href="#congestion">congested sites</a>
-<a href="#activity">den activity</a><a href="#trends">last nights</a><a href="#field">field outcomes</a>
+<a href="#activity">den activity</a><a href="#spoofing">caller-ID spoofing</a>
+<a href="#trends">last nights</a><a href="#field">field outcomes</a>
 <a href="#ingest">ingest</a>
 <a href="#flags">flags</a></nav>
 </header>
@@ -263,6 +325,7 @@ median over the earlier nights (a den that works the same shift every day shows 
 <p class="note">Outgoing calls and SMS of each den's SIMs per local hour tonight.</p>
 {figure_div(figs["chart-den-activity"], "chart-den-activity")}
 </section>
+{spoofing_section(parts.spoofing, figs)}
 <section id="trends"><h2>Last nights</h2>
 <p class="note">Up to {TREND_NIGHTS} nights ending with this one, as far as the lake has them.</p>
 <div class="grid3">

@@ -26,13 +26,19 @@ What the city contains (one module each):
                first den moves half-way through. `--dens 4` is exactly the four classic dens;
 * `events`     calls -> one record per modelled side, cells from where each party is (and the
                device of the call, when a box changes it);
+* `spoofing`   (`spoofers=K`) overseas caller-ID spoofing gateways (改号): incoming legs only, showing
+               residents' mobile numbers or protected ones (110, 12345, banks' 95xxx), in sessions that
+               sweep one or two segments (one late session past midnight); banks and hotlines themselves
+               ring from landlines (`numbers.ring_from_landline`), so a protected number calling is spoofed;
 * `dirt`       corrupt lines and repeated records in every file;
-* `writers`    the cn_csv / pipe_gbk / jsonl files, their manifests and the inventories;
+* `writers`    the cn_csv / pipe_gbk / jsonl files, their manifests and the inventories; with
+               `clock_skew=S` each carrier's switch clock is off (cm 0, cu +0.75 S, ct -S) in every
+               time it writes, records stamped across midnight staying in the day's files;
 * `raids`      (`raid_after=N`) the first box den raided after its N-th day, back two days later with the
                same box, fresh SIMs, at another site; (`lawful_gateways=K`, in `negatives`) parcel-locker
                SMS gateways that look like GOIP boxes and are lawful;
 * `truth`      dens (a moving den with its route), their SIMs, victims, congestion, hard negatives,
-               per-file counts, corrupt lines, raids, lawful businesses;
+               per-file counts, corrupt lines, raids, lawful businesses, spoofed legs;
 * `run`        the day loop tying it together;
 * `field`      `write_field_feedback`: the field units' answers to a night's leads, from the truth.
 """

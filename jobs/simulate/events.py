@@ -233,6 +233,11 @@ def one_after_another(rng: np.random.Generator, per: np.ndarray, busy: np.ndarra
     return start, valid & (start < total)
 
 
+def incoming_sod(calls: Calls, day_len: int) -> np.ndarray:
+    """The second of day at which the callee's switch stamps each call (its lag after the caller's), within the day."""
+    return np.minimum(calls.sod + calls.b_lag, day_len - 1)
+
+
 def to_records(calls: Calls, registry: SimRegistry, day_len: int) -> pl.DataFrame:
     """The carrier rows of a day's calls: one per modelled side."""
     out = calls.a_sim >= 0
@@ -245,7 +250,7 @@ def to_records(calls: Calls, registry: SimRegistry, day_len: int) -> pl.DataFram
         "peer": np.r_[calls.b_num[out], calls.a_num[inc]],
         "dir": np.r_[np.zeros(out.sum(), np.int8), np.ones(inc.sum(), np.int8)],
         "svc": np.r_[calls.svc[out], calls.svc[inc]],
-        "sod": np.r_[calls.sod[out], np.minimum(calls.sod[inc] + calls.b_lag[inc], day_len - 1)].astype(np.int32),
+        "sod": np.r_[calls.sod[out], incoming_sod(calls, day_len)[inc]].astype(np.int32),
         "dur": np.r_[calls.dur[out], calls.dur[inc]],
         "imsi": registry.imsi[sim],
         "imei": np.where(device != 0, device, registry.imei[sim]),

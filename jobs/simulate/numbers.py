@@ -38,6 +38,11 @@ BOX_TACS = np.array([86271805, 35566009, 86440103, 35874106])
 
 SERVICE_NUMBERS = np.array([95588, 95533, 95555, 95599, 95566, 10086, 10010, 10000, 12345, 12315, 95511, 95518])
 SERVICE_WEIGHTS = np.array([12, 8, 8, 5, 4, 20, 10, 10, 8, 3, 6, 6], dtype=float)
+PROTECTED_SHORT = np.array([110, 96110, 12345, 12368])
+"""Short numbers (besides the banks' 95xxx) a resident's phone never rings from: police, anti-fraud,
+government and court hotlines. Shown on an incoming call, they are spoofed (改号, issue 16)."""
+SERVICE_LANDLINE_BASE = 862860000000
+"""An organisation rings its customers back from a Chengdu landline of its own: 028-6009 5588 for 95588."""
 LANDLINE_AREAS = np.array([28, 28, 28, 28, 28, 28, 10, 21, 20, 23])   # mostly Chengdu 028
 OVERSEAS = ((855, 9), (63, 10), (1, 10), (44, 10), (81, 10), (65, 8), (60, 9))   # (country code, digits)
 
@@ -208,6 +213,20 @@ class OutsidePools:
         # popularity is skewed: a few numbers (relatives, shops) are called often
         index = np.minimum((rng.pareto(1.2, n) * pool.size / 20).astype(np.int64), pool.size - 1)
         return pool[index]
+
+
+def is_protected(number: np.ndarray) -> np.ndarray:
+    """Whether each number is a protected short number: 110, 96110, 12345, 12368 or a bank's 95xxx."""
+    number = np.asarray(number, dtype=np.int64)
+    return np.isin(number, PROTECTED_SHORT) | ((number >= 95000) & (number < 96000))
+
+
+def ring_from_landline(number: np.ndarray, svc: np.ndarray) -> np.ndarray:
+    """Voice calls of a protected short number come from the organisation's landline instead (its SMS
+    notices keep the short number): a bank or hotline never rings a mobile from 95588 or 12345, so
+    the pipeline may call every such incoming voice leg spoofed. No random draw."""
+    number = np.asarray(number, dtype=np.int64)
+    return np.where((np.asarray(svc) == 0) & is_protected(number), SERVICE_LANDLINE_BASE + number, number)
 
 
 def e164(number: int) -> str:

@@ -1,7 +1,8 @@
 """Ordinary subscribers: where they live and work, whom they call, and one day of their calling.
 
 This is the bulk of the CDRs and the background every detector has to see through: diurnal
-rhythm, social circles biased to the own district, calls and SMS to the outside world.
+rhythm, social circles biased to the own district, calls and SMS to the outside world. Banks and
+hotlines text from their short numbers but ring from landlines (`numbers.ring_from_landline`).
 """
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import numpy as np
 
 from jobs.simulate.city import City
 from jobs.simulate.events import Calls, World
-from jobs.simulate.numbers import CARRIER_SHARES, PHONE_TACS, Identities, NumberPlan, OutsidePools
+from jobs.simulate.numbers import (CARRIER_SHARES, PHONE_TACS, Identities, NumberPlan, OutsidePools,
+                                   ring_from_landline)
 
 HOUR = 3600
 N_CONTACTS = 10
@@ -149,7 +151,7 @@ def resident_day(world: World, population: Population, pools: OutsidePools, rng:
         where = source == i
         a_num[where] = pools.draw(kind, int(where.sum()), rng)
     svc = (rng.random(callee.size) < np.where(source == 2, 0.8, 0.3)).astype(np.int8)
-    incoming = world.calls(rng, a_sim=-1, a_num=a_num, b_sim=callee, svc=svc,
+    incoming = world.calls(rng, a_sim=-1, a_num=ring_from_landline(a_num, svc), b_sim=callee, svc=svc,
                            sod=diurnal_times(rng, callee.size), dur=voice_durations(rng, svc))
     return Calls.concat([outgoing, incoming])
 

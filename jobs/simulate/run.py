@@ -14,6 +14,7 @@ import numpy as np
 from jobs.simulate import dens as den_mod
 from jobs.simulate import negatives as neg
 from jobs.simulate import raids
+from jobs.simulate import spoofing
 from jobs.simulate.city import CARRIERS, build_city
 from jobs.simulate.events import Calls, SimRegistry, World, to_records
 from jobs.simulate.negatives import (CROWD_HOURS, OFFICE_SIMS, CourierRoutes, Office, courier_day, gather_crowd,
@@ -21,10 +22,11 @@ from jobs.simulate.negatives import (CROWD_HOURS, OFFICE_SIMS, CourierRoutes, Of
 from jobs.simulate.numbers import Identities, NumberPlan, OutsidePools
 from jobs.simulate.residents import assign_numbers, build_population, resident_day
 from jobs.simulate.truth import Truth
-from jobs.simulate.writers import DayWriter, format_lines, write_inventories, write_whitelist
+from jobs.simulate.writers import DayWriter, clock_offsets, format_lines, write_inventories, write_whitelist
 
 OFFICE_OWNER = "蓉城人寿保险电话销售中心（已备案）"
 SERVICE_LINES = (("95588", "工商银行客服热线"), ("10086", "中国移动客服热线"))
+MAX_CLOCK_SKEW = 3600               # seconds; a switch an hour off is broken, not skewed
 
 
 @dataclass
@@ -35,6 +37,7 @@ class SimSummary:
     dens: int
     files: int = 0
     rows: dict[str, int] = field(default_factory=lambda: {c: 0 for c in CARRIERS})
+    spoofed: int = 0                  # incoming legs of spoofing gateways written
 
     @property
     def total_rows(self) -> int:
@@ -43,8 +46,9 @@ class SimSummary:
     def __str__(self) -> str:
         last = self.start + timedelta(days=self.days - 1)
         per_carrier = ", ".join(f"{c} {n:,}" for c, n in self.rows.items())
+        spoofed = f", {self.spoofed:,} spoofed legs" if self.spoofed else ""
         return (f"simulated {self.days} day(s) {self.start}..{last}: {self.total_rows:,} CDR lines ({per_carrier}) "
-                f"in {self.files} files, {self.dens} dens -> {self.out} (labels in {self.out / 'truth'})")
+                f"in {self.files} files, {self.dens} dens{spoofed} -> {self.out} (labels in {self.out / 'truth'})")
 
 
 def _stream(seed: int, *keys: str | int) -> np.random.Generator:
@@ -54,14 +58,21 @@ def _stream(seed: int, *keys: str | int) -> np.random.Generator:
 
 def simulate(out: Path, start: date, days: int, subscribers: int = 3000, dens: int = 4, seed: int = 1,
              timezone: str = "Asia/Shanghai", on_day: Callable[[date, int], None] | None = None,
-             manifests: bool = True, *, raid_after: int | None = None, lawful_gateways: int = 0) -> SimSummary:
+             manifests: bool = True, *, raid_after: int | None = None, lawful_gateways: int = 0, spoofers: int = 0,
+             clock_skew: int = 0) -> SimSummary:
     """Write a synthetic city's landing zone (DESIGN.md "Inputs") plus truth/ under `out`; with
     `manifests` every `<carrier>/<D>/` gets its `_MANIFEST.csv` (False: deliveries of older carriers,
     which send none). truth/ is the same either way. For the field-feedback loop (issue 15):
     `raid_after=N` raids the first box den after its N-th day (raids.py), `lawful_gateways=K` adds K
-    parcel-locker SMS gateways (negatives.py); neither changes a byte of a run without them."""
-    if days < 1 or subscribers < 50 or dens < 0 or seed < 0 or lawful_gateways < 0:
-        raise ValueError("simulate: need days >= 1, subscribers >= 50, dens >= 0, seed >= 0, lawful_gateways >= 0")
+    parcel-locker SMS gateways (negatives.py); neither changes a byte of a run without them. For caller-ID
+    spoofing (issue 16): `spoofers=K` adds K overseas gateways ringing residents with a presented number
+    that is not theirs (spoofing.py, truth/spoofed_legs.csv); `clock_skew=S` sets the carriers' switch
+    clocks off by cm 0, cu +0.75 S, ct -S seconds in every time they write (writers.clock_offsets)."""
+    if days < 1 or subscribers < 50 or dens < 0 or seed < 0 or lawful_gateways < 0 or spoofers < 0:
+        raise ValueError("simulate: need days >= 1, subscribers >= 50, dens >= 0, seed >= 0, lawful_gateways >= 0, "
+                         "spoofers >= 0")
+    if not 0 <= clock_skew <= MAX_CLOCK_SKEW:
+        raise ValueError(f"simulate: clock_skew must be 0..{MAX_CLOCK_SKEW} seconds, not {clock_skew}")
     raids.check_raid(raid_after, days)
     zone = ZoneInfo(timezone)
     out = Path(out)
@@ -95,6 +106,9 @@ def simulate(out: Path, start: date, days: int, subscribers: int = 3000, dens: i
     shop = neg.SimShop(shop_at, int(_stream(seed, "shop", "slot").integers(0, 6)), others)
     gateways = neg.open_gateways(_stream(seed, "gateways"), city, registry, numbers, new_ids, lawful_gateways, free,
                                  taken | {centre_at, shop_at})
+    abroad = spoofing.open_spoofers(_stream(seed, "spoofers"), spoofers, days, population, numbers.local_prefixes,
+                                    sold)
+    clock = clock_offsets(clock_skew)
     if raid_after is not None:
         raids.plan_raid(_stream(seed, "raid"), city, den_list, raid_after,
                         taken | {centre_at, shop_at} | {g.site for g in gateways})
@@ -149,10 +163,15 @@ def simulate(out: Path, start: date, days: int, subscribers: int = 3000, dens: i
             for den in active:
                 result = den_mod.den_day(den, world, numbers, _stream(seed, "den", den.den_id, index),
                                          None if den.kind in den_mod.CLASSIC else new_ids)
-                truth.den_day(day, day_start, den, result, registry, city, timezone, index)
+                truth.den_day(day, day_start, den, result, registry, city, timezone, index, clock)
                 if den.raided_on == index + 1:                # its last night: what the raid seizes
                     truth.raid(day, den, registry)
                 parts.append(result.calls)
+            for gateway in abroad:
+                legs = spoofing.spoofer_day(world, gateway, _stream(seed, "spoofer", gateway.campaign, index))
+                truth.spoofed_legs(gateway.campaign, legs, day_start, day_len, registry, timezone, clock)
+                summary.spoofed += legs.size
+                parts.append(legs)
             records = to_records(Calls.concat(parts), registry, day_len)
             del parts
 
@@ -160,7 +179,7 @@ def simulate(out: Path, start: date, days: int, subscribers: int = 3000, dens: i
             for c, carrier in enumerate(CARRIERS):
                 rng = _stream(seed, "write", carrier, index)
                 lines = format_lines(records.filter(records["carrier"] == c), carrier, day, day_start, timezone,
-                                     city, rng)
+                                     city, rng, int(clock[c]))
                 written = writer.write(carrier, day, day_len, lines, rng, resend=index % len(CARRIERS) == c)
                 truth.files(day, carrier, written)
                 rows = sum(f.rows for f in written)
@@ -176,6 +195,9 @@ def simulate(out: Path, start: date, days: int, subscribers: int = 3000, dens: i
                     timezone=timezone)
     if raid_after is not None or lawful_gateways:         # a scenario without them reads as it always did
         scenario.update(raid_after=raid_after, lawful_gateways=lawful_gateways)
+    if spoofers or clock_skew:
+        scenario.update(spoofers=spoofers, clock_skew=clock_skew,
+                        clock_offsets_s={carrier: int(clock[c]) for c, carrier in enumerate(CARRIERS)})
     truth.write(out / "truth", scenario)
     return summary
 

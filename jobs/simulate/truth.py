@@ -6,6 +6,15 @@ sites; `route` lists them ("lat,lon;..." in order of first use), `route_radius_m
 reach from that centroid (empty and 0 for a den that stays put). `raids` lists a raided den's day
 off and return with what was seized (its last night's SIMs and box IMEIs); `businesses` the lawful
 look-alikes a field visit clears (header only when the run has none).
+
+`spoofed_legs` lists every incoming leg a spoofing gateway left (spoofing.py; header only without
+spoofers): its date and start as the receiver's carrier wrote them (clock skew included), the presented
+number in the lake's form. A leg whose line the simulator's own dirt corrupted is listed all the same
+(truth/corrupt_lines.csv names the line); a re-sent copy or repeated line is listed once.
+
+Record times in truth are as the carriers wrote them: a victim's first_contact is the den SIM's
+carrier's time of its first call with the den (its `date` stays the den's day even when a skewed
+clock put that time across midnight). Hours (congestion, crowd) are the true wall-clock hours.
 """
 from __future__ import annotations
 
@@ -21,8 +30,8 @@ import polars as pl
 
 from jobs.simulate.city import CARRIERS, DISTRICTS, City
 from jobs.simulate.dens import Den, DenDay, whereabouts
-from jobs.simulate.events import SimRegistry
-from jobs.simulate.numbers import e164
+from jobs.simulate.events import Calls, SimRegistry, incoming_sod
+from jobs.simulate.numbers import e164, is_protected
 from jobs.simulate.writers import WrittenFile
 
 QUIET_KINDS = ("low_slow",)
@@ -47,12 +56,16 @@ SCHEMAS = {
               "imeis": pl.String},
     "businesses": {"kind": pl.String, "name": pl.String, "numbers": pl.String, "imeis": pl.String,
                    "lat": pl.Float64, "lon": pl.Float64, "district": pl.String},
+    "spoofed_legs": {"date": pl.String, "campaign": pl.String, "receiver": pl.String, "presented": pl.String,
+                     "protected": pl.Boolean, "service": pl.String, "start": pl.String, "duration_s": pl.Int64,
+                     "carrier": pl.String},
 }
 SORT_KEYS = {
     "dens": ["date", "den_id"], "den_sims": ["date", "den_id", "msisdn"], "victims": ["date", "den_id", "number"],
     "congestion": ["date", "cause", "den_id"], "hard_negatives": ["kind", "number", "date"],
     "counts": ["date", "carrier"], "corrupt_lines": ["date", "carrier", "source_file", "line"],
     "raids": ["raided_on", "den_id"], "businesses": ["kind", "name"],
+    "spoofed_legs": ["date", "campaign", "start", "receiver"],
 }
 
 
@@ -61,7 +74,8 @@ class Truth:
     rows: dict[str, list[dict]] = field(default_factory=lambda: defaultdict(list))
 
     def den_day(self, day: date, day_start: int, den: Den, result: DenDay, registry: SimRegistry,
-                city: City, timezone: str, index: int) -> None:
+                city: City, timezone: str, index: int, clock: np.ndarray | None = None) -> None:
+        """`clock`: each carrier's switch clock offset (s), for the victims' first_contact as written."""
         calls = result.calls
         n = result.den_calls
         lat, lon, route, radius = whereabouts(den, result, index, city)
@@ -79,9 +93,12 @@ class Truth:
                 carrier=CARRIERS[registry.carrier[sim]], imsi=str(registry.imsi[sim]), imei=str(registry.imei[sim])))
         # every contact between the den and a victim's number that day: dialled (first n) or called back
         other = np.r_[calls.b_num[:n], calls.a_num[n:]]
+        written = calls.sod.astype(np.int64)
+        if clock is not None:
+            written = written + clock[registry.carrier[np.r_[calls.a_sim[:n], calls.b_sim[n:]]]]
         for number in np.unique(other[result.victims]):
             mine = other == number
-            first = int(calls.sod[mine].min())
+            first = int(written[mine].min())
             self.rows["victims"].append(dict(
                 date=day.isoformat(), den_id=den.den_id, number=e164(int(number)),
                 first_contact=_local_iso(day_start + first, timezone),
@@ -112,6 +129,21 @@ class Truth:
             kind=kind, name=name, numbers=_joined(numbers, e164), imeis=_joined(imeis, str),
             lat=round(float(city.site_lat[site]), 6), lon=round(float(city.site_lon[site]), 6),
             district=DISTRICTS[city.site_district[site]]))
+
+    def spoofed_legs(self, campaign: str, legs: Calls, day_start: int, day_len: int, registry: SimRegistry,
+                     timezone: str, clock: np.ndarray) -> None:
+        """One gateway's incoming legs of a day, at the time the receiver's carrier stamped them."""
+        carrier = registry.carrier[legs.b_sim]
+        written = day_start + incoming_sod(legs, day_len).astype(np.int64) + clock[carrier]
+        local = (pl.from_epoch(pl.Series(written), "s").dt.replace_time_zone("UTC")
+                 .dt.convert_time_zone(timezone))
+        self.rows["spoofed_legs"].extend(dict(
+            date=start[:10], campaign=campaign, receiver=e164(int(receiver)), presented=e164(int(presented)),
+            protected=bool(protect), service=("voice", "sms")[svc], start=start, duration_s=int(dur),
+            carrier=CARRIERS[c])
+            for start, receiver, presented, protect, svc, dur, c in zip(
+                local.dt.strftime("%Y-%m-%d %H:%M:%S").to_list(), registry.msisdn[legs.b_sim], legs.a_num,
+                is_protected(legs.a_num), legs.svc, legs.dur, carrier))
 
     def files(self, day: date, carrier: str, written: list[WrittenFile]) -> None:
         rows = sum(f.rows for f in written)

@@ -3,7 +3,8 @@
 
 Lines are built column-wise with polars (numbers in the carrier's habitual written forms, local
 times, cell keys), dirtied, encoded in one call and gzipped with mtime=0, so a seed always gives
-the same bytes. Each carrier splits its day into a few time windows, one file each.
+the same bytes. Each carrier splits its day into a few time windows, one file each, by the times
+its own switch clock wrote (`clock`: off by a fixed number of seconds, 0 unless asked for).
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ BOM = "\ufeff"
 MOBILE_FORMS = {"cn_csv": (0.92, 0.03, 0.03, 0.02), "pipe_gbk": (0.93, 0.0, 0.0, 0.07),
                 "jsonl": (0.04, 0.01, 0.95, 0.0)}
 FOREIGN_PLUS = {"cn_csv": 0.5, "pipe_gbk": 0.3, "jsonl": 0.9}   # +855… rather than 00855…
+CLOCK_SKEW_SHARES = {"cm": 0.0, "cu": 0.75, "ct": -1.0}   # of --clock-skew S: how far each switch clock is off
 _DIRS = ("out", "in")
 _SVCS = ("voice", "sms")
 
@@ -49,6 +51,12 @@ class WrittenFile:
     rows: int
     corrupt: list[tuple[int, str]]   # (1-based physical line, kind)
     duplicated: int
+
+
+def clock_offsets(skew: int) -> np.ndarray:
+    """Seconds each carrier's switch clock is ahead, by carrier index: cm 0, cu +0.75 S (rounded), ct -S.
+    Two legs of one call then disagree by up to 1.75 S, as legs of carriers without a common time source do."""
+    return np.array([round(CLOCK_SKEW_SHARES[c] * skew) for c in CARRIERS], dtype=np.int64)
 
 
 def file_specs(carrier: str, day: date, day_len: int) -> list[FileSpec]:
@@ -112,8 +120,10 @@ def _label(mapping: dict[str, tuple[str, str]] | None, values: dict[str, str] | 
 
 
 def format_lines(records: pl.DataFrame, carrier: str, day: date, day_start: int, timezone: str, city: City,
-                 rng: np.random.Generator) -> pl.DataFrame:
-    """One carrier's day as text lines, sorted by start time; columns `sod` and `line`."""
+                 rng: np.random.Generator, clock: int = 0) -> pl.DataFrame:
+    """One carrier's day as text lines, sorted by start time; columns `sod` (as written) and `line`.
+    `clock`: how many seconds this carrier's switch clock is ahead (negative: behind); every time it
+    writes is off by that much, so `sod` may fall before 0 or after the day's end."""
     fmt = FORMATS[carrier]
     records = records.sort(["sod", "msisdn", "dir", "peer", "dur", "cell"], maintain_order=True)
     n = records.height
@@ -122,6 +132,7 @@ def format_lines(records: pl.DataFrame, carrier: str, day: date, day_start: int,
     seq = np.empty(n, dtype=np.int64)
     seq[order.to_numpy()] = np.arange(1, n + 1)
     cells = records["cell"].to_numpy()
+    records = records.with_columns(pl.col("sod") + clock)        # one shift for all: the order stays
     frame = records.with_columns(
         pl.Series("seq", seq),
         pl.Series("u_msisdn", rng.random(n, dtype=np.float32)),
@@ -177,7 +188,9 @@ class DayWriter:
         fmt = FORMATS[carrier]
         folder = self.out / carrier / day.isoformat()
         folder.mkdir(parents=True, exist_ok=True)
-        sod = lines["sod"].to_numpy()
+        # a skewed switch stamps a few records of the day's edges on the day before or after: they
+        # still go in this day's first or last file (ingest files them under the date they carry)
+        sod = np.clip(lines["sod"].to_numpy(), 0, day_len - 1)
         specs = file_specs(carrier, day, day_len)
         copy_of = int(rng.integers(len(specs))) if resend else -1
         header = 1 if fmt == "cn_csv" else 0
