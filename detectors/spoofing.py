@@ -68,6 +68,12 @@ def night_inputs(night: Night) -> LegInputs:
     return LegInputs(outgoing=outgoing_legs(night.cdr), subscribers=subscribers)
 
 
+def owner_carrier() -> Column:
+    """The presented number's carriers joined by '+' (`cm`, `cm+cu` for a number ported tonight);
+    null for a protected number nobody local holds."""
+    return F.when(F.size("owners") > 0, F.array_join("owners", "+"))
+
+
 def outgoing_legs(cdr: DataFrame) -> DataFrame:
     return cdr.where(F.col("direction") == "out").select("msisdn", "other_party", "service", "start_time",
                                                          "duration_s")
@@ -250,7 +256,7 @@ class CallerIdSpoofing(Detector):
         spoofed = night.spoofed
         if spoofed is None:
             judged = judge_incoming(night, night_inputs(night), self.settings)
-            spoofed = guarded(judged.withColumn("owner_carrier", F.array_join("owners", "+")), self.settings) \
+            spoofed = guarded(judged.withColumn("owner_carrier", owner_carrier()), self.settings) \
                 .withColumn("campaign_id", F.lit(""))
         return flags_of(spoofed, self.settings.long_call_s)
 

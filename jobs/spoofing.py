@@ -21,7 +21,7 @@ from pyspark.storagelevel import StorageLevel
 
 from detectors.base import Night, local_time
 from detectors.spoofing import TOO_MANY_UNMATCHED, LegInputs, guard_pairs, in_pairs, judge_incoming, \
-    outgoing_legs, quarantine_mentions
+    outgoing_legs, owner_carrier, quarantine_mentions
 from jobs.config import Config
 from jobs.io import inventory, lake, summaries
 from jobs.io.files import write_json
@@ -98,7 +98,7 @@ def judge_night(config: Config, spark: SparkSession, night: Night, warnings: lis
     records are missing or whose clocks are too far apart (`guard_pairs`), and name the campaigns."""
     settings = settings_with_protected(config, warnings)
     inputs = leg_inputs(config, spark, night)
-    judged = judge_incoming(night, inputs, settings).withColumn("owner_carrier", F.array_join("owners", "+")) \
+    judged = judge_incoming(night, inputs, settings).withColumn("owner_carrier", owner_carrier()) \
         .persist(StorageLevel.MEMORY_AND_DISK)
     try:
         counts = (judged.groupBy("carrier", F.col("owner_carrier").alias("owners"), "verdict", "reason",
@@ -143,14 +143,16 @@ def _by_owner(guarded: dict[tuple[str, str], str]) -> dict[str, str]:
 
 
 def campaign_ids(legs: list[dict], gap_minutes: int, day: dt.date) -> list[str]:
-    """`S<date>-<nn>` per leg (legs in time order): one campaign is the legs linked by a presented
-    number they share, or by receivers in one number segment (7 digits after +86) called within
-    `gap_minutes` of each other; numbered by first call."""
+    """`S<date>-<nn>` per leg (legs in time order): one campaign is the legs linked by a subscriber's
+    number they show, or by receivers in one number segment (7 digits after +86) called within
+    `gap_minutes` of each other; numbered by first call. A protected number links nothing by itself:
+    every gang shows 110."""
     graph = nx.Graph()
     graph.add_nodes_from(range(len(legs)))
     last: dict[tuple, tuple[int, dt.datetime]] = {}
     for i, leg in enumerate(legs):
-        for key in (("presented", leg["presented"]), ("segment", leg["receiver"][3:10])):
+        keys = [("segment", leg["receiver"][3:10])] + ([] if leg["protected"] else [("presented", leg["presented"])])
+        for key in keys:
             if key in last:
                 j, when = last[key]
                 if key[0] == "presented" or (leg["start_time"] - when).total_seconds() <= gap_minutes * 60:

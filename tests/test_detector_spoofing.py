@@ -133,13 +133,21 @@ def test_flags_name_the_impersonated_subscriber_and_the_protected_number(night, 
     assert flags["110"].score == pytest.approx(0.9) and "protected number (110 police)" in flags["110"].evidence
 
 
+def test_a_protected_number_has_no_owner_carrier(night, inputs, settings):
+    from detectors.spoofing import owner_carrier
+    judged = judge_incoming(night, inputs, settings).withColumn("owner_carrier", owner_carrier())
+    owners = {r.record_id: r.owner_carrier for r in judged.collect()}
+    assert owners["i6"] is None and owners["i3"] == "cm"
+
+
 def test_campaigns_link_legs_by_presented_number_and_by_segment_in_time():
-    legs = [SimpleNamespace(presented=p, receiver=r, start_time=t) for p, r, t in [
-        (ALICE, "+8613911110001", at(9)), (BOB, "+8613911110002", at(9, 10)),     # same segment, 10 min apart
-        (CAROL, "+8613911110003", at(12)),                                        # same segment, 3 h later
-        (ALICE, "+8615022220001", at(14)),                                        # Alice again: campaign 1
-        ("110", "+8618633330001", at(16)), ("110", "+8618633330002", at(16, 1)),
+    legs = [SimpleNamespace(presented=p, receiver=r, start_time=t, protected=n) for p, r, t, n in [
+        (ALICE, "+8613911110001", at(9), None), (BOB, "+8613911110002", at(9, 10), None),   # one segment, 10 min
+        (CAROL, "+8613911110003", at(12), None),                                          # 3 h later
+        (ALICE, "+8615022220001", at(14), None),                                          # Alice again: campaign 1
+        ("110", "+8618633330001", at(16), "110 police"), ("110", "+8618633330002", at(16, 1), "110 police"),
+        ("110", "+8613344440001", at(16, 2), "110 police"),    # 110 too, but another gang's segment
     ]]
     ids = campaign_ids([vars(x) for x in legs], 30, DAY)
     assert ids == ["S20261124-01", "S20261124-01", "S20261124-02", "S20261124-01", "S20261124-03",
-                   "S20261124-03"]
+                   "S20261124-03", "S20261124-04"]

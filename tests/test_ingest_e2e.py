@@ -32,15 +32,24 @@ def _truth(folder, name):
 
 
 def test_counts_equal_truth_per_carrier_and_date(ingested, week_ingested):
+    """Per date folder: its files and lines as written. The carriers' clocks are apart (the week's
+    --clock-skew), so a few records near midnight carry the neighbouring date: routed out of this
+    folder (still valid: counted with the accepted), and into the other date's ingest, where they
+    arrive from lake/routed (left out here: not this folder's files)."""
     truth, _, reports = ingested
     keys = ("files", "rows", "corrupt", "duplicated", "accepted")
     expected = {(r["date"], r["carrier"]): {k: int(r[k]) for k in keys} for r in _truth(truth, "counts.csv")}
-    got = {(day.isoformat(), carrier): {"files": len(report.files[carrier]), "rows": counts.read,
-                                        "corrupt": counts.quarantined_total, "duplicated": counts.duplicates,
-                                        "accepted": counts.accepted}
-           for day, report in reports.items() for carrier, counts in report.carriers.items()}
+    got = {}
+    for day, report in reports.items():
+        for carrier, files in report.files.items():
+            delivered = [f for f in files if not f.get("arrived_from_routed")]
+            got[(day.isoformat(), carrier)] = {
+                "files": len(delivered), "rows": sum(f["read"] for f in delivered),
+                "corrupt": sum(f["quarantined"] for f in delivered), "duplicated": sum(f["duplicates"] for f in delivered),
+                "accepted": sum(f["accepted"] + f["routed"] for f in delivered)}
     assert got == expected
-    assert all(not report.warnings for report in reports.values())
+    assert all("delivered in" in w for report in reports.values() for w in report.warnings), "only routing notes"
+    assert sum(f["routed"] for report in reports.values() for files in report.files.values() for f in files) > 0
 
 
 def test_quarantined_lines_are_the_corrupt_lines(ingested, spark, week_ingested):

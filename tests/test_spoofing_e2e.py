@@ -3,6 +3,7 @@ CLI (ingest, detect, dens, export), scored against the simulator's truth; and a 
 carrier's files missing, which must flag nothing for that carrier's numbers."""
 import csv
 import datetime as dt
+import re
 import shutil
 
 import polars as pl
@@ -27,10 +28,26 @@ def test_spoofed_legs_and_warnings_against_truth(week_exported):
     result = evaluate_spoofing(week.config, week.truth, week.dates[0], week.dates[-1])
     legs, warnings = result.legs, result.warnings
     print(result.line())
-    assert legs.truth > 500, "the week's gateways placed hundreds of calls"
+    assert legs.relevant > 500, "the week's gateways placed hundreds of calls"
     assert legs.precision >= 0.95 and legs.recall >= 0.95
     assert [a for n in result.nights for a in n.false_alarms] == [], "no legitimate call is called spoofed"
     assert warnings.precision >= 0.95 and warnings.recall >= 0.95
+
+
+def _not_in_the_night(week) -> set[tuple[str, str]]:
+    """(receiver, presented) of incoming legs that never reached their night's lake/cdr: the line was
+    corrupted (lake/quarantine), or it was delivered in the next date's folder (lake/routed: it joins
+    its night when that night is ingested again)."""
+    lake = week.root / "lake"
+    quarantined = pl.read_parquet(lake / "quarantine" / "**" / "*.parquet")["raw"].drop_nulls().to_list()
+    routed = pl.read_parquet(lake / "routed" / "**" / "*.parquet").filter(pl.col("direction") == "in")
+    truth = pl.read_csv(week.truth / "spoofed_legs.csv", schema_overrides={"presented": pl.String})
+    def written(number: str) -> re.Pattern:   # the number as a whole field, in any of its written forms
+        return re.compile(rf"(?<![0-9])(?:0086|86)?{national(number)}(?![0-9])")
+
+    lost = {(r, p) for r, p in truth.select("receiver", "presented").iter_rows()
+            if any(written(r).search(line) and written(p).search(line) for line in quarantined)}
+    return lost | set(routed.select("msisdn", "other_party").iter_rows())
 
 
 def test_every_receiver_of_an_answered_protected_spoof_is_warned(week_exported):
@@ -38,12 +55,16 @@ def test_every_receiver_of_an_answered_protected_spoof_is_warned(week_exported):
     truth = pl.read_csv(week.truth / "spoofed_legs.csv", schema_overrides={"presented": pl.String})
     answered = truth.filter(pl.col("protected") & (pl.col("service") == "voice") & (pl.col("duration_s") > 0))
     assert answered.height > 20
+    lost = _not_in_the_night(week)
+    assert len(lost & set(answered.select("receiver", "presented").iter_rows())) <= 0.05 * answered.height
     for day in week.dates:
         warned = {r["number"]: r for r in _warnings(week, day) if r["reason"].startswith("spoofed ")}
         for receiver, presented in answered.filter(pl.col("date") == day.isoformat()).select(
                 "receiver", "presented").iter_rows():
             row = warned.get(national(receiver))
-            assert row is not None, (day, receiver, presented)
+            assert row is not None or (receiver, presented) in lost, (day, receiver, presented)
+            if row is None:
+                continue
             assert row["den_id"].startswith(f"S{day:%Y%m%d}-")
 
 
@@ -61,8 +82,10 @@ def test_impersonated_subscribers_are_in_no_lead_and_named_as_victims(week_expor
         with (out / "analysts" / "spoofing.csv").open(encoding="utf-8-sig", newline="") as f:
             campaigns = list(csv.DictReader(f))
         named = {n for c in campaigns for n in c["impersonated_subscribers"].split(";") if n}
-        tonight = set(truth.filter(~pl.col("protected") & (pl.col("date") == day.isoformat()))["presented"])
-        assert {national(o) for o in tonight} <= named | {""}, day
+        tonight = {national(o) for o in truth.filter(~pl.col("protected") & (pl.col("date") == day.isoformat()))[
+            "presented"]}
+        assert named <= tonight, (day, named - tonight)            # only real owners, never a protected number
+        assert len(named) >= 0.9 * len(tonight), day                 # a few legs are not judged (quarantine)
         flags = lake_polars.read_day(week.config, FLAG, day, ["detector", "entity_type", "entity_id"])
         spoofing = flags.filter(pl.col("detector") == "spoofing")
         assert set(spoofing["entity_type"]) <= {"presented"}
