@@ -34,14 +34,17 @@ def write_summary(config: Config, job: str, day: dt.date, summary: dict[str, Any
 def read_summary(config: Config, job: str, day: dt.date) -> dict[str, Any] | None:
     """The run summary of `job` for `day`, None when the job has not run for it; one that cannot
     be read is a CdrwatchError naming the file and the rerun that fixes it."""
-    path = run_summary_path(config, job, day)
+    return _read_run_json(run_summary_path(config, job, day), f"{job} summary", f"cdrwatch {job} --date {day}")
+
+
+def _read_run_json(path: Path, what: str, rerun: str) -> dict[str, Any] | None:
+    """A run file, None when absent; unreadable: an error naming the file and the rerun that fixes it."""
     if not path.is_file():
         return None
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
-        raise CdrwatchError(f"{path}: unreadable {job} summary ({error}); rerun cdrwatch {job} --date {day}") \
-            from None
+        raise CdrwatchError(f"{path}: unreadable {what} ({error}); rerun {rerun}") from None
 
 
 SPOOFING = "spoofing.json"   # detect's judgement of the night's incoming legs (jobs/spoofing.py)
@@ -50,11 +53,5 @@ SPOOFING = "spoofing.json"   # detect's judgement of the night's incoming legs (
 def read_spoofing(config: Config, day: dt.date) -> dict[str, Any] | None:
     """lake/_runs/detect/date=D/spoofing.json, None when detect wrote none for D (a lake from before
     the spoofing detector); one that cannot be read is an error naming the file and the rerun."""
-    path = run_dir(config, "detect", day) / SPOOFING
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise CdrwatchError(f"{path}: unreadable spoofing summary ({error}); rerun cdrwatch detect --date {day}") \
-            from None
+    return _read_run_json(run_dir(config, "detect", day) / SPOOFING, "spoofing summary",
+                          f"cdrwatch detect --date {day}")
