@@ -16,7 +16,7 @@ DEMO_SECOND = $(shell date -u -d "$(DEMO_START) + 1 day" +%F)
 DEMO_PATHS = --landing $(DEMO)/landing --lake $(DEMO)/lake --outbox $(DEMO)/outbox
 
 .DEFAULT_GOAL := help
-.PHONY: help demo evaluate test test-fast bench clean check-java check-python check-chromium
+.PHONY: help demo evaluate lint test test-fast bench clean check-java check-python check-chromium
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -73,14 +73,18 @@ check-chromium:
 	  else echo "no chromium and no root/apt to install it: the browser test will be skipped"; fi; \
 	fi
 
-test: check-java check-chromium $(VENV)/.installed-test ## run the whole test suite
+lint: $(VENV)/.installed-dev ## ruff: lint and format check of the whole repository
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: check-java check-chromium $(VENV)/.installed-test lint ## lint, then the whole test suite
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-fast: check-java check-chromium $(VENV)/.installed-test ## the tests not marked slow (no simulated week, cluster, DAG run, browser)
+test-fast: check-java check-chromium $(VENV)/.installed-test lint ## lint, then the tests not marked slow (no simulated week, cluster, DAG run, browser)
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 bench: check-java $(VENV)/.installed-dev ## time every pipeline step at 1 M and 10 M CDR rows (rows/s, peak RSS)
 	$(PY) bench/run.py $(BENCH_ARGS)
 
 clean: ## remove the venv, demo and bench data
-	rm -rf $(VENV) $(DEMO) .bench *.egg-info
+	rm -rf $(VENV) $(DEMO) .bench *.egg-info .ruff_cache

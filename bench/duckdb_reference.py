@@ -33,6 +33,7 @@ Prints one JSON line: `rows` (data lines read, headers not counted: the simulato
 the ~0.5 s of imports is only in the caller's wall time), `peak_rss_mb` (this process: DuckDB runs
 in it) and `per_day` (the same per delivery date).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,27 +53,27 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from jobs.config import load_config  # noqa: E402  (after the repo root is on sys.path)
-from schemas.raw import CN_CSV, JSONL, PIPE_GBK, RAW_LAYOUTS  # noqa: E402
+from schemas.raw import RAW_LAYOUTS  # noqa: E402
 
 TABLES = ("cdr", "sim_day", "imei_day", "site_hour", "seq_day")
 MOBILE = r"\+861[3-9][0-9]{9}"
-SEQ_MAX_STEP = 10   # a "sequential step": the callee is the previous callee +1..+10
+SEQ_MAX_STEP = 10  # a "sequential step": the callee is the previous callee +1..+10
 # read_csv options shared by every format: no quoting (carriers do not quote; one stray '"' must
 # not swallow the lines after it), broken lines counted in the rejects tables instead of failing.
 READ = "quote='', escape='', ignore_errors=true, store_rejects=true, rejects_table='rej', rejects_scan='rej_scan'"
 
-MACROS = rf"""
+MACROS = r"""
 CREATE OR REPLACE MACRO blank_null(s) AS nullif(trim(s), '');
 CREATE OR REPLACE MACRO e164(s) AS CASE
     WHEN trim(s) = '' THEN NULL
-    WHEN regexp_full_match(trim(s), '(\+86|0086|86)?1[3-9][0-9]{{9}}') THEN '+86' || right(trim(s), 11)
-    WHEN regexp_full_match(trim(s), '0[1-9][0-9]{{1,2}}-?[0-9]{{7,8}}') THEN '+86' || replace(substr(trim(s), 2), '-', '')
-    WHEN regexp_full_match(trim(s), '00[1-9][0-9]{{4,14}}') THEN '+' || substr(trim(s), 3)
+    WHEN regexp_full_match(trim(s), '(\+86|0086|86)?1[3-9][0-9]{9}') THEN '+86' || right(trim(s), 11)
+    WHEN regexp_full_match(trim(s), '0[1-9][0-9]{1,2}-?[0-9]{7,8}') THEN '+86' || replace(substr(trim(s), 2), '-', '')
+    WHEN regexp_full_match(trim(s), '00[1-9][0-9]{4,14}') THEN '+' || substr(trim(s), 3)
     ELSE trim(s) END;
 CREATE OR REPLACE MACRO secs(s) AS
-    CASE WHEN regexp_full_match(trim(s), '[0-9]{{1,9}}') THEN trim(s)::INTEGER END;
+    CASE WHEN regexp_full_match(trim(s), '[0-9]{1,9}') THEN trim(s)::INTEGER END;
 CREATE OR REPLACE MACRO hhmmss(s) AS
-    CASE WHEN regexp_full_match(trim(s), '[0-9]{{2}}[0-5][0-9][0-5][0-9]')
+    CASE WHEN regexp_full_match(trim(s), '[0-9]{2}[0-5][0-9][0-5][0-9]')
          THEN substr(trim(s), 1, 2)::INTEGER * 3600 + substr(trim(s), 3, 2)::INTEGER * 60
               + substr(trim(s), 5, 2)::INTEGER END;
 CREATE OR REPLACE MACRO local_ts(s, fmt) AS try_strptime(trim(s), fmt)::TIMESTAMPTZ;
@@ -183,22 +184,35 @@ def gbk_to_utf8(files: list[Path], tmp: Path) -> list[Path]:
 def read_carrier(con: duckdb.DuckDBPyConnection, carrier: str, fmt: str, files: list[Path]) -> tuple[int, int]:
     """Append the carrier's parsed rows to `parsed`; (rows the reader returned, lines it rejected)."""
     before = con.execute("SELECT count(*) FROM parsed").fetchone()[0]
-    con.execute(f"INSERT INTO parsed SELECT '{carrier}' AS carrier, * FROM ("
-                + SELECTS[fmt].format(files=sql_list(files), read=READ) + ")")
+    con.execute(
+        f"INSERT INTO parsed SELECT '{carrier}' AS carrier, * FROM ("
+        + SELECTS[fmt].format(files=sql_list(files), read=READ)
+        + ")"
+    )
     returned = con.execute("SELECT count(*) FROM parsed").fetchone()[0] - before
     rejected = con.execute("SELECT count(DISTINCT (file_id, line)) FROM rej").fetchone()[0]
     con.execute("DROP TABLE IF EXISTS rej; DROP TABLE IF EXISTS rej_scan")
     return returned, rejected
 
 
-def run_day(con: duckdb.DuckDBPyConnection, landing: Path, out: Path, day: date, carriers: dict[str, str],
-            tmp: Path) -> dict:
+def run_day(
+    con: duckdb.DuckDBPyConnection, landing: Path, out: Path, day: date, carriers: dict[str, str], tmp: Path
+) -> dict:
     started = time.perf_counter()
-    stats = {"rows": 0, "reader_rejects": 0, "unparsed": 0, "other_date": 0, "duplicates": 0, "accepted": 0,
-             "gbk_decode_seconds": 0.0}
-    con.execute("CREATE OR REPLACE TEMP TABLE parsed (carrier VARCHAR, source_file VARCHAR, record_id VARCHAR, "
-                "msisdn VARCHAR, other_party VARCHAR, direction VARCHAR, service VARCHAR, start_time TIMESTAMPTZ, "
-                "duration_s INTEGER, imsi VARCHAR, imei VARCHAR, cell_id VARCHAR, broken BOOLEAN)")
+    stats = {
+        "rows": 0,
+        "reader_rejects": 0,
+        "unparsed": 0,
+        "other_date": 0,
+        "duplicates": 0,
+        "accepted": 0,
+        "gbk_decode_seconds": 0.0,
+    }
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE parsed (carrier VARCHAR, source_file VARCHAR, record_id VARCHAR, "
+        "msisdn VARCHAR, other_party VARCHAR, direction VARCHAR, service VARCHAR, start_time TIMESTAMPTZ, "
+        "duration_s INTEGER, imsi VARCHAR, imei VARCHAR, cell_id VARCHAR, broken BOOLEAN)"
+    )
     for carrier, fmt in carriers.items():
         files = day_files(landing / carrier / day.isoformat(), RAW_LAYOUTS[fmt].file_globs)
         if not files:
@@ -222,16 +236,20 @@ def run_day(con: duckdb.DuckDBPyConnection, landing: Path, out: Path, day: date,
     parsed = stats["rows"] - stats["reader_rejects"]
     stats.update(unparsed=parsed - good, other_date=good - same_day, duplicates=same_day - accepted, accepted=accepted)
 
-    for table in TABLES:   # a rerun of a date replaces that date's output
+    for table in TABLES:  # a rerun of a date replaces that date's output
         target = out / table / f"date={day}"
         shutil.rmtree(target, ignore_errors=True)
         target.mkdir(parents=True)
         if table == "cdr":
-            con.execute(f"COPY (SELECT * EXCLUDE (date) FROM cdr_day) TO '{target}' "
-                        "(FORMAT parquet, COMPRESSION snappy, PARTITION_BY (carrier), OVERWRITE_OR_IGNORE)")
+            con.execute(
+                f"COPY (SELECT * EXCLUDE (date) FROM cdr_day) TO '{target}' "
+                "(FORMAT parquet, COMPRESSION snappy, PARTITION_BY (carrier), OVERWRITE_OR_IGNORE)"
+            )
         else:
-            con.execute(f"COPY (SELECT * EXCLUDE (date) FROM ({AGGREGATES[table]})) "
-                        f"TO '{target / 'part-0.parquet'}' (FORMAT parquet, COMPRESSION snappy)")
+            con.execute(
+                f"COPY (SELECT * EXCLUDE (date) FROM ({AGGREGATES[table]})) "
+                f"TO '{target / 'part-0.parquet'}' (FORMAT parquet, COMPRESSION snappy)"
+            )
     con.execute("DROP TABLE parsed; DROP TABLE good; DROP TABLE cdr_day")
     stats["gbk_decode_seconds"] = round(stats["gbk_decode_seconds"], 3)
     stats["seconds"] = round(time.perf_counter() - started, 3)
@@ -239,9 +257,15 @@ def run_day(con: duckdb.DuckDBPyConnection, landing: Path, out: Path, day: date,
 
 
 def connect(threads: int, memory_limit: str, timezone: str, spill: Path) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(config={"threads": threads, "memory_limit": memory_limit, "temp_directory": str(spill),
-                                 "preserve_insertion_order": False})
-    con.execute(f"SET TimeZone = '{timezone}'")   # after connect: the setting needs ICU, loaded on first use
+    con = duckdb.connect(
+        config={
+            "threads": threads,
+            "memory_limit": memory_limit,
+            "temp_directory": str(spill),
+            "preserve_insertion_order": False,
+        }
+    )
+    con.execute(f"SET TimeZone = '{timezone}'")  # after connect: the setting needs ICU, loaded on first use
     con.execute(MACROS)
     return con
 
@@ -270,14 +294,25 @@ def main(argv: list[str] | None = None) -> None:
             day += timedelta(days=1)
         con.close()
     seconds = time.perf_counter() - started
-    total = {k: sum(d[k] for d in per_day.values()) for k in ("rows", "accepted", "reader_rejects", "unparsed",
-                                                            "other_date", "duplicates")}
-    print(json.dumps({**total, "seconds": round(seconds, 3),
-                      "rows_per_s": round(total["rows"] / seconds) if seconds else 0,
-                      "gbk_decode_seconds": round(sum(d["gbk_decode_seconds"] for d in per_day.values()), 3),
-                      "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-                      "duckdb": duckdb.__version__, "threads": args.threads, "memory_limit": args.memory_limit,
-                      "per_day": per_day}))
+    total = {
+        k: sum(d[k] for d in per_day.values())
+        for k in ("rows", "accepted", "reader_rejects", "unparsed", "other_date", "duplicates")
+    }
+    print(
+        json.dumps(
+            {
+                **total,
+                "seconds": round(seconds, 3),
+                "rows_per_s": round(total["rows"] / seconds) if seconds else 0,
+                "gbk_decode_seconds": round(sum(d["gbk_decode_seconds"] for d in per_day.values()), 3),
+                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                "duckdb": duckdb.__version__,
+                "threads": args.threads,
+                "memory_limit": args.memory_limit,
+                "per_day": per_day,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

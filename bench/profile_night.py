@@ -11,6 +11,7 @@ peak memory so far; with
 Spark jobs are tagged with their step through a local property (`cdrwatch.step`), so the event
 log says which step ran which job. Dev-only: nothing in the pipeline imports this.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,9 +48,19 @@ def main() -> None:
     from jobs.spark import spark_session
 
     events = Path(tempfile.mkdtemp(prefix="cdrwatch-events-"))
-    overrides = [*(["spark.extra.spark.eventLog.enabled=true", f"spark.extra.spark.eventLog.dir={events}",
-                    "spark.extra.spark.eventLog.compress=false", "spark.extra.spark.eventLog.rolling.enabled=false"]
-                   if args.events else []), *args.set]
+    overrides = [
+        *(
+            [
+                "spark.extra.spark.eventLog.enabled=true",
+                f"spark.extra.spark.eventLog.dir={events}",
+                "spark.extra.spark.eventLog.compress=false",
+                "spark.extra.spark.eventLog.rolling.enabled=false",
+            ]
+            if args.events
+            else []
+        ),
+        *args.set,
+    ]
     config = load_config(overrides=overrides).with_paths(landing=args.landing, lake=args.lake, outbox=args.outbox)
     started = time.perf_counter()
     spark = spark_session(config)
@@ -72,13 +83,16 @@ def main() -> None:
                 profile.disable()
             wall[(str(day), step)] = time.perf_counter() - t0
             jvm_s, py_s = (b - a for a, b in zip(cpu0, _cpu(jvm)))
-            print(f"{day} {step}: {wall[(str(day), step)]:.1f} s wall, cpu: jvm {jvm_s:.1f} s + python {py_s:.1f} s,"
-                  f" {codegen.getCount() - compiled0} classes compiled, JVM peak RSS so far {_peak_gb(jvm):.2f} GB",
-                  flush=True)
+            print(
+                f"{day} {step}: {wall[(str(day), step)]:.1f} s wall, cpu: jvm {jvm_s:.1f} s + python {py_s:.1f} s,"
+                f" {codegen.getCount() - compiled0} classes compiled, JVM peak RSS so far {_peak_gb(jvm):.2f} GB",
+                flush=True,
+            )
             if profile:
                 out = io.StringIO()
                 pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(
-                    *([args.profile_filter, 60] if args.profile_filter else [45]))
+                    *([args.profile_filter, 60] if args.profile_filter else [45])
+                )
                 print(f"---- cProfile {day} {step}\n{out.getvalue()}", flush=True)
         day += dt.timedelta(days=1)
     sc.setLocalProperty("cdrwatch.step", None)
@@ -100,7 +114,7 @@ def _peak_gb(pid: int) -> float:
     """The JVM's peak resident memory since it started (VmHWM), GB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024 ** 2
+            return int(line.split()[1]) / 1024**2
     return float("nan")
 
 
@@ -114,8 +128,12 @@ def _summarise(events: Path, wall: dict[tuple[str, str], float], list_jobs: bool
             kind = e["Event"]
             if kind == "SparkListenerJobStart":
                 props = e.get("Properties") or {}
-                jobs[e["Job ID"]] = {"step": props.get("cdrwatch.step", "?"), "start": e["Submission Time"],
-                                     "stages": e["Stage IDs"], "site": props.get("callSite.short", "")}
+                jobs[e["Job ID"]] = {
+                    "step": props.get("cdrwatch.step", "?"),
+                    "start": e["Submission Time"],
+                    "stages": e["Stage IDs"],
+                    "site": props.get("callSite.short", ""),
+                }
             elif kind == "SparkListenerJobEnd":
                 jobs[e["Job ID"]]["end"] = e["Completion Time"]
             elif kind == "SparkListenerStageCompleted":
@@ -135,7 +153,9 @@ def _summarise(events: Path, wall: dict[tuple[str, str], float], list_jobs: bool
     print(f"{'night step':24s} {'wall s':>7s} {'jobs':>5s} {'stages':>6s} {'tasks':>6s} {'in jobs s':>9s}")
     for (day, step), seconds in wall.items():
         p = per[f"{day} {step}"]
-        print(f"{day + ' ' + step:24s} {seconds:7.1f} {p['jobs']:5d} {p['stages']:6d} {p['tasks']:6d} {p['job_s']:9.1f}")
+        print(
+            f"{day + ' ' + step:24s} {seconds:7.1f} {p['jobs']:5d} {p['stages']:6d} {p['tasks']:6d} {p['job_s']:9.1f}"
+        )
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ measure of every (dataset, step). Nothing here is asserted: speed is measured, n
     python bench/run.py [--sizes 1M,10M,7x150k] [--steps nightly,duckdb,...]
     python bench/run.py --sizes smoke   # 1,000 subscribers x 7 nights, cached (with its bench.json) under /tmp
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,19 +55,21 @@ BACKFILL_STEPS = ("simulate", "nightly", "detect_n2_vs_n7", "duckdb")
 class Dataset:
     subscribers: int
     days: int
-    steps: tuple[str, ...]     # what a bench of it runs unless --steps says otherwise
+    steps: tuple[str, ...]  # what a bench of it runs unless --steps says otherwise
 
 
 # The simulator's behaviour sets the rows: 25,000 subscribers make ~0.5 M rows a night, 5,300 ~150 k
 # (130-170 k; dens and their victims add a fixed part; 20,000 subscribers are ~420 k a night since #13).
-DATASETS = {"1M": Dataset(25_000, 2, STEPS[:6] + ("duckdb",)),
-            "10M": Dataset(125_000, 4, STEPS[:6] + ("duckdb",)),
-            "7x150k": Dataset(5_300, 7, BACKFILL_STEPS)}
+DATASETS = {
+    "1M": Dataset(25_000, 2, STEPS[:6] + ("duckdb",)),
+    "10M": Dataset(125_000, 4, STEPS[:6] + ("duckdb",)),
+    "7x150k": Dataset(5_300, 7, BACKFILL_STEPS),
+}
 # Smoke sizes try every code path in minutes; they are cached (and their bench.json kept) under
 # SMOKE_CACHE, never in .bench, and are not among the targets.
 SMOKE = {"smoke": Dataset(1_000, 7, BACKFILL_STEPS)}
-SMALL = "7x150k"            # the dataset of the small-night and detect-growth targets
-console = Console(width=None if sys.stdout.isatty() else 140)   # a log file gets whole tables
+SMALL = "7x150k"  # the dataset of the small-night and detect-growth targets
+console = Console(width=None if sys.stdout.isatty() else 140)  # a log file gets whole tables
 
 
 @dataclass
@@ -76,8 +79,8 @@ class Measure:
     rows: int
     seconds: float
     peak_rss_mb: float
-    nights: int = 0                                       # the nights it covered (0: not recorded)
-    extra: dict = field(default_factory=dict)             # step-specific numbers (per night, ratio, ...)
+    nights: int = 0  # the nights it covered (0: not recorded)
+    extra: dict = field(default_factory=dict)  # step-specific numbers (per night, ratio, ...)
 
     @property
     def rows_per_s(self) -> float:
@@ -146,17 +149,34 @@ def dataset(name: str, cache: Path) -> tuple[Path, list[date], Measure | None]:
     spec = {**DATASETS, **SMOKE}[name]
     folder = cache / name
     stamp = folder / "stamp.json"
-    key = {"subscribers": spec.subscribers, "days": spec.days, "start": START.isoformat(),
-           "simulator": simulator_fingerprint()}
+    key = {
+        "subscribers": spec.subscribers,
+        "days": spec.days,
+        "start": START.isoformat(),
+        "simulator": simulator_fingerprint(),
+    }
     dates = [START + timedelta(days=i) for i in range(spec.days)]
     if stamp.exists() and json.loads(stamp.read_text())["key"] == key:
         cached = json.loads(stamp.read_text())["measure"]
         return folder / "landing", dates, Measure.load(cached)
     subprocess.run(["rm", "-rf", str(folder)], check=True)
     folder.mkdir(parents=True)
-    seconds, peak, _ = run_measured([sys.executable, "-m", "jobs.cli", "simulate", "--out", str(folder / "landing"),
-                                     "--start", START.isoformat(), "--days", str(spec.days),
-                                     "--subscribers", str(spec.subscribers)])
+    seconds, peak, _ = run_measured(
+        [
+            sys.executable,
+            "-m",
+            "jobs.cli",
+            "simulate",
+            "--out",
+            str(folder / "landing"),
+            "--start",
+            START.isoformat(),
+            "--days",
+            str(spec.days),
+            "--subscribers",
+            str(spec.subscribers),
+        ]
+    )
     measure = Measure(name, "simulate", landing_rows(folder / "landing"), seconds, peak, len(dates))
     stamp.write_text(json.dumps({"key": key, "measure": asdict(measure)}))
     return folder / "landing", dates, measure
@@ -174,8 +194,20 @@ def landing_rows(landing: Path, day: date | None = None) -> int:
 
 def bench_step(name: str, step: str, landing: Path, dates: list[date], cache: Path) -> Measure:
     lake = cache / name / "lake"
-    argv = [sys.executable, str(Path(__file__)), "--child", step, "--landing", str(landing), "--lake", str(lake),
-            "--outbox", str(cache / name / "outbox"), "--dates", ",".join(d.isoformat() for d in dates)]
+    argv = [
+        sys.executable,
+        str(Path(__file__)),
+        "--child",
+        step,
+        "--landing",
+        str(landing),
+        "--lake",
+        str(lake),
+        "--outbox",
+        str(cache / name / "outbox"),
+        "--dates",
+        ",".join(d.isoformat() for d in dates),
+    ]
     seconds, peak, _ = run_measured(argv)
     return Measure(name, step, landing_rows(landing), seconds, peak, len(dates))
 
@@ -183,50 +215,106 @@ def bench_step(name: str, step: str, landing: Path, dates: list[date], cache: Pa
 def bench_nightly(name: str, landing: Path, dates: list[date], cache: Path) -> Measure:
     folder = cache / name / "nightly"
     subprocess.run(["rm", "-rf", str(folder)], check=True)
-    argv = [sys.executable, "-m", "jobs.cli", "nightly", "--from", dates[0].isoformat(), "--to", dates[-1].isoformat(),
-            "--landing", str(landing), "--lake", str(folder / "lake"), "--outbox", str(folder / "outbox")]
+    argv = [
+        sys.executable,
+        "-m",
+        "jobs.cli",
+        "nightly",
+        "--from",
+        dates[0].isoformat(),
+        "--to",
+        dates[-1].isoformat(),
+        "--landing",
+        str(landing),
+        "--lake",
+        str(folder / "lake"),
+        "--outbox",
+        str(folder / "outbox"),
+    ]
     seconds, peak, _ = run_measured(argv, quiet=True)
-    return Measure(name, "nightly", landing_rows(landing), seconds, peak, len(dates),
-                   {"seconds_per_night": round(seconds / len(dates), 2),
-                    "peak_pss_mb": round(PEAK_PSS_MB.get(tuple(argv), 0.0))})
+    return Measure(
+        name,
+        "nightly",
+        landing_rows(landing),
+        seconds,
+        peak,
+        len(dates),
+        {"seconds_per_night": round(seconds / len(dates), 2), "peak_pss_mb": round(PEAK_PSS_MB.get(tuple(argv), 0.0))},
+    )
 
 
 def bench_detect_growth(name: str, landing: Path, dates: list[date], cache: Path) -> Measure | None:
     """detect for night 2 and night 7 on the nightly's lake, timed inside one warmed-up Spark session."""
     folder = cache / name / "nightly"
     if len(dates) < 7 or not (folder / "lake").exists():
-        console.print(f"[yellow]{name}: detect_n2_vs_n7 needs 7 nights and this dataset's nightly lake "
-                      f"(run --steps nightly first): skipped[/]")
+        console.print(
+            f"[yellow]{name}: detect_n2_vs_n7 needs 7 nights and this dataset's nightly lake "
+            f"(run --steps nightly first): skipped[/]"
+        )
         return None
     night2, night7 = dates[1], dates[6]
-    argv = [sys.executable, str(Path(__file__)), "--child", "detect_n2_vs_n7", "--landing", str(landing),
-            "--lake", str(folder / "lake"), "--outbox", str(folder / "outbox"),
-            "--dates", f"{night2.isoformat()},{night7.isoformat()}"]
+    argv = [
+        sys.executable,
+        str(Path(__file__)),
+        "--child",
+        "detect_n2_vs_n7",
+        "--landing",
+        str(landing),
+        "--lake",
+        str(folder / "lake"),
+        "--outbox",
+        str(folder / "outbox"),
+        "--dates",
+        f"{night2.isoformat()},{night7.isoformat()}",
+    ]
     wall, peak, out = run_measured(argv, capture=True)
     timed = last_json(out)
-    return Measure(name, "detect_n2_vs_n7", landing_rows(landing, night7), timed["night7_s"], peak, 1,
-                   {**timed, "wall_s": round(wall, 2), "night2": night2.isoformat(), "night7": night7.isoformat()})
+    return Measure(
+        name,
+        "detect_n2_vs_n7",
+        landing_rows(landing, night7),
+        timed["night7_s"],
+        peak,
+        1,
+        {**timed, "wall_s": round(wall, 2), "night2": night2.isoformat(), "night7": night7.isoformat()},
+    )
 
 
-def bench_script(name: str, step: str, script: str, keys: tuple[str, ...], landing: Path, dates: list[date],
-                 cache: Path) -> Measure:
+def bench_script(
+    name: str, step: str, script: str, keys: tuple[str, ...], landing: Path, dates: list[date], cache: Path
+) -> Measure:
     """bench/<script> on the same landing, in a scratch folder of its own; `seconds` is its wall time
     (as nightly's), `extra` keeps `keys` of what it measured inside (its last JSON line)."""
     out = cache / name / step
     subprocess.run(["rm", "-rf", str(out)], check=True)
-    argv = [sys.executable, str(ROOT / "bench" / script), "--landing", str(landing),
-            "--from", dates[0].isoformat(), "--to", dates[-1].isoformat(), "--out", str(out)]
+    argv = [
+        sys.executable,
+        str(ROOT / "bench" / script),
+        "--landing",
+        str(landing),
+        "--from",
+        dates[0].isoformat(),
+        "--to",
+        dates[-1].isoformat(),
+        "--out",
+        str(out),
+    ]
     seconds, peak, text = run_measured(argv, capture=True)
     result = last_json(text)
-    return Measure(name, step, landing_rows(landing), seconds, peak, len(dates),
-                   {k: result[k] for k in keys if k in result})
+    return Measure(
+        name, step, landing_rows(landing), seconds, peak, len(dates), {k: result[k] for k in keys if k in result}
+    )
 
 
-SCRIPTS = {   # step -> the script it runs and what of its JSON is kept (spark_floor's floor: sorted_write_s)
-    "duckdb": ("duckdb_reference.py", ("rows", "accepted", "seconds", "gbk_decode_seconds", "peak_rss_mb", "duckdb",
-                                       "threads", "memory_limit")),
-    "spark_floor": ("spark_floor.py", ("scan_s", "split_write_s", "sorted_write_s", "rows", "dates", "warmup_s",
-                                       "session_s")),
+SCRIPTS = {  # step -> the script it runs and what of its JSON is kept (spark_floor's floor: sorted_write_s)
+    "duckdb": (
+        "duckdb_reference.py",
+        ("rows", "accepted", "seconds", "gbk_decode_seconds", "peak_rss_mb", "duckdb", "threads", "memory_limit"),
+    ),
+    "spark_floor": (
+        "spark_floor.py",
+        ("scan_s", "split_write_s", "sorted_write_s", "rows", "dates", "warmup_s", "session_s"),
+    ),
 }
 
 
@@ -248,10 +336,19 @@ def child(step: str, landing: str, lake: str, outbox: str, dates: str) -> None:
             pipeline.run_step("detect", config, day, spark=spark)
             seconds.append(time.perf_counter() - started)
         warmup, night2, night7 = seconds
-        print(json.dumps({"warmup_s": round(warmup, 3), "night2_s": round(night2, 3), "night7_s": round(night7, 3),
-                          "ratio": round(night7 / night2, 3)}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "warmup_s": round(warmup, 3),
+                    "night2_s": round(night2, 3),
+                    "night7_s": round(night7, 3),
+                    "ratio": round(night7 / night2, 3),
+                }
+            ),
+            flush=True,
+        )
         return
-    if step not in pipeline.RUNNERS:
+    if step not in pipeline.STEPS:
         raise SystemExit(f"bench: unknown step {step}")
     for day in days:
         pipeline.run_step(step, config, day, spark=spark)
@@ -273,14 +370,18 @@ def say(m: Measure) -> None:
     if m.step == "nightly" and m.nights:
         line += f", {m.seconds / m.nights:.1f} s a night over {m.nights} nights"
     if m.step == "detect_n2_vs_n7":
-        line += (f": detect night 2 {m.extra['night2_s']:.1f} s, night 7 {m.extra['night7_s']:.1f} s, "
-                 f"night7/night2 {m.extra['ratio']:.2f} (warm-up {m.extra['warmup_s']:.1f} s)")
+        line += (
+            f": detect night 2 {m.extra['night2_s']:.1f} s, night 7 {m.extra['night7_s']:.1f} s, "
+            f"night7/night2 {m.extra['ratio']:.2f} (warm-up {m.extra['warmup_s']:.1f} s)"
+        )
     if m.step == "duckdb" and "seconds" in m.extra:
         line += f" (inside DuckDB {m.extra['seconds']:.1f} s, {m.extra.get('accepted', 0):,} rows accepted)"
     if m.step == "spark_floor" and "sorted_write_s" in m.extra:
-        line += (f" (inside Spark over {m.extra['dates']} dates: scan {m.extra['scan_s']:.1f} s, split+write "
-                 f"{m.extra['split_write_s']:.1f} s, split+sorted write {m.extra['sorted_write_s']:.1f} s; "
-                 f"session start {m.extra['session_s']:.1f} s)")
+        line += (
+            f" (inside Spark over {m.extra['dates']} dates: scan {m.extra['scan_s']:.1f} s, split+write "
+            f"{m.extra['split_write_s']:.1f} s, split+sorted write {m.extra['sorted_write_s']:.1f} s; "
+            f"session start {m.extra['session_s']:.1f} s)"
+        )
     console.print(line)
 
 
@@ -299,15 +400,24 @@ def steps_table(measures: list[Measure]) -> Table:
         table.add_column(column, justify="right")
     for m in measures:
         per_night = f"{m.seconds / m.nights:.1f}" if m.nights and m.step in ("nightly", "duckdb") else ""
-        table.add_row(m.dataset, m.step, f"{m.rows:,}", f"{m.seconds:.1f}", f"{m.rows_per_s:,.0f}",
-                      f"{m.peak_rss_mb:,.0f}", per_night)
+        table.add_row(
+            m.dataset,
+            m.step,
+            f"{m.rows:,}",
+            f"{m.seconds:.1f}",
+            f"{m.rows_per_s:,.0f}",
+            f"{m.peak_rss_mb:,.0f}",
+            per_night,
+        )
     return table
 
 
 def ratio_table(everything: dict[tuple[str, str], Measure], fresh: set[tuple[str, str]]) -> Table | None:
     """nightly seconds / DuckDB seconds per dataset where both were measured (now or before)."""
-    names = sorted({d for d, s in everything if s == "nightly" and (d, "duckdb") in everything},
-                   key=lambda d: list(DATASETS).index(d) if d in DATASETS else len(DATASETS))
+    names = sorted(
+        {d for d, s in everything if s == "nightly" and (d, "duckdb") in everything},
+        key=lambda d: list(DATASETS).index(d) if d in DATASETS else len(DATASETS),
+    )
     if not names:
         return None
     table = Table(title="nightly vs the DuckDB reference (same landing; target: nightly <= 3x DuckDB)")
@@ -318,8 +428,14 @@ def ratio_table(everything: dict[tuple[str, str], Measure], fresh: set[tuple[str
         source = ", ".join(sorted({"this run" if (name, s) in fresh else "bench.json" for s in ("nightly", "duckdb")}))
         if nightly.rows != duck.rows:
             source += f" [yellow](rows differ: {nightly.rows:,} vs {duck.rows:,})[/]"
-        table.add_row(name, f"{nightly.rows:,}", f"{nightly.seconds:.1f}", f"{duck.seconds:.1f}",
-                      f"{nightly.seconds / duck.seconds:.1f}x" if duck.seconds else "-", source)
+        table.add_row(
+            name,
+            f"{nightly.rows:,}",
+            f"{nightly.seconds:.1f}",
+            f"{duck.seconds:.1f}",
+            f"{nightly.seconds / duck.seconds:.1f}x" if duck.seconds else "-",
+            source,
+        )
     return table
 
 
@@ -332,15 +448,18 @@ def floor_lines(everything: dict[tuple[str, str], Measure], fresh: set[tuple[str
         seconds = floor.extra.get("sorted_write_s") if step == "spark_floor" else None
         if nightly is None or not seconds:
             continue
-        source = ", ".join(sorted({"this run" if (name, s) in fresh else "bench.json"
-                                   for s in ("nightly", "spark_floor")}))
-        lines.append(f"Spark floor (read+split+sorted write) vs nightly, {name}: floor {seconds:.1f} s "
-                     f"(+ {floor.extra.get('session_s', 0):.1f} s session start), nightly {nightly.seconds:.1f} s "
-                     f"= {nightly.seconds / seconds:.1f}x ({source})")
+        source = ", ".join(
+            sorted({"this run" if (name, s) in fresh else "bench.json" for s in ("nightly", "spark_floor")})
+        )
+        lines.append(
+            f"Spark floor (read+split+sorted write) vs nightly, {name}: floor {seconds:.1f} s "
+            f"(+ {floor.extra.get('session_s', 0):.1f} s session start), nightly {nightly.seconds:.1f} s "
+            f"= {nightly.seconds / seconds:.1f}x ({source})"
+        )
     return lines
 
 
-Target = tuple[str, str, str, str, list[tuple[str, str]]]   # case, target, measured, status, measures used
+Target = tuple[str, str, str, str, list[tuple[str, str]]]  # case, target, measured, status, measures used
 
 
 def targets(everything: dict[tuple[str, str], Measure]) -> list[Target]:
@@ -360,19 +479,57 @@ def targets(everything: dict[tuple[str, str], Measure]) -> list[Target]:
     big, base, duck = ("10M", "nightly"), ("1M", "nightly"), ("10M", "duckdb")
     small, growth = (SMALL, "nightly"), (SMALL, "detect_n2_vs_n7")
     add("10M nightly time", "<= 180 s", [big], lambda m: m.seconds, lambda v: f"{v:,.1f} s", 180)
-    add("10M nightly throughput", ">= 60,000 rows/s", [big], lambda m: m.rows_per_s,
-        lambda v: f"{v:,.0f} rows/s", 60_000, most=False)
-    add("10M nightly / DuckDB reference", "<= 3x", [big, duck],
-        lambda m, d: m.seconds / d.seconds if d.seconds else None, lambda v: f"{v:.1f}x", 3)
-    add("10M nightly peak RSS (process tree)", "<= 6 GiB", [big], lambda m: m.peak_rss_mb / 1024,
-        lambda v: f"{v:.2f} GiB", 6)
-    add(f"one small night ({SMALL} nightly / nights)", "<= 20 s", [small],
-        lambda m: m.seconds / (m.nights or DATASETS[SMALL].days), lambda v: f"{v:.1f} s", 20)
-    add("10M nightly time / 1M nightly time", "<= 11", [big, base],
-        lambda m, b: m.seconds / b.seconds if b.seconds else None, lambda v: f"{v:.1f}", 11)
-    add(f"detect night 7 / night 2 ({SMALL})", "<= 1.2", [growth], lambda g: g.extra.get("ratio"),
-        lambda v: f"{v:.2f} ({everything[growth].extra['night7_s']:.1f} s / "
-                  f"{everything[growth].extra['night2_s']:.1f} s)", 1.2)
+    add(
+        "10M nightly throughput",
+        ">= 60,000 rows/s",
+        [big],
+        lambda m: m.rows_per_s,
+        lambda v: f"{v:,.0f} rows/s",
+        60_000,
+        most=False,
+    )
+    add(
+        "10M nightly / DuckDB reference",
+        "<= 3x",
+        [big, duck],
+        lambda m, d: m.seconds / d.seconds if d.seconds else None,
+        lambda v: f"{v:.1f}x",
+        3,
+    )
+    add(
+        "10M nightly peak RSS (process tree)",
+        "<= 6 GiB",
+        [big],
+        lambda m: m.peak_rss_mb / 1024,
+        lambda v: f"{v:.2f} GiB",
+        6,
+    )
+    add(
+        f"one small night ({SMALL} nightly / nights)",
+        "<= 20 s",
+        [small],
+        lambda m: m.seconds / (m.nights or DATASETS[SMALL].days),
+        lambda v: f"{v:.1f} s",
+        20,
+    )
+    add(
+        "10M nightly time / 1M nightly time",
+        "<= 11",
+        [big, base],
+        lambda m, b: m.seconds / b.seconds if b.seconds else None,
+        lambda v: f"{v:.1f}",
+        11,
+    )
+    add(
+        f"detect night 7 / night 2 ({SMALL})",
+        "<= 1.2",
+        [growth],
+        lambda g: g.extra.get("ratio"),
+        lambda v: (
+            f"{v:.2f} ({everything[growth].extra['night7_s']:.1f} s / {everything[growth].extra['night2_s']:.1f} s)"
+        ),
+        1.2,
+    )
     return rows
 
 
@@ -388,12 +545,20 @@ def targets_table(everything: dict[tuple[str, str], Measure], fresh: set[tuple[s
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default=",".join(DATASETS),
-                        help=f"datasets to run (default {','.join(DATASETS)}; smoke sizes: {','.join(SMOKE)})")
-    parser.add_argument("--steps", help="steps to run on every size (default: each dataset's own: "
-                        + "; ".join(f"{n}: {','.join(d.steps)}" for n, d in DATASETS.items()) + ")")
-    parser.add_argument("--cache", type=Path, help=f"where datasets and bench.json live (default .bench; "
-                        f"{SMOKE_CACHE} for smoke sizes)")
+    parser.add_argument(
+        "--sizes",
+        default=",".join(DATASETS),
+        help=f"datasets to run (default {','.join(DATASETS)}; smoke sizes: {','.join(SMOKE)})",
+    )
+    parser.add_argument(
+        "--steps",
+        help="steps to run on every size (default: each dataset's own: "
+        + "; ".join(f"{n}: {','.join(d.steps)}" for n, d in DATASETS.items())
+        + ")",
+    )
+    parser.add_argument(
+        "--cache", type=Path, help=f"where datasets and bench.json live (default .bench; {SMOKE_CACHE} for smoke sizes)"
+    )
     parser.add_argument("--child")
     parser.add_argument("--landing"), parser.add_argument("--lake"), parser.add_argument("--outbox")
     parser.add_argument("--dates")
@@ -429,7 +594,7 @@ def main() -> None:
             if measure is not None:
                 measures.append(measure)
                 say(measure)
-                save(out, measures)    # after every step, so a failure later keeps what was measured
+                save(out, measures)  # after every step, so a failure later keeps what was measured
     everything = save(out, measures)
     fresh = {(m.dataset, m.step) for m in measures}
     console.print(steps_table(measures))

@@ -24,6 +24,7 @@ are). Prints one JSON line: `scan_s`, `split_write_s`, `sorted_write_s` (summed 
 `rows` (lines counted by step 1, headers included), `dates`, `warmup_s`, `session_s` (start of
 the SparkSession) and `per_day`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,8 +51,9 @@ def link_day(landing: Path, carriers: list[str], day: date, folder: Path) -> lis
     links = []
     for carrier in carriers:
         delivery = landing / carrier / day.isoformat()
-        files = sorted(p for p in delivery.iterdir() if p.is_file() and p.name[0] not in "_.") \
-            if delivery.is_dir() else []
+        files = (
+            sorted(p for p in delivery.iterdir() if p.is_file() and p.name[0] not in "_.") if delivery.is_dir() else []
+        )
         for path in files:
             with open(path, "rb") as handle:
                 gzip = handle.read(2) == b"\x1f\x8b"
@@ -66,8 +68,11 @@ def split(spark, paths: list[str]):
     from pyspark.sql import functions as F
 
     parts = F.split(F.col("value"), "[,|]")
-    return (spark.read.option("lineSep", "\n").text(paths)
-            .select(*[F.get(parts, i).alias(f"c{i + 1}") for i in range(COLUMNS)]))
+    return (
+        spark.read.option("lineSep", "\n")
+        .text(paths)
+        .select(*[F.get(parts, i).alias(f"c{i + 1}") for i in range(COLUMNS)])
+    )
 
 
 def timed(run) -> tuple[float, object]:
@@ -85,8 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--conf", type=Path, help="cdrwatch conf file (carriers, spark); default conf/default.yaml")
     args = p.parse_args(argv)
 
-    config = load_config(args.conf).with_paths(landing=args.landing, lake=args.out / "lake",
-                                               outbox=args.out / "outbox")
+    config = load_config(args.conf).with_paths(landing=args.landing, lake=args.out / "lake", outbox=args.out / "outbox")
     carriers = list(config.carriers)
     days = [args.first + timedelta(days=i) for i in range((args.last - args.first).days + 1)]
     args.out.mkdir(parents=True, exist_ok=True)
@@ -100,19 +104,42 @@ def main(argv: list[str] | None = None) -> None:
         per_day = {}
         for day in days:
             paths = inputs[day]
-            if not paths:     # nothing delivered that date: nothing to time
+            if not paths:  # nothing delivered that date: nothing to time
                 continue
             scan_s, rows = timed(lambda: spark.read.option("lineSep", "\n").text(paths).count())
             split_s, _ = timed(lambda: split(spark, paths).write.mode("overwrite").parquet(f"{tmp}/split"))
-            sorted_s, _ = timed(lambda: split(spark, paths).repartitionByRange(4, "c1").sortWithinPartitions("c1")
-                                .write.mode("overwrite").parquet(f"{tmp}/sorted"))
-            per_day[day.isoformat()] = {"rows": rows, "files": len(paths), "scan_s": round(scan_s, 3),
-                                        "split_write_s": round(split_s, 3), "sorted_write_s": round(sorted_s, 3)}
-        total = {k: round(sum(d[k] for d in per_day.values()), 3)
-                 for k in ("scan_s", "split_write_s", "sorted_write_s")}
-        print(json.dumps({**total, "rows": sum(d["rows"] for d in per_day.values()), "dates": len(per_day),
-                          "warmup_s": round(warmup_s, 3), "session_s": round(session_s, 3), "per_day": per_day}),
-              flush=True)
+            sorted_s, _ = timed(
+                lambda: (
+                    split(spark, paths)
+                    .repartitionByRange(4, "c1")
+                    .sortWithinPartitions("c1")
+                    .write.mode("overwrite")
+                    .parquet(f"{tmp}/sorted")
+                )
+            )
+            per_day[day.isoformat()] = {
+                "rows": rows,
+                "files": len(paths),
+                "scan_s": round(scan_s, 3),
+                "split_write_s": round(split_s, 3),
+                "sorted_write_s": round(sorted_s, 3),
+            }
+        total = {
+            k: round(sum(d[k] for d in per_day.values()), 3) for k in ("scan_s", "split_write_s", "sorted_write_s")
+        }
+        print(
+            json.dumps(
+                {
+                    **total,
+                    "rows": sum(d["rows"] for d in per_day.values()),
+                    "dates": len(per_day),
+                    "warmup_s": round(warmup_s, 3),
+                    "session_s": round(session_s, 3),
+                    "per_day": per_day,
+                }
+            ),
+            flush=True,
+        )
         spark.stop()
 
 

@@ -6,6 +6,7 @@ the callables are in jobs/orchestrate.py, the steps in jobs/pipeline.py.
 The scheduler parses this file often: it reads only the conf named by env CDRWATCH_CONF (schedule,
 timezone, carriers). Tasks read their conf when they run (Variable cdrwatch_conf, else that env).
 """
+
 import datetime as dt
 
 import pendulum
@@ -23,24 +24,29 @@ with DAG(
     doc_md=__doc__,
     # a night is the local calendar day, midnight to midnight: the lake's date partitions
     schedule=CronDataIntervalTimetable("0 0 * * *", timezone=config.timezone),
-    start_date=pendulum.datetime(plan.start_date.year, plan.start_date.month, plan.start_date.day,
-                                 tz=config.timezone),
+    start_date=pendulum.datetime(plan.start_date.year, plan.start_date.month, plan.start_date.day, tz=config.timezone),
     catchup=plan.catchup,
     max_active_runs=1,  # a night uses the earlier nights (baselines, den ids): run them in order
-    default_args={"retries": plan.retries, "retry_delay": dt.timedelta(minutes=plan.retry_delay_minutes),
-                  "retry_exponential_backoff": 2.0},
+    default_args={
+        "retries": plan.retries,
+        "retry_delay": dt.timedelta(minutes=plan.retry_delay_minutes),
+        "retry_exponential_backoff": 2.0,
+    },
     tags=["cdrwatch"],
 ):
     waits = [
-        task.sensor(task_id=f"wait_{carrier}", mode="reschedule", poke_interval=plan.poke_interval_s,
-                    # the deadline itself is checked by the poke; this only stops a sensor gone astray
-                    timeout=(plan.landing_deadline_minutes + 24 * 60) * 60)(
-            orchestrate.task_wait_for_carrier)(carrier=carrier)
+        task.sensor(
+            task_id=f"wait_{carrier}",
+            mode="reschedule",
+            poke_interval=plan.poke_interval_s,
+            # the deadline itself is checked by the poke; this only stops a sensor gone astray
+            timeout=(plan.landing_deadline_minutes + 24 * 60) * 60,
+        )(orchestrate.task_wait_for_carrier)(carrier=carrier)
         for carrier in config.carriers
     ]
     first, *later = pipeline.NIGHTLY
     # a skipped (late) carrier does not stop the night: ingest runs unless a wait failed
-    if plan.one_task:   # one process, one Spark session for the whole chain
+    if plan.one_task:  # one process, one Spark session for the whole chain
         steps = [task(task_id="nightly", trigger_rule=TriggerRule.NONE_FAILED)(orchestrate.task_night)()]
     else:
         steps = [task(task_id=first, trigger_rule=TriggerRule.NONE_FAILED)(orchestrate.task_step)(step=first)]

@@ -5,6 +5,7 @@ they run. Add a detector: a module here with a `Detector` subclass (returning th
 columns it knows, e.g. `site_key` and the window; see `base.FLAG_DETAILS`), an entry below, its
 thresholds in conf/default.yaml and jobs/config.py, and it is run, written and evaluated.
 """
+
 from detectors.congestion import CellCongestion
 from detectors.hotlist import HotlistMatch
 from detectors.low_slow import LowSlowRoom
@@ -12,6 +13,11 @@ from detectors.sequential import SequentialDialling
 from detectors.simbox import SimBox
 from detectors.spoofing import CallerIdSpoofing
 
-DETECTORS = {"sequential": SequentialDialling, "goip": SimBox, "low_slow": LowSlowRoom,
-             "congestion": CellCongestion, "hotlist": HotlistMatch,
-             "spoofing": CallerIdSpoofing}
+DETECTORS = {
+    "sequential": SequentialDialling,
+    "goip": SimBox,
+    "low_slow": LowSlowRoom,
+    "congestion": CellCongestion,
+    "hotlist": HotlistMatch,
+    "spoofing": CallerIdSpoofing,
+}

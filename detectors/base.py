@@ -8,6 +8,7 @@ detector's flags have one shape and later steps read columns, never the evidence
 nothing from disk and knows nothing of Airflow or the CLI, so an analyst can run it from a
 notebook on any slice of the lake. Thresholds are passed in, never looked up.
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -21,7 +22,7 @@ from pyspark.sql import functions as F
 from detectors.history import DailyHistory, daily_history
 from schemas.tables import FLAG
 
-FLAG_FIELDS = ("entity_type", "entity_id", "score", "evidence")   # every detector returns these
+FLAG_FIELDS = ("entity_type", "entity_id", "score", "evidence")  # every detector returns these
 FLAG_DETAILS = tuple(c.name for c in FLAG.columns if c.name not in ("detector", *FLAG_FIELDS, "date"))
 
 
@@ -46,8 +47,10 @@ class Night:
     whitelist: DataFrame
     earlier_flags: DataFrame | None = None
     past: DailyHistory | None = None
-    hotlist: DataFrame | None = None   # lake/hotlist entries that apply tonight (HOTLIST columns), for `hotlist`
-    spoofed: DataFrame | None = None   # tonight's spoofed legs (SPOOFED columns) when `detect` judged them, for `spoofing`
+    hotlist: DataFrame | None = None  # lake/hotlist entries that apply tonight (HOTLIST columns), for `hotlist`
+    spoofed: DataFrame | None = (
+        None  # tonight's spoofed legs (SPOOFED columns) when `detect` judged them, for `spoofing`
+    )
 
     def earlier(self) -> DailyHistory:
         return self.past if self.past is not None else daily_history(self.history)
@@ -75,8 +78,9 @@ def prepare_night(day: date, cdr: DataFrame, history: DataFrame, sites: DataFram
     site_columns = sites.select("carrier", "cell_id", "site_key", "site_lat", "site_lon", "site_label", "district")
 
     def located(frame: DataFrame) -> DataFrame:
-        return (frame.join(F.broadcast(site_columns), ["carrier", "cell_id"], "left")
-                .join(F.broadcast(whitelist.select(F.col("number").alias("msisdn"))), "msisdn", "left_anti"))
+        return frame.join(F.broadcast(site_columns), ["carrier", "cell_id"], "left").join(
+            F.broadcast(whitelist.select(F.col("number").alias("msisdn"))), "msisdn", "left_anti"
+        )
 
     return Night(day, located(cdr), located(history), whitelist)
 
@@ -87,14 +91,23 @@ def run_detectors(detectors: list[Detector], night: Night) -> DataFrame:
     for detector in detectors:
         # flags are small: materialise each detector's once, so later detectors that read them as
         # context do not recompute the earlier detectors' plans
-        frame = with_flag_details(detector.flags(replace(night, earlier_flags=flags))) \
-            .withColumn("detector", F.lit(detector.name)).localCheckpoint(eager=True)
+        frame = (
+            with_flag_details(detector.flags(replace(night, earlier_flags=flags)))
+            .withColumn("detector", F.lit(detector.name))
+            .localCheckpoint(eager=True)
+        )
         flags = frame if flags is None else flags.unionByName(frame)
-    flags = flags.join(F.broadcast(night.whitelist.select(F.col("number").alias("entity_id"))), "entity_id",
-                       "left_anti")
+    flags = flags.join(
+        F.broadcast(night.whitelist.select(F.col("number").alias("entity_id"))), "entity_id", "left_anti"
+    )
     return flags.select(
-        F.col("detector"), F.col("entity_type"), F.col("entity_id"), clamp01(F.col("score")).alias("score"),
-        F.col("evidence"), F.lit(night.day).cast("date").alias("date"), *FLAG_DETAILS,
+        F.col("detector"),
+        F.col("entity_type"),
+        F.col("entity_id"),
+        clamp01(F.col("score")).alias("score"),
+        F.col("evidence"),
+        F.lit(night.day).cast("date").alias("date"),
+        *FLAG_DETAILS,
     ).select(*FLAG.names)
 
 
@@ -102,8 +115,9 @@ def with_flag_details(flags: DataFrame) -> DataFrame:
     """`FLAG_FIELDS` and every one of `FLAG_DETAILS`, the ones the detector does not know as nulls of
     FLAG's type (a detector's own detail columns keep theirs: the conformance suite checks them)."""
     types = {f.name: f.dataType for f in FLAG.spark().fields}
-    details = [F.col(name) if name in flags.columns else F.lit(None).cast(types[name]).alias(name)
-               for name in FLAG_DETAILS]
+    details = [
+        F.col(name) if name in flags.columns else F.lit(None).cast(types[name]).alias(name) for name in FLAG_DETAILS
+    ]
     return flags.select(*FLAG_FIELDS, *details)
 
 

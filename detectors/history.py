@@ -7,6 +7,7 @@ aggregates (lake tables `sim_day`, `device_day`, `cell_hour`, `contact_day`, see
 and later nights read those. `daily_history(rows)` computes the same aggregates from raw rows, so a
 notebook or a test can still hand a `Night` raw history days and get identical answers.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -33,45 +34,60 @@ class DailyHistory:
 
 def sim_days(rows: DataFrame) -> DataFrame:
     out = F.col("direction") == "out"
-    return rows.groupBy("date", "msisdn").agg(F.count_if(out).alias("n_out"), F.count_if(~out).alias("n_in"),
-                                              F.min("carrier").alias("carrier"))
+    return rows.groupBy("date", "msisdn").agg(
+        F.count_if(out).alias("n_out"), F.count_if(~out).alias("n_in"), F.min("carrier").alias("carrier")
+    )
 
 
 def device_days(rows: DataFrame) -> DataFrame:
     """(IMEI, SIM) pairs; the SIM is its IMSI, or its number when the carrier gave no IMSI."""
-    return (rows.where(F.col("imei").isNotNull())
-            .select("date", "imei", "msisdn", F.coalesce("imsi", "msisdn").alias("sim")).distinct())
+    return (
+        rows.where(F.col("imei").isNotNull())
+        .select("date", "imei", "msisdn", F.coalesce("imsi", "msisdn").alias("sim"))
+        .distinct()
+    )
 
 
 def cell_hours(rows: DataFrame) -> DataFrame:
     """Outgoing events per (carrier, cell, local hour): what `site_hours` sums once sites are known."""
-    return (rows.where((F.col("direction") == "out") & F.col("cell_id").isNotNull())
-            .groupBy("date", "carrier", "cell_id", F.hour("start_time").cast("int").alias("hour"))
-            .agg(F.count("*").alias("n_out")))
+    return (
+        rows.where((F.col("direction") == "out") & F.col("cell_id").isNotNull())
+        .groupBy("date", "carrier", "cell_id", F.hour("start_time").cast("int").alias("hour"))
+        .agg(F.count("*").alias("n_out"))
+    )
 
 
 def site_hours(cells: DataFrame, sites: DataFrame) -> DataFrame:
     """`cell_hours` located by the cell inventory's sites -> (date, site_key, hour, n)."""
-    return (cells.join(F.broadcast(sites.select("carrier", "cell_id", "site_key")), ["carrier", "cell_id"])
-            .where(F.col("site_key").isNotNull())
-            .groupBy("date", "site_key", "hour").agg(F.sum("n_out").alias("n")))
+    return (
+        cells.join(F.broadcast(sites.select("carrier", "cell_id", "site_key")), ["carrier", "cell_id"])
+        .where(F.col("site_key").isNotNull())
+        .groupBy("date", "site_key", "hour")
+        .agg(F.sum("n_out").alias("n"))
+    )
 
 
 def contact_days(rows: DataFrame) -> DataFrame:
     """(subscriber, other party) with any event that day; `called`: the subscriber placed a voice call."""
     called = (F.col("direction") == "out") & (F.col("service") == "voice")
-    return (rows.where(F.col("other_party").isNotNull())
-            .groupBy("date", "msisdn", "other_party").agg(F.max(called).alias("called")))
+    return (
+        rows.where(F.col("other_party").isNotNull())
+        .groupBy("date", "msisdn", "other_party")
+        .agg(F.max(called).alias("called"))
+    )
 
 
 def located_site_hours(rows: DataFrame) -> DataFrame:
     """`site_hours` straight from located raw rows (they carry `site_key`)."""
-    return (rows.where((F.col("direction") == "out") & F.col("site_key").isNotNull())
-            .groupBy("date", "site_key", F.hour("start_time").cast("int").alias("hour"))
-            .agg(F.count("*").alias("n")))
+    return (
+        rows.where((F.col("direction") == "out") & F.col("site_key").isNotNull())
+        .groupBy("date", "site_key", F.hour("start_time").cast("int").alias("hour"))
+        .agg(F.count("*").alias("n"))
+    )
 
 
 def daily_history(rows: DataFrame) -> DailyHistory:
     """The aggregates of located raw rows (CDR columns plus `site_key`, as in `Night.history`)."""
-    return DailyHistory(sims=sim_days(rows), devices=device_days(rows), site_hours=located_site_hours(rows),
-                        contacts=contact_days(rows))
+    return DailyHistory(
+        sims=sim_days(rows), devices=device_days(rows), site_hours=located_site_hours(rows), contacts=contact_days(rows)
+    )

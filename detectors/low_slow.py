@@ -63,6 +63,7 @@ Flags: one per member (`msisdn`), with the room's `site_key` and its first and l
 than `min_history_days` days of history nothing is flagged and `note` says why. The history is
 read only for the SIMs that already look like room members tonight (a semi-join before any pair).
 """
+
 from __future__ import annotations
 
 from pyspark.sql import Column, DataFrame, Window
@@ -71,13 +72,25 @@ from pyspark.sql import functions as F
 from detectors.base import Detector, Night
 from detectors.sequential import MOBILE_CALLEE
 
-W_SIZE, W_STRANGERS, W_BIMODAL, W_OVERLAP, W_SILENCE = 0.20, 0.25, 0.20, 0.20, 0.15   # the score's parts
-FULL_ROOM_SIMS = 8           # members that earn the whole size part
-FULL_SHARED_CALLEES = 20     # residents called by 2+ members that earn the whole overlap part
+W_SIZE, W_STRANGERS, W_BIMODAL, W_OVERLAP, W_SILENCE = 0.20, 0.25, 0.20, 0.20, 0.15  # the score's parts
+FULL_ROOM_SIMS = 8  # members that earn the whole size part
+FULL_SHARED_CALLEES = 20  # residents called by 2+ members that earn the whole overlap part
 PAIR = ["msisdn", "other_party"]
 ENDINGS = ("answered", "hangups", "long", "middle")
-SIM_COLUMNS = ("msisdn", "n_calls", "n_callees", "n_callbacks", *(f"n_{e}" for e in ENDINGS), "first_call",
-               "last_call", "n_events", "home_events", "site_key", "site_label", "room_like")
+SIM_COLUMNS = (
+    "msisdn",
+    "n_calls",
+    "n_callees",
+    "n_callbacks",
+    *(f"n_{e}" for e in ENDINGS),
+    "first_call",
+    "last_call",
+    "n_events",
+    "home_events",
+    "site_key",
+    "site_label",
+    "room_like",
+)
 
 
 class LowSlowRoom(Detector):
@@ -90,18 +103,29 @@ class LowSlowRoom(Detector):
         SIMs' callees: each is materialised once (`localCheckpoint`), so the history semi-join and the
         room's several aggregates read them instead of re-planning tonight's shuffle in every branch."""
         s = self.settings
-        suspects = (with_sim_profile(callee_pairs(busy_rows(night.cdr, s.min_calls), s), s).where("room_like")
-                    .crossJoin(F.broadcast(_enough_history(night.earlier().days(), s.min_history_days)))
-                    .transform(lambda pairs: at_shared_sites(pairs, s.min_sims))).localCheckpoint()
+        suspects = (
+            with_sim_profile(callee_pairs(busy_rows(night.cdr, s.min_calls), s), s)
+            .where("room_like")
+            .crossJoin(F.broadcast(_enough_history(night.earlier().days(), s.min_history_days)))
+            .transform(lambda pairs: at_shared_sites(pairs, s.min_sims))
+        ).localCheckpoint()
         contacts = earlier_contacts(night.earlier().contacts, suspects)
-        members = (with_strangers(suspects, contacts)
-                   .where(F.col("n_strangers") >= s.min_stranger_share * F.col("n_calls"))
-                   .transform(lambda pairs: at_shared_sites(pairs, s.min_sims))).localCheckpoint()
+        members = (
+            with_strangers(suspects, contacts)
+            .where(F.col("n_strangers") >= s.min_stranger_share * F.col("n_calls"))
+            .transform(lambda pairs: at_shared_sites(pairs, s.min_sims))
+        ).localCheckpoint()
         rooms = room_stats(members, shared_callees(members, contacts), s)
         flagged = members.select(*SIM_COLUMNS, "n_strangers").distinct().join(rooms, "site_key")
-        return flagged.select(F.lit("msisdn").alias("entity_type"), F.col("msisdn").alias("entity_id"),
-                              F.col("score"), evidence(s).alias("evidence"), F.col("site_key"),
-                              F.col("room_first").alias("window_start"), F.col("room_last").alias("window_end"))
+        return flagged.select(
+            F.lit("msisdn").alias("entity_type"),
+            F.col("msisdn").alias("entity_id"),
+            F.col("score"),
+            evidence(s).alias("evidence"),
+            F.col("site_key"),
+            F.col("room_first").alias("window_start"),
+            F.col("room_last").alias("window_end"),
+        )
 
     def note(self, night: Night) -> str | None:
         """Says so when there is too little history to tell strangers from contacts."""
@@ -109,8 +133,10 @@ class LowSlowRoom(Detector):
         need = self.settings.min_history_days
         if have >= need:
             return None
-        return (f"no history yet ({have} of {need} days): strangers cannot be told from contacts without "
-                f"earlier days, no room flagged")
+        return (
+            f"no history yet ({have} of {need} days): strangers cannot be told from contacts without "
+            f"earlier days, no room flagged"
+        )
 
 
 def _enough_history(days: DataFrame, min_days: int) -> DataFrame:
@@ -121,20 +147,26 @@ def _enough_history(days: DataFrame, min_days: int) -> DataFrame:
 
 # --- tonight: one shuffle by msisdn -------------------------------------------------------------
 
+
 def busy_rows(cdr: DataFrame, min_calls: int) -> DataFrame:
     """Tonight's rows of SIMs with >= `min_calls` outgoing voice calls to mobiles (`out_call`), with the
     SIM's events (`n_events`) and its events at the row's site (`site_events`). Every window and
     aggregate from here to `with_sim_profile` groups by msisdn (and more): one shuffle."""
     c = F.col
     sim = Window.partitionBy("msisdn")
-    out_call = (c("direction") == "out") & (c("service") == "voice") \
+    out_call = (
+        (c("direction") == "out")
+        & (c("service") == "voice")
         & F.coalesce(c("other_party").rlike(MOBILE_CALLEE), F.lit(False))
-    return (cdr.withColumn("out_call", out_call)
-            .withColumn("sim_calls", F.sum(c("out_call").cast("int")).over(sim))
-            .where(c("sim_calls") >= min_calls)
-            .withColumn("n_events", F.count("*").over(sim))
-            .withColumn("site_events", F.count("*").over(Window.partitionBy("msisdn", "site_key")))
-            .drop("sim_calls"))
+    )
+    return (
+        cdr.withColumn("out_call", out_call)
+        .withColumn("sim_calls", F.sum(c("out_call").cast("int")).over(sim))
+        .where(c("sim_calls") >= min_calls)
+        .withColumn("n_events", F.count("*").over(sim))
+        .withColumn("site_events", F.count("*").over(Window.partitionBy("msisdn", "site_key")))
+        .drop("sim_calls")
+    )
 
 
 def callee_pairs(rows: DataFrame, s) -> DataFrame:
@@ -149,19 +181,24 @@ def callee_pairs(rows: DataFrame, s) -> DataFrame:
     hangup = answered & (c("duration_s") <= s.hangup_s)
     long = call & (c("duration_s") >= s.long_call_s)
     first_call = F.min(F.when(call, c("start_time")))
-    return rows.where(c("other_party").isNotNull()).groupBy(*PAIR).agg(
-        F.count_if(call).alias("calls"),
-        F.count_if(answered).alias("answered"),
-        F.count_if(hangup).alias("hangups"),
-        F.count_if(long).alias("long"),
-        F.count_if(answered & ~hangup & ~long).alias("middle"),
-        F.min(F.struct("start_time", "record_id", "out_call"))["out_call"].alias("first_is_call"),
-        first_call.alias("first_call"),
-        F.max(F.when(call, c("start_time"))).alias("last_call"),
-        F.coalesce(F.max(F.when(c("direction") == "in", c("start_time"))) > first_call, F.lit(False))
-        .alias("called_back"),
-        F.max("n_events").alias("n_events"),
-        F.max(F.when(c("site_key").isNotNull(), F.struct("site_events", "site_key", "site_label"))).alias("home"),
+    return (
+        rows.where(c("other_party").isNotNull())
+        .groupBy(*PAIR)
+        .agg(
+            F.count_if(call).alias("calls"),
+            F.count_if(answered).alias("answered"),
+            F.count_if(hangup).alias("hangups"),
+            F.count_if(long).alias("long"),
+            F.count_if(answered & ~hangup & ~long).alias("middle"),
+            F.min(F.struct("start_time", "record_id", "out_call"))["out_call"].alias("first_is_call"),
+            first_call.alias("first_call"),
+            F.max(F.when(call, c("start_time"))).alias("last_call"),
+            F.coalesce(F.max(F.when(c("direction") == "in", c("start_time"))) > first_call, F.lit(False)).alias(
+                "called_back"
+            ),
+            F.max("n_events").alias("n_events"),
+            F.max(F.when(c("site_key").isNotNull(), F.struct("site_events", "site_key", "site_label"))).alias("home"),
+        )
     )
 
 
@@ -173,21 +210,25 @@ def with_sim_profile(pairs: DataFrame, s) -> DataFrame:
     c = F.col
     sim = Window.partitionBy("msisdn")
     home = F.max("home").over(sim)
-    profiled = (pairs
-                .withColumn("n_calls", F.sum("calls").over(sim))
-                .withColumn("n_callees", F.count_if(c("calls") > 0).over(sim))
-                .withColumn("n_callbacks", F.count_if(c("called_back")).over(sim))
-                .select("*", *(F.sum(e).over(sim).alias(f"n_{e}") for e in ENDINGS))
-                .withColumn("first_call", F.min("first_call").over(sim))
-                .withColumn("last_call", F.max("last_call").over(sim))
-                .withColumn("home_events", home["site_events"]).withColumn("site_key", home["site_key"])
-                .withColumn("site_label", home["site_label"]))
-    room_like = (c("site_key").isNotNull()
-                 & (c("home_events") >= s.min_home_share * c("n_events"))
-                 & (c("n_callbacks") <= s.max_callback_ratio * c("n_callees"))
-                 & (c("n_answered") > 0)
-                 & (c("n_middle") <= s.max_middle_share * c("n_answered"))
-                 & (c("n_hangups") >= s.min_hangup_share * c("n_answered")))
+    profiled = (
+        pairs.withColumn("n_calls", F.sum("calls").over(sim))
+        .withColumn("n_callees", F.count_if(c("calls") > 0).over(sim))
+        .withColumn("n_callbacks", F.count_if(c("called_back")).over(sim))
+        .select("*", *(F.sum(e).over(sim).alias(f"n_{e}") for e in ENDINGS))
+        .withColumn("first_call", F.min("first_call").over(sim))
+        .withColumn("last_call", F.max("last_call").over(sim))
+        .withColumn("home_events", home["site_events"])
+        .withColumn("site_key", home["site_key"])
+        .withColumn("site_label", home["site_label"])
+    )
+    room_like = (
+        c("site_key").isNotNull()
+        & (c("home_events") >= s.min_home_share * c("n_events"))
+        & (c("n_callbacks") <= s.max_callback_ratio * c("n_callees"))
+        & (c("n_answered") > 0)
+        & (c("n_middle") <= s.max_middle_share * c("n_answered"))
+        & (c("n_hangups") >= s.min_hangup_share * c("n_answered"))
+    )
     return profiled.withColumn("room_like", F.coalesce(room_like, F.lit(False)))
 
 
@@ -204,21 +245,29 @@ def at_shared_sites(pairs: DataFrame, min_sims: int) -> DataFrame:
 
 # --- strangers and shared lists (history of the suspects only) ----------------------------------
 
+
 def earlier_contacts(contacts: DataFrame, suspects: DataFrame) -> DataFrame:
     """(msisdn, other_party) for every number a suspect had any event with in the history days, and
     whether it called that number (`called_before`, for the shared list), from the daily contacts
     (`DailyHistory.contacts`) cut to the suspects first."""
-    return (contacts.join(F.broadcast(suspects.select("msisdn").distinct()), "msisdn", "left_semi")
-            .groupBy(*PAIR).agg(F.max("called").alias("called_before")))
+    return (
+        contacts.join(F.broadcast(suspects.select("msisdn").distinct()), "msisdn", "left_semi")
+        .groupBy(*PAIR)
+        .agg(F.max("called").alias("called_before"))
+    )
 
 
 def with_strangers(suspects: DataFrame, contacts: DataFrame) -> DataFrame:
     """The suspects' pairs with a call, `stranger` when the first event between them tonight was the
     SIM's call and they had no contact in the history days, and the SIM's `n_strangers`."""
     known = contacts.select(*PAIR, F.lit(True).alias("known"))
-    return (suspects.where(F.col("calls") > 0).join(known, PAIR, "left")
-            .withColumn("stranger", F.col("first_is_call") & F.col("known").isNull()).drop("known")
-            .withColumn("n_strangers", F.count_if("stranger").over(Window.partitionBy("msisdn"))))
+    return (
+        suspects.where(F.col("calls") > 0)
+        .join(known, PAIR, "left")
+        .withColumn("stranger", F.col("first_is_call") & F.col("known").isNull())
+        .drop("known")
+        .withColumn("n_strangers", F.count_if("stranger").over(Window.partitionBy("msisdn")))
+    )
 
 
 def shared_callees(members: DataFrame, contacts: DataFrame) -> DataFrame:
@@ -227,36 +276,55 @@ def shared_callees(members: DataFrame, contacts: DataFrame) -> DataFrame:
     home = members.select("msisdn", "site_key").distinct()
     listed = members.where("stranger").select("site_key", "other_party").distinct()
     before = contacts.where("called_before").join(home, "msisdn").select("site_key", *PAIR)
-    by_many = (members.select("site_key", *PAIR).unionByName(before).distinct()
-               .groupBy("site_key", "other_party").agg(F.count("*").alias("callers"))
-               .where(F.col("callers") >= 2))
-    return by_many.join(listed, ["site_key", "other_party"], "left_semi") \
-        .groupBy("site_key").agg(F.count("*").alias("n_shared"))
+    by_many = (
+        members.select("site_key", *PAIR)
+        .unionByName(before)
+        .distinct()
+        .groupBy("site_key", "other_party")
+        .agg(F.count("*").alias("callers"))
+        .where(F.col("callers") >= 2)
+    )
+    return (
+        by_many.join(listed, ["site_key", "other_party"], "left_semi")
+        .groupBy("site_key")
+        .agg(F.count("*").alias("n_shared"))
+    )
 
 
 # --- the room -----------------------------------------------------------------------------------
+
 
 def room_stats(members: DataFrame, shared: DataFrame, s) -> DataFrame:
     """Per room (a home site whose members' lists overlap): its size, totals, span and score, from
     its members' pairs."""
     c = F.col
     rooms = members.groupBy("site_key").agg(
-        F.countDistinct("msisdn").alias("room_sims"), F.sum("calls").alias("room_calls"),
-        F.count_if("stranger").alias("room_strangers"), F.count("*").alias("room_callees"),
-        F.count_if("called_back").alias("room_callbacks"), *(F.sum(e).alias(f"room_{e}") for e in ENDINGS),
-        F.min("first_call").alias("room_first"), F.max("last_call").alias("room_last"),
-        F.min("site_label").alias("room_label"))
+        F.countDistinct("msisdn").alias("room_sims"),
+        F.sum("calls").alias("room_calls"),
+        F.count_if("stranger").alias("room_strangers"),
+        F.count("*").alias("room_callees"),
+        F.count_if("called_back").alias("room_callbacks"),
+        *(F.sum(e).alias(f"room_{e}") for e in ENDINGS),
+        F.min("first_call").alias("room_first"),
+        F.max("last_call").alias("room_last"),
+        F.min("site_label").alias("room_label"),
+    )
     callback_ratio = c("room_callbacks") / c("room_callees")
-    silence = F.lit(1.0) if s.max_callback_ratio == 0 else \
-        F.greatest(F.lit(0.0), 1 - callback_ratio / s.max_callback_ratio)
-    score = (W_SIZE * F.least(F.lit(1.0), c("room_sims") / FULL_ROOM_SIMS)
-             + W_STRANGERS * c("room_strangers") / c("room_calls")
-             + W_BIMODAL * (1 - c("room_middle") / c("room_answered"))
-             + W_OVERLAP * F.least(F.lit(1.0), c("n_shared") / FULL_SHARED_CALLEES)
-             + W_SILENCE * silence)
-    return (rooms.join(shared, "site_key")
-            .where(c("n_shared") >= s.min_shared_callees)
-            .withColumn("score", F.round(score, 2).cast("double")))
+    silence = (
+        F.lit(1.0) if s.max_callback_ratio == 0 else F.greatest(F.lit(0.0), 1 - callback_ratio / s.max_callback_ratio)
+    )
+    score = (
+        W_SIZE * F.least(F.lit(1.0), c("room_sims") / FULL_ROOM_SIMS)
+        + W_STRANGERS * c("room_strangers") / c("room_calls")
+        + W_BIMODAL * (1 - c("room_middle") / c("room_answered"))
+        + W_OVERLAP * F.least(F.lit(1.0), c("n_shared") / FULL_SHARED_CALLEES)
+        + W_SILENCE * silence
+    )
+    return (
+        rooms.join(shared, "site_key")
+        .where(c("n_shared") >= s.min_shared_callees)
+        .withColumn("score", F.round(score, 2).cast("double"))
+    )
 
 
 def _duration(seconds: int) -> str:
@@ -273,10 +341,23 @@ def evidence(s) -> Column:
         f"Low-and-slow room: %d SIMs at %s %s–%s, calls to %d strangers (%d %% of %d calls), %d call-back%s, "
         f"%d conversation%s of {_duration(s.long_call_s)} or more, %d hang-up%s within {s.hangup_s} s; "
         f"%d residents called by 2+ of these SIMs; this SIM: %d calls, %d to strangers",
-        c("room_sims"), c("room_label"), F.date_format("room_first", "HH:mm"), F.date_format("room_last", "HH:mm"),
-        c("room_strangers"), F.round(c("room_strangers") * 100 / c("room_calls")).cast("int"), c("room_calls"),
-        c("room_callbacks"), _plural(c("room_callbacks")), c("room_long"), _plural(c("room_long")),
-        c("room_hangups"), _plural(c("room_hangups")), c("n_shared"), c("n_calls"), c("n_strangers"))
+        c("room_sims"),
+        c("room_label"),
+        F.date_format("room_first", "HH:mm"),
+        F.date_format("room_last", "HH:mm"),
+        c("room_strangers"),
+        F.round(c("room_strangers") * 100 / c("room_calls")).cast("int"),
+        c("room_calls"),
+        c("room_callbacks"),
+        _plural(c("room_callbacks")),
+        c("room_long"),
+        _plural(c("room_long")),
+        c("room_hangups"),
+        _plural(c("room_hangups")),
+        c("n_shared"),
+        c("n_calls"),
+        c("n_strangers"),
+    )
 
 
 def _plural(n: Column) -> Column:

@@ -39,6 +39,7 @@ its columns carry what the dens step needs: `site_key` (the home site, null when
 the inventory), `segment`, `range_lo`/`range_hi` (E.164), `pattern` (how it was dialled, the
 evidence's words) and the window (`window_start`, `window_end`).
 """
+
 from __future__ import annotations
 
 from datetime import date
@@ -48,9 +49,9 @@ from pyspark.sql import functions as F
 
 from detectors.base import Detector, Night, local_time
 
-MOBILE_CALLEE = r"^\+861[0-9]{10}$"   # +86 and an 11-digit mobile number starting with 1
-W_COVERAGE, W_ORDER, W_SHARE, W_VOLUME = 0.3, 0.2, 0.3, 0.2   # the score's parts (module docstring)
-FULL_VOLUME_CALLS = 100               # swept calls in one window that earn the whole volume part
+MOBILE_CALLEE = r"^\+861[0-9]{10}$"  # +86 and an 11-digit mobile number starting with 1
+W_COVERAGE, W_ORDER, W_SHARE, W_VOLUME = 0.3, 0.2, 0.3, 0.2  # the score's parts (module docstring)
+FULL_VOLUME_CALLS = 100  # swept calls in one window that earn the whole volume part
 MINUTES_PER_DAY = 24 * 60
 
 RANGE = ["site", "segment", "window_start", "range_id"]
@@ -63,11 +64,13 @@ class SequentialDialling(Detector):
 
     def flags(self, night: Night) -> DataFrame:
         s = self.settings
-        calls = (night.cdr.where(F.col("direction") == "out")
-                 .withColumn("window_start", _window_start(F.col("start_time"), s.window_minutes))
-                 .transform(with_home_site)
-                 .transform(dialled_mobiles)
-                 .transform(lambda df: with_ranges(df, s.max_gap)))
+        calls = (
+            night.cdr.where(F.col("direction") == "out")
+            .withColumn("window_start", _window_start(F.col("start_time"), s.window_minutes))
+            .transform(with_home_site)
+            .transform(dialled_mobiles)
+            .transform(lambda df: with_ranges(df, s.max_gap))
+        )
         return strongest_window(swept_sims(sweeps(calls, s), s), s.window_minutes, night.day)
 
 
@@ -86,21 +89,29 @@ def with_home_site(outgoing: DataFrame) -> DataFrame:
     own_site = F.coalesce("site_key", F.concat_ws(":", F.lit("cell"), "carrier", "cell_id"), F.lit("unknown"))
     # busiest, then by name; site_key follows from own_site, so it never decides
     home = F.max(F.struct("site_calls", "own_site", "own_label", "site_key")).over(sim_window)
-    return (outgoing
-            .withColumn("own_site", own_site)
-            .withColumn("own_label", F.coalesce("site_label", "cell_id", F.lit("an unknown cell")))
-            .withColumn("site_calls", F.count("*").over(Window.partitionBy("msisdn", "window_start", "own_site")))
-            .withColumn("out_calls", F.count("*").over(sim_window))
-            .withColumn("home", home)
-            .withColumn("site", F.col("home.own_site")).withColumn("site_label", F.col("home.own_label"))
-            .withColumn("home_site_key", F.col("home.site_key"))
-            .drop("own_site", "own_label", "site_calls", "home"))
+    return (
+        outgoing.withColumn("own_site", own_site)
+        .withColumn("own_label", F.coalesce("site_label", "cell_id", F.lit("an unknown cell")))
+        .withColumn("site_calls", F.count("*").over(Window.partitionBy("msisdn", "window_start", "own_site")))
+        .withColumn("out_calls", F.count("*").over(sim_window))
+        .withColumn("home", home)
+        .withColumn("site", F.col("home.own_site"))
+        .withColumn("site_label", F.col("home.own_label"))
+        .withColumn("home_site_key", F.col("home.site_key"))
+        .drop("own_site", "own_label", "site_calls", "home")
+    )
 
 
 def dialled_mobiles(outgoing: DataFrame) -> DataFrame:
     """Outgoing calls/SMS to mobiles with the callee's segment (7 digits after +86) and suffix."""
     return outgoing.where(F.col("other_party").rlike(MOBILE_CALLEE)).select(
-        "msisdn", "start_time", "window_start", "site", "site_label", "home_site_key", "out_calls",
+        "msisdn",
+        "start_time",
+        "window_start",
+        "site",
+        "site_label",
+        "home_site_key",
+        "out_calls",
         F.substring("other_party", 4, 7).alias("segment"),
         F.substring("other_party", 11, 4).cast("int").alias("suffix"),
     )
@@ -111,8 +122,11 @@ def with_ranges(calls: DataFrame, max_gap: int) -> DataFrame:
     by_suffix = Window.partitionBy("site", "segment", "window_start").orderBy("suffix", "start_time", "msisdn")
     gap = F.col("suffix") - F.lag("suffix").over(by_suffix)
     starts = F.when(gap.isNull() | (gap > max_gap), 1).otherwise(0)
-    return calls.withColumn("_new", starts).withColumn(
-        "range_id", F.sum("_new").over(by_suffix.rowsBetween(Window.unboundedPreceding, 0))).drop("_new")
+    return (
+        calls.withColumn("_new", starts)
+        .withColumn("range_id", F.sum("_new").over(by_suffix.rowsBetween(Window.unboundedPreceding, 0)))
+        .drop("_new")
+    )
 
 
 def sweeps(calls: DataFrame, s) -> DataFrame:
@@ -120,35 +134,49 @@ def sweeps(calls: DataFrame, s) -> DataFrame:
     span, coverage and in-order shares. (All windows here are partitioned within one
     (site, segment, window), so the call rows are shuffled once.)"""
     in_range = Window.partitionBy(*RANGE)
-    stepped = (calls
-               .withColumn("step", F.col("suffix") - F.lag("suffix").over(
-                   in_range.orderBy("start_time", "suffix", "msisdn")))
-               .withColumn("sim_step", F.col("suffix") - F.lag("suffix").over(
-                   Window.partitionBy(*RANGE, "msisdn").orderBy("start_time", "suffix")))
-               .withColumn("first_dial", F.row_number().over(
-                   Window.partitionBy(*RANGE, "suffix").orderBy("start_time", "msisdn")) == 1)
-               .withColumn("range_sims", F.max(F.dense_rank().over(in_range.orderBy("msisdn"))).over(in_range)))
+    stepped = (
+        calls.withColumn(
+            "step", F.col("suffix") - F.lag("suffix").over(in_range.orderBy("start_time", "suffix", "msisdn"))
+        )
+        .withColumn(
+            "sim_step",
+            F.col("suffix")
+            - F.lag("suffix").over(Window.partitionBy(*RANGE, "msisdn").orderBy("start_time", "suffix")),
+        )
+        .withColumn(
+            "first_dial", F.row_number().over(Window.partitionBy(*RANGE, "suffix").orderBy("start_time", "msisdn")) == 1
+        )
+        .withColumn("range_sims", F.max(F.dense_rank().over(in_range.orderBy("msisdn"))).over(in_range))
+    )
     per_sim = stepped.groupBy(*RANGE, "msisdn").agg(
-        F.count("*").alias("sim_calls"), F.max("out_calls").alias("out_calls"),
+        F.count("*").alias("sim_calls"),
+        F.max("out_calls").alias("out_calls"),
         F.sum(F.col("first_dial").cast("int")).alias("new_numbers"),
-        F.min("suffix").alias("sim_lo"), F.max("suffix").alias("sim_hi"),
-        _count_up(F.col("step"), F.lit(s.max_step)).alias("group_up"), F.count("step").alias("group_steps"),
+        F.min("suffix").alias("sim_lo"),
+        F.max("suffix").alias("sim_hi"),
+        _count_up(F.col("step"), F.lit(s.max_step)).alias("group_up"),
+        F.count("step").alias("group_steps"),
         _count_up(F.col("sim_step"), F.col("range_sims") * s.max_step).alias("sim_up"),
         F.count("sim_step").alias("sim_steps"),
-        F.min("start_time").alias("sim_first"), F.max("start_time").alias("sim_last"),
-        F.min("site_label").alias("site_label"), F.min("home_site_key").alias("site_key"))
+        F.min("start_time").alias("sim_first"),
+        F.max("start_time").alias("sim_last"),
+        F.min("site_label").alias("site_label"),
+        F.min("home_site_key").alias("site_key"),
+    )
     total = lambda column: F.sum(column).over(in_range)  # noqa: E731
-    return (per_sim
-            .withColumn("distinct", total("new_numbers"))
-            .withColumn("lo", F.min("sim_lo").over(in_range)).withColumn("hi", F.max("sim_hi").over(in_range))
-            .withColumn("coverage", F.col("distinct") / (F.col("hi") - F.col("lo") + 1))
-            .where((F.col("distinct") >= s.min_run) & (F.col("coverage") >= s.min_coverage))
-            .withColumn("group_order", F.coalesce(F.try_divide(total("group_up"), total("group_steps")), F.lit(0.0)))
-            .withColumn("sim_order", F.coalesce(F.try_divide(total("sim_up"), total("sim_steps")), F.lit(0.0)))
-            .withColumn("order", F.greatest("group_order", "sim_order"))
-            .withColumn("first_call", F.min("sim_first").over(in_range))
-            .withColumn("last_call", F.max("sim_last").over(in_range))
-            .withColumn("site_label", F.min("site_label").over(in_range)))
+    return (
+        per_sim.withColumn("distinct", total("new_numbers"))
+        .withColumn("lo", F.min("sim_lo").over(in_range))
+        .withColumn("hi", F.max("sim_hi").over(in_range))
+        .withColumn("coverage", F.col("distinct") / (F.col("hi") - F.col("lo") + 1))
+        .where((F.col("distinct") >= s.min_run) & (F.col("coverage") >= s.min_coverage))
+        .withColumn("group_order", F.coalesce(F.try_divide(total("group_up"), total("group_steps")), F.lit(0.0)))
+        .withColumn("sim_order", F.coalesce(F.try_divide(total("sim_up"), total("sim_steps")), F.lit(0.0)))
+        .withColumn("order", F.greatest("group_order", "sim_order"))
+        .withColumn("first_call", F.min("sim_first").over(in_range))
+        .withColumn("last_call", F.max("sim_last").over(in_range))
+        .withColumn("site_label", F.min("site_label").over(in_range))
+    )
 
 
 def _count_up(step: Column, most: Column) -> Column:
@@ -160,41 +188,63 @@ def swept_sims(per_sim: DataFrame, s) -> DataFrame:
     """One row per SIM and window in which the SIM's calls went mostly into sweeps, with its score
     and its main sweep (the one it put most calls into)."""
     sim_window = Window.partitionBy("msisdn", "window_start")
-    per_sim = (per_sim
-               .withColumn("swept_calls", F.sum("sim_calls").over(sim_window))
-               .withColumn("share", F.col("swept_calls") / F.col("out_calls"))
-               .withColumn("swept", (F.col("swept_calls") >= s.min_sim_calls) & (F.col("share") >= s.min_sim_share)))
+    per_sim = (
+        per_sim.withColumn("swept_calls", F.sum("sim_calls").over(sim_window))
+        .withColumn("share", F.col("swept_calls") / F.col("out_calls"))
+        .withColumn("swept", (F.col("swept_calls") >= s.min_sim_calls) & (F.col("share") >= s.min_sim_share))
+    )
     # the SIMs that swept a range: a resident's odd calls into it do not make it round-robin
     per_sim = per_sim.withColumn("dialling_sims", F.sum(F.col("swept").cast("int")).over(Window.partitionBy(*RANGE)))
-    mode = (F.when((F.col("group_order") >= s.min_order) & (F.col("dialling_sims") > 1), F.lit("round_robin"))
-            .when(F.col("order") >= s.min_order, F.lit("per_sim"))
-            .otherwise(F.lit("shuffled")))
+    mode = (
+        F.when((F.col("group_order") >= s.min_order) & (F.col("dialling_sims") > 1), F.lit("round_robin"))
+        .when(F.col("order") >= s.min_order, F.lit("per_sim"))
+        .otherwise(F.lit("shuffled"))
+    )
     volume = F.least(F.lit(1.0), F.col("swept_calls") / FULL_VOLUME_CALLS)
-    return (per_sim.where("swept")
-            .withColumn("_rank", F.row_number().over(sim_window.orderBy(F.desc("sim_calls"), *RANGE)))
-            .where(F.col("_rank") == 1).drop("_rank")
-            .withColumn("mode", mode)
-            .withColumn("site_sims", F.count("*").over(Window.partitionBy("site", "window_start")))
-            .withColumn("score", F.round(W_COVERAGE * F.col("coverage") + W_ORDER * F.col("order")
-                                         + W_SHARE * F.col("share") + W_VOLUME * volume, 3)))
+    return (
+        per_sim.where("swept")
+        .withColumn("_rank", F.row_number().over(sim_window.orderBy(F.desc("sim_calls"), *RANGE)))
+        .where(F.col("_rank") == 1)
+        .drop("_rank")
+        .withColumn("mode", mode)
+        .withColumn("site_sims", F.count("*").over(Window.partitionBy("site", "window_start")))
+        .withColumn(
+            "score",
+            F.round(
+                W_COVERAGE * F.col("coverage")
+                + W_ORDER * F.col("order")
+                + W_SHARE * F.col("share")
+                + W_VOLUME * volume,
+                3,
+            ),
+        )
+    )
 
 
 def strongest_window(per_window: DataFrame, window_minutes: int, day: date) -> DataFrame:
     """One flag per SIM: its highest-scoring window, with the day's swept calls in all windows, and
     the columns of its main sweep in that window (FLAG's details)."""
     sim = Window.partitionBy("msisdn")
-    best = (per_window
-            .withColumn("total_swept", F.sum("swept_calls").over(sim))
-            .withColumn("windows", F.count("*").over(sim))
-            .withColumn("_rank", F.row_number().over(sim.orderBy(F.desc("score"), "window_start")))
-            .where(F.col("_rank") == 1))
+    best = (
+        per_window.withColumn("total_swept", F.sum("swept_calls").over(sim))
+        .withColumn("windows", F.count("*").over(sim))
+        .withColumn("_rank", F.row_number().over(sim.orderBy(F.desc("score"), "window_start")))
+        .where(F.col("_rank") == 1)
+    )
     number = lambda suffix: F.format_string("+86%s%04d", F.col("segment"), F.col(suffix))  # noqa: E731
-    return best.select(F.lit("msisdn").alias("entity_type"), F.col("msisdn").alias("entity_id"),
-                       F.col("score").cast("double").alias("score"), _evidence(window_minutes).alias("evidence"),
-                       "site_key", "segment", number("lo").alias("range_lo"), number("hi").alias("range_hi"),
-                       _dialling().alias("pattern"),
-                       local_time(day, F.col("window_start")).alias("window_start"),
-                       local_time(day, _window_end(window_minutes)).alias("window_end"))
+    return best.select(
+        F.lit("msisdn").alias("entity_type"),
+        F.col("msisdn").alias("entity_id"),
+        F.col("score").cast("double").alias("score"),
+        _evidence(window_minutes).alias("evidence"),
+        "site_key",
+        "segment",
+        number("lo").alias("range_lo"),
+        number("hi").alias("range_hi"),
+        _dialling().alias("pattern"),
+        local_time(day, F.col("window_start")).alias("window_start"),
+        local_time(day, _window_end(window_minutes)).alias("window_end"),
+    )
 
 
 def _clock(minute_of_day: Column) -> Column:
@@ -205,12 +255,13 @@ def _clock(minute_of_day: Column) -> Column:
 def _dialling() -> Column:
     """How the range was dialled: 'in ascending order round-robin by 13 SIMs' (the `pattern` column)."""
     sims = F.col("dialling_sims")
-    return (F.when(F.col("mode") == "round_robin",
-                   F.format_string("in ascending order round-robin by %d SIMs", sims))
-            .when((F.col("mode") == "per_sim") & (sims <= 1), F.lit("in ascending order by this SIM alone"))
-            .when(F.col("mode") == "per_sim", F.format_string("in ascending order, each of %d SIMs its own run", sims))
-            .when(sims <= 1, F.lit("in shuffled blocks by this SIM alone"))
-            .otherwise(F.format_string("in shuffled blocks by %d SIMs", sims)))
+    return (
+        F.when(F.col("mode") == "round_robin", F.format_string("in ascending order round-robin by %d SIMs", sims))
+        .when((F.col("mode") == "per_sim") & (sims <= 1), F.lit("in ascending order by this SIM alone"))
+        .when(F.col("mode") == "per_sim", F.format_string("in ascending order, each of %d SIMs its own run", sims))
+        .when(sims <= 1, F.lit("in shuffled blocks by this SIM alone"))
+        .otherwise(F.format_string("in shuffled blocks by %d SIMs", sims))
+    )
 
 
 def _window_end(window_minutes: int) -> Column:
@@ -227,11 +278,23 @@ def _evidence(window_minutes: int) -> Column:
         "%d of the %d numbers %s-%s-%04d…%04d dialled %s %s–%s at %s (%d SIM%s swept there %s–%s); "
         "this SIM placed %d of the calls, %d%% of its outgoing calls in that window; "
         "%d swept calls in %d window%s today",
-        F.col("distinct"), F.col("hi") - F.col("lo") + 1, F.substring("segment", 1, 3), F.substring("segment", 4, 4),
-        F.col("lo"), F.col("hi"), how,
-        F.date_format("first_call", "HH:mm"), F.date_format("last_call", "HH:mm"), F.col("site_label"),
-        F.col("site_sims"), F.when(F.col("site_sims") == 1, "").otherwise("s"),
-        _clock(F.col("window_start")), _clock(window_end),
-        F.col("sim_calls"), F.round(F.col("share") * 100).cast("int"),
-        F.col("total_swept"), F.col("windows"), F.when(F.col("windows") == 1, "").otherwise("s"),
+        F.col("distinct"),
+        F.col("hi") - F.col("lo") + 1,
+        F.substring("segment", 1, 3),
+        F.substring("segment", 4, 4),
+        F.col("lo"),
+        F.col("hi"),
+        how,
+        F.date_format("first_call", "HH:mm"),
+        F.date_format("last_call", "HH:mm"),
+        F.col("site_label"),
+        F.col("site_sims"),
+        F.when(F.col("site_sims") == 1, "").otherwise("s"),
+        _clock(F.col("window_start")),
+        _clock(window_end),
+        F.col("sim_calls"),
+        F.round(F.col("share") * 100).cast("int"),
+        F.col("total_swept"),
+        F.col("windows"),
+        F.when(F.col("windows") == 1, "").otherwise("s"),
     )

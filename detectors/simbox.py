@@ -47,6 +47,7 @@ Besides the evidence, a flag carries `site_key` (the SIM's main site; a device's
 SIM) and `window_start`, `window_end` (the first and last outgoing event of the SIM, or of the
 device's flagged SIMs on it).
 """
+
 from __future__ import annotations
 
 from functools import reduce
@@ -57,15 +58,24 @@ from pyspark.sql import functions as F
 from detectors.base import Detector, Night
 
 WEIGHTS = {
-    "shared_device": 0.30, "fake_imei": 0.20, "hopping_sim": 0.20, "swapped_device": 0.10,
-    "regular_gaps": 0.20, "stationary": 0.10, "outgoing_only": 0.10, "many_callees": 0.10,
-    "brief_calls": 0.10, "no_callbacks": 0.10, "sms_blast": 0.10, "new_sim": 0.10,
+    "shared_device": 0.30,
+    "fake_imei": 0.20,
+    "hopping_sim": 0.20,
+    "swapped_device": 0.10,
+    "regular_gaps": 0.20,
+    "stationary": 0.10,
+    "outgoing_only": 0.10,
+    "many_callees": 0.10,
+    "brief_calls": 0.10,
+    "no_callbacks": 0.10,
+    "sms_blast": 0.10,
+    "new_sim": 0.10,
 }
-MIN_OUT_SHARE = 0.9        # share of a SIM's events that are outgoing for "outgoing only"
-MIN_CALLEE_RATIO = 0.8     # distinct callees per outgoing event for "many callees"
-MIN_BRIEF_SHARE = 0.8      # share of outgoing calls unanswered or short for "brief calls"
-SWAP_IMSIS = 2             # IMSIs on one handset over the week for "swapped device"
-IQR_PER_SD = 1.349         # interquartile range of a normal distribution, in standard deviations
+MIN_OUT_SHARE = 0.9  # share of a SIM's events that are outgoing for "outgoing only"
+MIN_CALLEE_RATIO = 0.8  # distinct callees per outgoing event for "many callees"
+MIN_BRIEF_SHARE = 0.8  # share of outgoing calls unanswered or short for "brief calls"
+SWAP_IMSIS = 2  # IMSIs on one handset over the week for "swapped device"
+IQR_PER_SD = 1.349  # interquartile range of a normal distribution, in standard deviations
 TAC_DIGITS = 8
 IMEI_PATTERN = "^[0-9]{15}$"
 
@@ -81,21 +91,28 @@ class SimBox(Detector):
         # read them: computed once, not once per branch (a third of goip's time on a 2 M-row night)
         features, devices = features.localCheckpoint(eager=True), devices.localCheckpoint(eager=True)
         flagged = score_sims(features, self.settings).where(F.col("score") >= self.settings.min_score)
-        sim_flags = flagged.select(F.lit("msisdn").alias("entity_type"), F.col("msisdn").alias("entity_id"),
-                                   "score", sim_evidence(self.settings).alias("evidence"),
-                                   F.col("main_site_key").alias("site_key"), F.col("first_out").alias("window_start"),
-                                   F.col("last_out").alias("window_end"))
+        sim_flags = flagged.select(
+            F.lit("msisdn").alias("entity_type"),
+            F.col("msisdn").alias("entity_id"),
+            "score",
+            sim_evidence(self.settings).alias("evidence"),
+            F.col("main_site_key").alias("site_key"),
+            F.col("first_out").alias("window_start"),
+            F.col("last_out").alias("window_end"),
+        )
         return sim_flags.unionByName(device_flags(flagged, devices, self.settings))
 
 
 # --- devices ------------------------------------------------------------------------------------
 
+
 def luhn_valid(imei: Column) -> Column:
     """True when `imei` is 15 digits whose last is the Luhn check digit of the first 14."""
+
     def digit(position: int) -> Column:
         return F.substring(imei, position, 1).try_cast("int")
 
-    def term(position: int) -> Column:      # every second digit from the check digit leftwards is doubled
+    def term(position: int) -> Column:  # every second digit from the check digit leftwards is doubled
         if position % 2:
             return digit(position)
         doubled = digit(position) * 2
@@ -108,22 +125,26 @@ def luhn_valid(imei: Column) -> Column:
 def device_stats(night: Night, settings) -> DataFrame:
     """Per IMEI: IMSIs tonight and over the week, devices sharing its TAC in the city (tonight and
     the history days), and whether it looks invented (rare TAC, bad check digit, not 15 digits)."""
-    tonight = night.cdr.where(F.col("imei").isNotNull()) \
-        .select("imei", F.coalesce("imsi", "msisdn").alias("imsi"), F.lit(True).alias("tonight"))
+    tonight = night.cdr.where(F.col("imei").isNotNull()).select(
+        "imei", F.coalesce("imsi", "msisdn").alias("imsi"), F.lit(True).alias("tonight")
+    )
     earlier = night.earlier().devices.select("imei", F.col("sim").alias("imsi"), F.lit(False).alias("tonight"))
     week = tonight.unionByName(earlier).groupBy("imei", "imsi").agg(F.max("tonight").alias("tonight"))
-    per_device = week.groupBy("imei").agg(F.sum(F.col("tonight").cast("int")).alias("imsis"),
-                                          F.count("*").alias("week_imsis"))
+    per_device = week.groupBy("imei").agg(
+        F.sum(F.col("tonight").cast("int")).alias("imsis"), F.count("*").alias("week_imsis")
+    )
     tac = F.substring("imei", 1, TAC_DIGITS)
-    return (per_device
-            .withColumn("tac", tac)
-            .withColumn("tac_devices", F.count("*").over(Window.partitionBy("tac")))
-            .withColumn("luhn_ok", luhn_valid(F.col("imei")))
-            .withColumn("rare_tac", F.col("tac_devices") <= settings.rare_tac_devices)
-            .withColumn("fake", F.col("rare_tac") | ~F.col("luhn_ok")))
+    return (
+        per_device.withColumn("tac", tac)
+        .withColumn("tac_devices", F.count("*").over(Window.partitionBy("tac")))
+        .withColumn("luhn_ok", luhn_valid(F.col("imei")))
+        .withColumn("rare_tac", F.col("tac_devices") <= settings.rare_tac_devices)
+        .withColumn("fake", F.col("rare_tac") | ~F.col("luhn_ok"))
+    )
 
 
 # --- SIM features -------------------------------------------------------------------------------
+
 
 def sim_features(night: Night, settings) -> DataFrame:
     """One row per SIM with >= `min_calls` outgoing events tonight and everything the score and the
@@ -160,21 +181,31 @@ def _features(night: Night, settings) -> tuple[DataFrame, DataFrame]:
     )
     median = c("gap_quartiles")[1]
     counts = counts.withColumn("median_gap", median).withColumn(
-        "gap_cv", F.when(median > 0, (c("gap_quartiles")[2] - c("gap_quartiles")[0]) / (IQR_PER_SD * median)))
+        "gap_cv", F.when(median > 0, (c("gap_quartiles")[2] - c("gap_quartiles")[0]) / (IQR_PER_SD * median))
+    )
 
-    devices = rows.where(c("imei").isNotNull()).groupBy("msisdn", "imei").agg(
-        F.count("*").alias("records"), F.sum(outgoing.cast("int")).alias("out_events"),
-        F.min(F.when(outgoing, c("start_time"))).alias("first_out"),
-        F.max(F.when(outgoing, c("start_time"))).alias("last_out")) \
+    devices = (
+        rows.where(c("imei").isNotNull())
+        .groupBy("msisdn", "imei")
+        .agg(
+            F.count("*").alias("records"),
+            F.sum(outgoing.cast("int")).alias("out_events"),
+            F.min(F.when(outgoing, c("start_time"))).alias("first_out"),
+            F.max(F.when(outgoing, c("start_time"))).alias("last_out"),
+        )
         .join(device_stats(night, settings), "imei")
+    )
     # the SIM's most box-like IMEI: most IMSIs tonight, then most records
-    device = F.max(F.struct("imsis", "records", "imei", "week_imsis", "tac", "tac_devices", "rare_tac", "luhn_ok",
-                            "fake")).alias("device")
+    device = F.max(
+        F.struct("imsis", "records", "imei", "week_imsis", "tac", "tac_devices", "rare_tac", "luhn_ok", "fake")
+    ).alias("device")
     device_of_sim = devices.groupBy("msisdn").agg(device).select("msisdn", "device.*").drop("records")
-    features = (counts.drop("gap_quartiles")
-                .join(device_of_sim, "msisdn", "left")
-                .join(_sim_age(night), "msisdn", "left")
-                .withColumn("history_from", _history_from(night)))
+    features = (
+        counts.drop("gap_quartiles")
+        .join(device_of_sim, "msisdn", "left")
+        .join(_sim_age(night), "msisdn", "left")
+        .withColumn("history_from", _history_from(night))
+    )
     return features, devices
 
 
@@ -188,14 +219,17 @@ def _scored_rows(cdr: DataFrame, min_calls: int) -> DataFrame:
     sim = Window.partitionBy("msisdn")
     in_order = sim.orderBy("start_time", "record_id")
     seconds = c("start_time").cast("long")
-    previous_out = F.last(F.when(outgoing, seconds), ignorenulls=True) \
-        .over(in_order.rowsBetween(Window.unboundedPreceding, -1))
+    previous_out = F.last(F.when(outgoing, seconds), ignorenulls=True).over(
+        in_order.rowsBetween(Window.unboundedPreceding, -1)
+    )
     first_called = F.min(F.when(outgoing, c("start_time"))).over(Window.partitionBy("msisdn", "other_party"))
-    return (cdr.withColumn("sim_out", F.sum(outgoing.cast("int")).over(sim))
-            .where(c("sim_out") >= min_calls)
-            .withColumn("gap", F.when(outgoing, seconds - previous_out))
-            .withColumn("called_back", ~outgoing & (c("start_time") > first_called))
-            .withColumn("site_events", F.count("*").over(Window.partitionBy("msisdn", "site_key"))))
+    return (
+        cdr.withColumn("sim_out", F.sum(outgoing.cast("int")).over(sim))
+        .where(c("sim_out") >= min_calls)
+        .withColumn("gap", F.when(outgoing, seconds - previous_out))
+        .withColumn("called_back", ~outgoing & (c("start_time") > first_called))
+        .withColumn("site_events", F.count("*").over(Window.partitionBy("msisdn", "site_key")))
+    )
 
 
 def _distinct(column: Column) -> Column:
@@ -215,6 +249,7 @@ def _history_from(night: Night) -> Column:
 
 
 # --- score and evidence -------------------------------------------------------------------------
+
 
 def indicators(settings) -> dict[str, Column]:
     """Each named indicator of the module docstring as a boolean column over `sim_features`."""
@@ -262,20 +297,32 @@ def _span(first: str, last: str) -> Column:
 
 def _invented_text() -> Column:
     """Why an IMEI looks invented: its TAC is (nearly) unique in the city, its check digit is wrong."""
-    others = F.when(F.col("tac_devices") <= 1, F.lit("no other device")) \
-        .otherwise(F.format_string("only %d devices", F.col("tac_devices")))
-    return F.concat_ws(", ",
-                       F.when(F.col("rare_tac"), F.format_string("TAC %s on %s in the city", F.col("tac"), others)),
-                       F.when(~F.col("luhn_ok"), F.lit("invalid check digit")))
+    others = F.when(F.col("tac_devices") <= 1, F.lit("no other device")).otherwise(
+        F.format_string("only %d devices", F.col("tac_devices"))
+    )
+    return F.concat_ws(
+        ", ",
+        F.when(F.col("rare_tac"), F.format_string("TAC %s on %s in the city", F.col("tac"), others)),
+        F.when(~F.col("luhn_ok"), F.lit("invalid check digit")),
+    )
 
 
 def _traffic() -> Column:
     """'612 outgoing calls to 598 numbers 09:02–17:58 (8 active hours), 0 incoming' (calls, SMS or both)."""
     c = F.col
-    what = F.concat_ws(" and ", F.when(c("n_voice_out") > 0, _count(c("n_voice_out"), "outgoing call")),
-                       F.when(c("n_sms_out") > 0, F.format_string("%d outgoing SMS", c("n_sms_out"))))
-    return F.concat(what, F.format_string(" to %d numbers ", c("n_callees")), _span("first_out", "last_out"),
-                    F.lit(" ("), _count(c("active_hours"), "active hour"), F.format_string("), %d incoming", c("n_in")))
+    what = F.concat_ws(
+        " and ",
+        F.when(c("n_voice_out") > 0, _count(c("n_voice_out"), "outgoing call")),
+        F.when(c("n_sms_out") > 0, F.format_string("%d outgoing SMS", c("n_sms_out"))),
+    )
+    return F.concat(
+        what,
+        F.format_string(" to %d numbers ", c("n_callees")),
+        _span("first_out", "last_out"),
+        F.lit(" ("),
+        _count(c("active_hours"), "active hour"),
+        F.format_string("), %d incoming", c("n_in")),
+    )
 
 
 def sim_evidence(settings) -> Column:
@@ -287,22 +334,43 @@ def sim_evidence(settings) -> Column:
 
     invented = F.concat(F.lit(" ("), _invented_text(), F.lit(")"))
     parts = [
-        fired("shared_device", F.concat(F.format_string("%d SIMs share IMEI %s", c("imsis"), c("imei")),
-                                        F.when(c("is_fake_imei"), invented).otherwise(F.lit("")))),
-        F.when(~c("is_shared_device") & c("is_fake_imei"),
-               F.concat(F.lit("IMEI "), c("imei"), F.lit(" looks invented"), invented)),
+        fired(
+            "shared_device",
+            F.concat(
+                F.format_string("%d SIMs share IMEI %s", c("imsis"), c("imei")),
+                F.when(c("is_fake_imei"), invented).otherwise(F.lit("")),
+            ),
+        ),
+        F.when(
+            ~c("is_shared_device") & c("is_fake_imei"),
+            F.concat(F.lit("IMEI "), c("imei"), F.lit(" looks invented"), invented),
+        ),
         fired("hopping_sim", F.format_string("SIM seen in %d devices tonight", c("n_imeis"))),
-        fired("swapped_device", F.format_string("its handset %s carried %d SIMs this week", c("imei"),
-                                                c("week_imsis"))),
+        fired(
+            "swapped_device", F.format_string("its handset %s carried %d SIMs this week", c("imei"), c("week_imsis"))
+        ),
         _traffic(),
-        fired("brief_calls", F.format_string("%d%% of calls unanswered, %d%% answered <= %d s",
-                                             _percent("n_unanswered", "n_voice_out"),
-                                             _percent("n_short", "n_voice_out"), F.lit(settings.short_call_s))),
+        fired(
+            "brief_calls",
+            F.format_string(
+                "%d%% of calls unanswered, %d%% answered <= %d s",
+                _percent("n_unanswered", "n_voice_out"),
+                _percent("n_short", "n_voice_out"),
+                F.lit(settings.short_call_s),
+            ),
+        ),
         fired("no_callbacks", F.format_string("called back by %d of %d callees", c("n_callbacks"), c("n_callees"))),
         fired("regular_gaps", F.format_string("gaps regular (every %d s, CV %.2f)", c("median_gap"), c("gap_cv"))),
-        fired("stationary", F.concat(_count(c("n_sites"), "site"), F.lit(" ("),
-                                     F.when(c("n_sites") > 1, F.lit("mostly ")).otherwise(F.lit("")),
-                                     c("main_site"), F.lit(")"))),
+        fired(
+            "stationary",
+            F.concat(
+                _count(c("n_sites"), "site"),
+                F.lit(" ("),
+                F.when(c("n_sites") > 1, F.lit("mostly ")).otherwise(F.lit("")),
+                c("main_site"),
+                F.lit(")"),
+            ),
+        ),
         fired("sms_blast", F.format_string("SMS blast to %d numbers", c("n_sms_callees"))),
         fired("new_sim", F.lit("SIM first seen today")),
     ]
@@ -313,29 +381,50 @@ def device_flags(flagged_sims: DataFrame, devices: DataFrame, settings) -> DataF
     """Devices (imei) that carry a flagged SIM and look like a box themselves; `devices` is one row
     per scored SIM and IMEI it used tonight, with `device_stats`."""
     c = F.col
-    on_device = devices.join(flagged_sims.select("msisdn", "score", "main_site", "main_site_key", "n_imeis"),
-                             "msisdn")
+    on_device = devices.join(flagged_sims.select("msisdn", "score", "main_site", "main_site_key", "n_imeis"), "msisdn")
     # a SIM hopping through IMEIs (a box inventing one per call) shows hundreds of one-SIM "devices":
     # they are the SIM's evidence (`hopping_sim`), not devices to seize, so they are not flagged one by one
     hopping = c("n_imeis") >= settings.shared_imsis
-    box_like = (c("imsis") >= settings.shared_imsis) | (c("week_imsis") >= settings.shared_imsis) \
-        | (c("fake") & ~hopping)
-    suspects = on_device.where(box_like).groupBy("imei").agg(
-        F.count("*").alias("n_flagged"), F.max(F.struct("score", "main_site", "main_site_key")).alias("best"),
-        F.sum("out_events").alias("n_events"), F.min("first_out").alias("first_out"),
-        F.max("last_out").alias("last_out"),
-        *(F.first(name).alias(name) for name in ("imsis", "week_imsis", "tac", "tac_devices", "rare_tac", "luhn_ok",
-                                                 "fake")))
+    box_like = (
+        (c("imsis") >= settings.shared_imsis) | (c("week_imsis") >= settings.shared_imsis) | (c("fake") & ~hopping)
+    )
+    suspects = (
+        on_device.where(box_like)
+        .groupBy("imei")
+        .agg(
+            F.count("*").alias("n_flagged"),
+            F.max(F.struct("score", "main_site", "main_site_key")).alias("best"),
+            F.sum("out_events").alias("n_events"),
+            F.min("first_out").alias("first_out"),
+            F.max("last_out").alias("last_out"),
+            *(
+                F.first(name).alias(name)
+                for name in ("imsis", "week_imsis", "tac", "tac_devices", "rare_tac", "luhn_ok", "fake")
+            ),
+        )
+    )
     evidence = F.concat(
-        F.format_string("Suspect device: IMEI %s carried ", c("imei")), _count(c("imsis"), "SIM"),
+        F.format_string("Suspect device: IMEI %s carried ", c("imei")),
+        _count(c("imsis"), "SIM"),
         F.format_string(" tonight (%d flagged GOIP-like, best score %.2f)", c("n_flagged"), c("best.score")),
         F.when(c("week_imsis") > c("imsis"), F.format_string(" and %d this week", c("week_imsis"))).otherwise(""),
         F.when(c("fake"), F.concat(F.lit("; "), _invented_text())).otherwise(""),
-        F.when(c("n_events") > 0, F.concat(F.format_string("; %d outgoing events of flagged SIMs ", c("n_events")),
-                                           _span("first_out", "last_out"), F.lit(" at "), c("best.main_site")))
-        .otherwise(""),
+        F.when(
+            c("n_events") > 0,
+            F.concat(
+                F.format_string("; %d outgoing events of flagged SIMs ", c("n_events")),
+                _span("first_out", "last_out"),
+                F.lit(" at "),
+                c("best.main_site"),
+            ),
+        ).otherwise(""),
     )
-    return suspects.select(F.lit("imei").alias("entity_type"), c("imei").alias("entity_id"),
-                           c("best.score").alias("score"), evidence.alias("evidence"),
-                           c("best.main_site_key").alias("site_key"), c("first_out").alias("window_start"),
-                           c("last_out").alias("window_end"))
+    return suspects.select(
+        F.lit("imei").alias("entity_type"),
+        c("imei").alias("entity_id"),
+        c("best.score").alias("score"),
+        evidence.alias("evidence"),
+        c("best.main_site_key").alias("site_key"),
+        c("first_out").alias("window_start"),
+        c("last_out").alias("window_end"),
+    )

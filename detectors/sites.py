@@ -6,6 +6,7 @@ one site (connected components of the "closer than radius_m" graph). The invento
 few thousand cells), so `site_of_cells` is plain Python/numpy; detect wraps it in a Spark DataFrame
 to join CDRs on (`cell_sites`), the report in a Polars frame (jobs.report.data.cell_sites).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ import numpy as np
 from pyspark.sql import DataFrame
 
 EARTH_RADIUS_M = 6_371_000.0
+SITE_RADIUS_M = 60.0  # cells this close are one physical site, wherever sites are drawn (detect, dens, report)
 
 
 def distance_m(lat1, lon1, lat2, lon2):
@@ -27,15 +29,17 @@ def distance_m(lat1, lon1, lat2, lon2):
 
 class CellSite(NamedTuple):
     """The site one cell belongs to."""
-    site: int          # sites numbered 0, 1, ... in the order of their first cell by (carrier, cell_id)
-    site_key: str      # "S<lat>,<lon>" of the site's mean position, 4 decimals: the join key across carriers
-    site_lat: float    # the mean position of the site's cells
+
+    site: int  # sites numbered 0, 1, ... in the order of their first cell by (carrier, cell_id)
+    site_key: str  # "S<lat>,<lon>" of the site's mean position, 4 decimals: the join key across carriers
+    site_lat: float  # the mean position of the site's cells
     site_lon: float
-    site_label: str    # the site name of its first cell by (carrier, cell_id), else that cell's id
+    site_label: str  # the site name of its first cell by (carrier, cell_id), else that cell's id
 
 
-def site_of_cells(cells: Sequence[tuple[str, str, float, float, str | None]],
-                  radius_m: float = 60.0) -> list[CellSite]:
+def site_of_cells(
+    cells: Sequence[tuple[str, str, float, float, str | None]], radius_m: float = SITE_RADIUS_M
+) -> list[CellSite]:
     """cells as (carrier, cell_id, lat, lon, site_name) -> each one's `CellSite`, in the same order:
     cells within `radius_m` of each other (directly or through others) are one site."""
     lat = np.array([c[2] for c in cells], dtype=float)
@@ -46,11 +50,12 @@ def site_of_cells(cells: Sequence[tuple[str, str, float, float, str | None]],
     sorted_lat = lat[order]
     band = radius_m / 111_000.0  # degrees of latitude within the radius: compare only neighbours in a band
     for pos, i in enumerate(order):
-        near = order[pos + 1:np.searchsorted(sorted_lat, lat[i] + band, side="right")]
+        near = order[pos + 1 : np.searchsorted(sorted_lat, lat[i] + band, side="right")]
         close = near[distance_m(lat[i], lon[i], lat[near], lon[near]) <= radius_m]
         graph.add_edges_from((int(i), int(k)) for k in close)
-    components = [sorted(component, key=lambda n: (cells[n][0], cells[n][1]))
-                  for component in nx.connected_components(graph)]
+    components = [
+        sorted(component, key=lambda n: (cells[n][0], cells[n][1])) for component in nx.connected_components(graph)
+    ]
     components.sort(key=lambda members: (cells[members[0]][0], cells[members[0]][1]))
     site_of: dict[int, CellSite] = {}
     for number, members in enumerate(components):
@@ -62,18 +67,30 @@ def site_of_cells(cells: Sequence[tuple[str, str, float, float, str | None]],
     return [site_of[n] for n in range(len(cells))]
 
 
-def cell_sites(cells: DataFrame, radius_m: float = 60.0) -> DataFrame:
+def cell_sites(cells: DataFrame, radius_m: float = SITE_RADIUS_M) -> DataFrame:
     """cells (cell_id, lat, lon, site_name, district, carrier) -> the same rows plus `site_key`,
     `site_lat`, `site_lon` (the mean position of the site's cells) and `site_label` (a site name)."""
-    rows = cells.select("carrier", "cell_id", "lat", "lon", "site_name", "district").orderBy("carrier", "cell_id") \
+    rows = (
+        cells.select("carrier", "cell_id", "lat", "lon", "site_name", "district")
+        .orderBy("carrier", "cell_id")
         .collect()
+    )
     spark = cells.sparkSession
     if not rows:
-        return spark.createDataFrame([], cells.schema.add("site_key", "string").add("site_lat", "double")
-                                     .add("site_lon", "double").add("site_label", "string"))
+        return spark.createDataFrame(
+            [],
+            cells.schema.add("site_key", "string")
+            .add("site_lat", "double")
+            .add("site_lon", "double")
+            .add("site_label", "string"),
+        )
     sites = site_of_cells([(r.carrier, r.cell_id, r.lat, r.lon, r.site_name) for r in rows], radius_m)
-    data = [(r.carrier, r.cell_id, float(r.lat), float(r.lon), r.site_name, r.district, *site[1:])
-            for r, site in zip(rows, sites)]
+    data = [
+        (r.carrier, r.cell_id, float(r.lat), float(r.lon), r.site_name, r.district, *site[1:])
+        for r, site in zip(rows, sites)
+    ]
     return spark.createDataFrame(
-        data, "carrier string, cell_id string, lat double, lon double, site_name string, district string, "
-              "site_key string, site_lat double, site_lon double, site_label string")
+        data,
+        "carrier string, cell_id string, lat double, lon double, site_name string, district string, "
+        "site_key string, site_lat double, site_lon double, site_label string",
+    )

@@ -19,6 +19,7 @@ them. `judge_incoming` sorts the night's incoming legs that present a local subs
 The presented number's owner is a victim of impersonation, never a suspect: flags are of entity
 type `presented` (dens link only msisdn and imei flags), one per presented number.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -75,8 +76,7 @@ def owner_carrier() -> Column:
 
 
 def outgoing_legs(cdr: DataFrame) -> DataFrame:
-    return cdr.where(F.col("direction") == "out").select("msisdn", "other_party", "service", "start_time",
-                                                         "duration_s")
+    return cdr.where(F.col("direction") == "out").select("msisdn", "other_party", "service", "start_time", "duration_s")
 
 
 def protected_name(presented: Column, service: Column, protected) -> Column:
@@ -93,17 +93,30 @@ def candidates(night: Night, inputs: LegInputs, protected) -> DataFrame:
     """Tonight's incoming legs presenting a local subscriber's or a protected number: the in leg's
     columns, `receiver`, `presented`, `protected` (name), `owners` (sorted carriers of the presented
     number's subscriber, empty for a protected one) and `owner_unknown` (a carrier of it unknown)."""
-    owners = (inputs.subscribers.where(F.col("msisdn").rlike(MOBILE))
-              .groupBy(F.col("msisdn").alias("presented"))
-              .agg(F.array_sort(F.collect_set("carrier")).alias("owners"),
-                   F.max(F.col("carrier").isNull().cast("int")).cast("boolean").alias("owner_unknown")))
-    incoming = (night.cdr.where((F.col("direction") == "in") & F.col("other_party").isNotNull())
-                .select("record_id", "carrier", F.col("msisdn").alias("receiver"), F.col("other_party").alias("presented"),
-                        "service", "start_time", "duration_s", "cell_id", "district",
-                        protected_name(F.col("other_party"), F.col("service"), protected).alias("protected")))
+    owners = (
+        inputs.subscribers.where(F.col("msisdn").rlike(MOBILE))
+        .groupBy(F.col("msisdn").alias("presented"))
+        .agg(
+            F.array_sort(F.collect_set("carrier")).alias("owners"),
+            F.max(F.col("carrier").isNull().cast("int")).cast("boolean").alias("owner_unknown"),
+        )
+    )
+    incoming = night.cdr.where((F.col("direction") == "in") & F.col("other_party").isNotNull()).select(
+        "record_id",
+        "carrier",
+        F.col("msisdn").alias("receiver"),
+        F.col("other_party").alias("presented"),
+        "service",
+        "start_time",
+        "duration_s",
+        "cell_id",
+        "district",
+        protected_name(F.col("other_party"), F.col("service"), protected).alias("protected"),
+    )
     local = incoming.where(F.col("protected").isNull() & F.col("presented").rlike(MOBILE)).join(owners, "presented")
     named = incoming.where(F.col("protected").isNotNull()).select(
-        "*", F.array().cast("array<string>").alias("owners"), F.lit(False).alias("owner_unknown"))
+        "*", F.array().cast("array<string>").alias("owners"), F.lit(False).alias("owner_unknown")
+    )
     return local.unionByName(named)
 
 
@@ -115,23 +128,46 @@ def judge_incoming(night: Night, inputs: LegInputs, settings) -> DataFrame:
     listed = F.broadcast(night.whitelist.select(F.col("number").alias("presented"), F.lit(True).alias("listed")))
     legs = legs.join(listed, "presented", "left")
     incomplete = list(inputs.incomplete)
-    not_complete = (F.exists("owners", lambda c: c.isin(incomplete))
-                    | (F.col("owner_unknown") & F.lit(bool(incomplete)))) if incomplete else F.lit(False)
-    before = (F.when(F.col("listed") & F.col("protected").isNull(), F.lit(WHITELISTED))
-              .when(F.col("protected").isNull() & not_complete, F.lit(CARRIER_NOT_COMPLETE)))
+    not_complete = (
+        (F.exists("owners", lambda c: c.isin(incomplete)) | (F.col("owner_unknown") & F.lit(bool(incomplete))))
+        if incomplete
+        else F.lit(False)
+    )
+    before = F.when(F.col("listed") & F.col("protected").isNull(), F.lit(WHITELISTED)).when(
+        F.col("protected").isNull() & not_complete, F.lit(CARRIER_NOT_COMPLETE)
+    )
     legs = legs.withColumn("reason", before)
 
     to_match = legs.where(F.col("reason").isNull() & F.col("protected").isNull())
     unmatched = to_match.alias("i").join(inputs.outgoing.alias("o"), _pairs(settings), "left_anti")
-    matched = to_match.join(unmatched.select("record_id", "carrier", F.lit(True).alias("unmatched")),
-                            ["record_id", "carrier"], "left")
+    matched = to_match.join(
+        unmatched.select("record_id", "carrier", F.lit(True).alias("unmatched")), ["record_id", "carrier"], "left"
+    )
     judged = matched.withColumn("verdict", F.when(F.col("unmatched"), F.lit("spoofed")).otherwise(F.lit("matched")))
     judged = _excused(night.day, judged, inputs, settings)
     rest = legs.where(F.col("reason").isNotNull() | F.col("protected").isNotNull()).withColumn(
-        "verdict", F.when(F.col("reason").isNotNull(), F.lit("not_judged")).otherwise(F.lit("spoofed")))
-    return (judged.drop("unmatched").unionByName(rest)
-            .select("record_id", "carrier", "receiver", "presented", "service", "start_time", "duration_s", "cell_id",
-                    "district", "protected", "owners", "owner_unknown", "verdict", "reason"))
+        "verdict", F.when(F.col("reason").isNotNull(), F.lit("not_judged")).otherwise(F.lit("spoofed"))
+    )
+    return (
+        judged.drop("unmatched")
+        .unionByName(rest)
+        .select(
+            "record_id",
+            "carrier",
+            "receiver",
+            "presented",
+            "service",
+            "start_time",
+            "duration_s",
+            "cell_id",
+            "district",
+            "protected",
+            "owners",
+            "owner_unknown",
+            "verdict",
+            "reason",
+        )
+    )
 
 
 def _pairs(settings) -> Column:
@@ -140,9 +176,13 @@ def _pairs(settings) -> Column:
     seconds = F.abs(F.unix_timestamp("i.start_time") - F.unix_timestamp("o.start_time"))
     longer = F.greatest(F.col("i.duration_s"), F.col("o.duration_s"))
     slack = F.greatest(F.lit(settings.duration_tolerance_s), longer * settings.duration_tolerance_share)
-    return ((F.col("i.presented") == F.col("o.msisdn")) & (F.col("i.receiver") == F.col("o.other_party"))
-            & (F.col("i.service") == F.col("o.service")) & (seconds <= settings.tolerance_s)
-            & (F.abs(F.col("i.duration_s") - F.col("o.duration_s")) <= slack))
+    return (
+        (F.col("i.presented") == F.col("o.msisdn"))
+        & (F.col("i.receiver") == F.col("o.other_party"))
+        & (F.col("i.service") == F.col("o.service"))
+        & (seconds <= settings.tolerance_s)
+        & (F.abs(F.col("i.duration_s") - F.col("o.duration_s")) <= slack)
+    )
 
 
 def _excused(day: dt.date, judged: DataFrame, inputs: LegInputs, settings) -> DataFrame:
@@ -164,17 +204,25 @@ def _excused(day: dt.date, judged: DataFrame, inputs: LegInputs, settings) -> Da
     judged = judged.withColumn("reason", F.when(spoofed & near, F.lit(NEAR_MIDNIGHT)).otherwise(F.col("reason")))
     if inputs.mentions is not None:
         mentions = F.broadcast(inputs.mentions.select(F.col("carrier").alias("m_carrier"), "key"))
-        p, r = F.substring("presented", 4, 11), F.substring("receiver", 4, 11)   # +8613912345678 -> 13912345678
+        p, r = F.substring("presented", 4, 11), F.substring("receiver", 4, 11)  # +8613912345678 -> 13912345678
         keys = [p, r, F.concat_ws("|", F.least(p, r), F.greatest(p, r))]
-        mentioned = (judged.where(spoofed & F.col("reason").isNull())
-                     .join(mentions, F.col("key").isin(*keys)
-                           & (F.array_contains("owners", F.col("m_carrier")) | F.col("owner_unknown")), "left_semi")
-                     .select("record_id", "carrier", F.lit(True).alias("mentioned")))
-        judged = (judged.join(mentioned, ["record_id", "carrier"], "left")
-                  .withColumn("reason", F.when(F.col("mentioned"), F.lit(QUARANTINED)).otherwise(F.col("reason")))
-                  .drop("mentioned"))
-    return judged.withColumn("verdict", F.when(F.col("reason").isNotNull(), F.lit("not_judged"))
-                             .otherwise(F.col("verdict")))
+        mentioned = (
+            judged.where(spoofed & F.col("reason").isNull())
+            .join(
+                mentions,
+                F.col("key").isin(*keys) & (F.array_contains("owners", F.col("m_carrier")) | F.col("owner_unknown")),
+                "left_semi",
+            )
+            .select("record_id", "carrier", F.lit(True).alias("mentioned"))
+        )
+        judged = (
+            judged.join(mentioned, ["record_id", "carrier"], "left")
+            .withColumn("reason", F.when(F.col("mentioned"), F.lit(QUARANTINED)).otherwise(F.col("reason")))
+            .drop("mentioned")
+        )
+    return judged.withColumn(
+        "verdict", F.when(F.col("reason").isNotNull(), F.lit("not_judged")).otherwise(F.col("verdict"))
+    )
 
 
 def quarantine_mentions(quarantine: DataFrame) -> DataFrame:
@@ -183,13 +231,19 @@ def quarantine_mentions(quarantine: DataFrame) -> DataFrame:
     or the one it mentions when the other was cut off or emptied. Numbers in any written form
     (13912345678, 86…, +86…, 0086…)."""
     runs = F.regexp_extract_all(F.coalesce(F.col("raw"), F.lit("")), F.lit(r"([0-9]{11,})"), 1)
-    nationals = F.filter(F.array_distinct(F.transform(runs, lambda run: F.substring(run, -11, 11))),
-                         lambda n: n.rlike(r"^1[3-9][0-9]{9}$"))
+    nationals = F.filter(
+        F.array_distinct(F.transform(runs, lambda run: F.substring(run, -11, 11))),
+        lambda n: n.rlike(r"^1[3-9][0-9]{9}$"),
+    )
     lines = quarantine.select("carrier", F.array_sort(nationals).alias("ns")).where(F.size("ns") > 0)
     singles = lines.where(F.size("ns") == 1).select("carrier", F.col("ns")[0].alias("key"))
-    pairs = (lines.where(F.size("ns") > 1).select("carrier", "ns", F.explode("ns").alias("a"))
-             .select("carrier", "a", F.explode("ns").alias("b")).where(F.col("a") < F.col("b"))
-             .select("carrier", F.concat_ws("|", "a", "b").alias("key")))
+    pairs = (
+        lines.where(F.size("ns") > 1)
+        .select("carrier", "ns", F.explode("ns").alias("a"))
+        .select("carrier", "a", F.explode("ns").alias("b"))
+        .where(F.col("a") < F.col("b"))
+        .select("carrier", F.concat_ws("|", "a", "b").alias("key"))
+    )
     return singles.unionByName(pairs).distinct()
 
 
@@ -207,10 +261,12 @@ def guard_pairs(counts: list, settings) -> dict[tuple[str, str], str]:
         judged[pair] = judged.get(pair, 0) + row.n
         if row.verdict == "spoofed":
             spoofed[pair] = spoofed.get(pair, 0) + row.n
-    return {pair: f"{spoofed[pair]:,} of {judged[pair]:,} legs rung on {pair[0]} showing its numbers unmatched "
-                  f"(its outgoing records missing, or the clocks over {settings.tolerance_s} s apart)"
-            for pair in sorted(spoofed)
-            if spoofed[pair] >= settings.guard_min_legs and spoofed[pair] > settings.max_unmatched_share * judged[pair]}
+    return {
+        pair: f"{spoofed[pair]:,} of {judged[pair]:,} legs rung on {pair[0]} showing its numbers unmatched "
+        f"(its outgoing records missing, or the clocks over {settings.tolerance_s} s apart)"
+        for pair in sorted(spoofed)
+        if spoofed[pair] >= settings.guard_min_legs and spoofed[pair] > settings.max_unmatched_share * judged[pair]
+    }
 
 
 def in_pairs(pairs) -> Column:
@@ -226,21 +282,44 @@ def flags_of(spoofed: DataFrame, long_call_s: int) -> DataFrame:
     protected number -> higher. The owner of a subscriber's number is named as the one impersonated."""
     answered = (F.col("service") == "voice") & (F.col("duration_s") > 0)
     per = spoofed.groupBy("presented").agg(
-        F.count("*").alias("legs"), F.countDistinct("receiver").alias("receivers"),
-        F.count_if(answered).alias("answered"), F.count_if(answered & (F.col("duration_s") >= long_call_s)).alias("long"),
-        F.first("protected", ignorenulls=True).alias("protected"), F.first("owner_carrier", ignorenulls=True).alias("owner"),
-        F.min("start_time").alias("window_start"), F.max("start_time").alias("window_end"),
-        F.array_sort(F.collect_set("campaign_id")).alias("campaigns"))
+        F.count("*").alias("legs"),
+        F.countDistinct("receiver").alias("receivers"),
+        F.count_if(answered).alias("answered"),
+        F.count_if(answered & (F.col("duration_s") >= long_call_s)).alias("long"),
+        F.first("protected", ignorenulls=True).alias("protected"),
+        F.first("owner_carrier", ignorenulls=True).alias("owner"),
+        F.min("start_time").alias("window_start"),
+        F.max("start_time").alias("window_end"),
+        F.array_sort(F.collect_set("campaign_id")).alias("campaigns"),
+    )
     base = F.when(F.col("protected").isNotNull(), F.lit(0.9)).otherwise(F.lit(0.5))
     score = base + 0.05 * F.least(F.col("receivers") - 1, F.lit(4)) + 0.05 * F.least(F.col("long"), F.lit(2))
-    whose = F.when(F.col("protected").isNotNull(), F.concat(F.lit("protected number ("), F.col("protected"), F.lit(")")))\
-        .otherwise(F.concat(F.lit("the number of a local subscriber of "), F.col("owner"),
-                            F.lit(", who did not place these calls: a victim of impersonation, not a suspect")))
-    evidence = F.format_string("shown to %d receiver(s) on %d incoming leg(s) (%d answered, %d long) that no carrier "
-                               "placed (campaign %s): %s", "receivers", "legs", "answered", "long",
-                               F.array_join("campaigns", ", "), whose)
-    return per.select(F.lit("presented").alias("entity_type"), F.col("presented").alias("entity_id"),
-                      score.alias("score"), evidence.alias("evidence"), "window_start", "window_end")
+    whose = F.when(
+        F.col("protected").isNotNull(), F.concat(F.lit("protected number ("), F.col("protected"), F.lit(")"))
+    ).otherwise(
+        F.concat(
+            F.lit("the number of a local subscriber of "),
+            F.col("owner"),
+            F.lit(", who did not place these calls: a victim of impersonation, not a suspect"),
+        )
+    )
+    evidence = F.format_string(
+        "shown to %d receiver(s) on %d incoming leg(s) (%d answered, %d long) that no carrier placed (campaign %s): %s",
+        "receivers",
+        "legs",
+        "answered",
+        "long",
+        F.array_join("campaigns", ", "),
+        whose,
+    )
+    return per.select(
+        F.lit("presented").alias("entity_type"),
+        F.col("presented").alias("entity_id"),
+        score.alias("score"),
+        evidence.alias("evidence"),
+        "window_start",
+        "window_end",
+    )
 
 
 class CallerIdSpoofing(Detector):
@@ -256,20 +335,27 @@ class CallerIdSpoofing(Detector):
         spoofed = night.spoofed
         if spoofed is None:
             judged = judge_incoming(night, night_inputs(night), self.settings)
-            spoofed = guarded(judged.withColumn("owner_carrier", owner_carrier()), self.settings) \
-                .withColumn("campaign_id", F.lit(""))
+            spoofed = guarded(judged.withColumn("owner_carrier", owner_carrier()), self.settings).withColumn(
+                "campaign_id", F.lit("")
+            )
         return flags_of(spoofed, self.settings.long_call_s)
 
 
 def guarded(judged: DataFrame, settings) -> DataFrame:
     """The spoofed legs of `judged`, without those of the carrier pairs `guard_pairs` would drop
     (the same rule, in Spark)."""
-    per = (judged.where(F.col("protected").isNull() & (F.col("verdict") != "not_judged"))
-           .groupBy("carrier", "owner_carrier").agg(F.count("*").alias("judged"),
-                                                    F.count_if(F.col("verdict") == "spoofed").alias("unmatched")))
-    lost = per.where((F.col("unmatched") >= settings.guard_min_legs)
-                     & (F.col("unmatched") > settings.max_unmatched_share * F.col("judged")))
+    per = (
+        judged.where(F.col("protected").isNull() & (F.col("verdict") != "not_judged"))
+        .groupBy("carrier", "owner_carrier")
+        .agg(F.count("*").alias("judged"), F.count_if(F.col("verdict") == "spoofed").alias("unmatched"))
+    )
+    lost = per.where(
+        (F.col("unmatched") >= settings.guard_min_legs)
+        & (F.col("unmatched") > settings.max_unmatched_share * F.col("judged"))
+    )
     spoofed = judged.where(F.col("verdict") == "spoofed")
     return spoofed.where(F.col("protected").isNotNull()).unionByName(
-        spoofed.where(F.col("protected").isNull()).join(lost.select("carrier", "owner_carrier"),
-                                                        ["carrier", "owner_carrier"], "left_anti"))
+        spoofed.where(F.col("protected").isNull()).join(
+            lost.select("carrier", "owner_carrier"), ["carrier", "owner_carrier"], "left_anti"
+        )
+    )

@@ -3,6 +3,7 @@
 Every key is declared here, so an unknown key or a value of the wrong type is an error that names
 the key; the rest of the code receives one immutable `Config` and never reads YAML itself.
 """
+
 from __future__ import annotations
 
 import copy
@@ -164,6 +165,7 @@ class Export(_Section):
 
 class Schedule(_Section):
     """The nightly Airflow DAG (dags/cdr_nightly.py): one run per local calendar day of the conf timezone."""
+
     start_date: date
     catchup: bool
     landing_deadline_minutes: float = Field(ge=0)
@@ -260,7 +262,7 @@ def _apply_override(raw: dict[str, Any], item: str) -> None:
         value = text
     key = key.strip()
     # spark.* settings contain dots themselves: everything after spark.extra. is one key
-    parts = ["spark", "extra", key[len("spark.extra."):]] if key.startswith("spark.extra.") else key.split(".")
+    parts = ["spark", "extra", key[len("spark.extra.") :]] if key.startswith("spark.extra.") else key.split(".")
     nested: Any = value
     for part in reversed(parts):
         nested = {part: nested}

@@ -7,4 +7,3 @@ class CdrwatchError(Exception):
 
 class ConfigError(CdrwatchError):
     """A configuration key is unknown or its value is not acceptable."""
-

@@ -1,4 +1,4 @@
-"""`cdrwatch export --date D`: lake/dens + lake/victims + lake/spoofed (date D) -> outbox/D/ (DESIGN.md "Outputs").
+"""`cdrwatch export --date D`: lake/dens + lake/victims + lake/spoofed (date D) -> outbox/D/ (docs/contracts.md "Outputs").
 
 * `leads/<district>.csv`: one file per district of the cell inventories, only that district's dens
   (header-only when it has none), columns `LEAD_COLUMNS` (or fixed Chinese headers);
@@ -39,6 +39,7 @@ Every CSV is UTF-8 with BOM, numbers are in national format, no text cell starts
 character, and a rerun writes the same bytes. The whole `outbox/D/` is built beside the target and
 swapped in.
 """
+
 from __future__ import annotations
 
 import csv
@@ -54,29 +55,27 @@ from pathlib import Path
 from typing import Any, Iterable
 from zoneinfo import ZoneInfo
 
-from jobs.io import lake, summaries
-from jobs.io.files import replace_folder
 from jobs.config import Config
 from jobs.errors import CdrwatchError
-from schemas.tables import (DEN, FEEDBACK_INPUT_COLUMNS, LEAD_COLUMNS, LEAD_HISTORY_COLUMNS, OUTCOMES, SPOOFED,
-                           VICTIMS, WARNING_FILE_COLUMNS)
+from jobs.io import lake_spark, layout, summaries
+from jobs.io.swap import replace_folder
+from jobs.numbers import is_foreign, national
+from schemas.tables import (
+    CHINESE_LEAD_HEADERS,
+    DEN,
+    FEEDBACK_INPUT_COLUMNS,
+    LEAD_COLUMNS,
+    LEAD_HISTORY_COLUMNS,
+    OUTCOMES,
+    SPOOFED,
+    VICTIMS,
+    WARNING_FILE_COLUMNS,
+)
 
 log = logging.getLogger(__name__)
 
 BOM = "\ufeff"
 PRIORITY_ORDER = {"high": 0, "medium": 1, "low": 2}
-CHINESE_LEAD_HEADERS = {
-    "den_id": "窝点编号", "priority": "优先级", "score": "评分", "district": "辖区", "lat": "纬度", "lon": "经度",
-    "radius_m": "半径米", "cells": "小区", "site_names": "基站名称", "active_hours": "活跃时段",
-    "first_seen": "首次发现", "last_seen": "最近发现", "nights_active": "活跃天数", "n_numbers": "号码数",
-    "numbers": "号码", "n_imeis": "设备数", "imeis": "设备IMEI", "n_calls": "呼叫次数",
-    "n_distinct_callees": "被叫号码数", "n_victims": "受害人数", "signals": "信号", "evidence": "证据",
-}
-CHINESE_LEAD_HEADERS.update({
-    "last_visit": "最近走访", "last_outcome": "最近核查结果", "related_to": "关联窝点",
-    "visited_on": "走访日期", "outcome": "核查结果", "notes": "备注", "numbers_seized": "查获号码",
-    "imeis_seized": "查获设备IMEI",
-})
 # A lead file: the contract's columns, what the field already found, then the empty columns an
 # officer fills in and sends back (`cdrwatch feedback import`).
 LEAD_FILE_COLUMNS = (*LEAD_COLUMNS, *LEAD_HISTORY_COLUMNS, *FEEDBACK_INPUT_COLUMNS)
@@ -91,23 +90,6 @@ LINE_BREAK = re.compile("\r\n|[\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 
 
 # ---------------------------------------------------------------- cell formatting (pure)
-
-def national(number: str | None) -> str:
-    """E.164 -> the form a Chinese analyst dials: `+8613912345678` -> `13912345678` (mobile),
-    `+862885551234` -> `02885551234` (landline, trunk prefix 0), `+85512345678` -> `0085512345678`
-    (foreign, international prefix 00). Anything else (service numbers) is returned unchanged."""
-    if not number:
-        return ""
-    if number.startswith("+86"):
-        rest = number[3:]
-        return rest if (len(rest) == 11 and rest.startswith("1")) else "0" + rest
-    if number.startswith("+"):
-        return "00" + number[1:]
-    return number
-
-
-def is_foreign(number: str) -> bool:
-    return number.startswith("+") and not number.startswith("+86")
 
 
 def one_line(text: str) -> str:
@@ -172,12 +154,28 @@ def lead_cells(den: dict[str, Any], reason: str | None = None) -> list[Cell]:
     numbers = den["numbers"] or []
     imeis = den["imeis"] or []
     row: list[Cell] = [
-        den["den_id"], den["priority"], den["score"], den["district"], den["lat"], den["lon"], den["radius_m"],
-        _joined(den["cells"]), _joined(den["site_names"]), _one_line(den["active_hours"]),
-        _date(den["first_seen"]), _date(den["last_seen"]), den["nights_active"],
-        len(numbers), _joined(numbers, national), len(imeis), _joined(imeis),
-        den["n_calls"], den["n_distinct_callees"], den["n_victims"],
-        _joined(den["signals"]), _one_line(den["evidence"]),
+        den["den_id"],
+        den["priority"],
+        den["score"],
+        den["district"],
+        den["lat"],
+        den["lon"],
+        den["radius_m"],
+        _joined(den["cells"]),
+        _joined(den["site_names"]),
+        _one_line(den["active_hours"]),
+        _date(den["first_seen"]),
+        _date(den["last_seen"]),
+        den["nights_active"],
+        len(numbers),
+        _joined(numbers, national),
+        len(imeis),
+        _joined(imeis),
+        den["n_calls"],
+        den["n_distinct_callees"],
+        den["n_victims"],
+        _joined(den["signals"]),
+        _one_line(den["evidence"]),
     ]
     return row + [reason] if reason is not None else row
 
@@ -238,7 +236,7 @@ def csv_bytes(header: Iterable[str], rows: Iterable[list[str]]) -> bytes:
     return (BOM + buffer.getvalue()).encode("utf-8")
 
 
-EXCEL_CELL_MAX = 32_767          # characters (UTF-16 units) in one cell; xlsxwriter cuts the rest
+EXCEL_CELL_MAX = 32_767  # characters (UTF-16 units) in one cell; xlsxwriter cuts the rest
 MEMBERS_SHEET = "members"
 
 
@@ -266,8 +264,10 @@ def spill(value: str, column: str) -> tuple[str, list[str]]:
         values = [piece for item in value.items for piece in _pieces(one_line(item))]
         return f"{len(value.items):,} {column}: see sheet {MEMBERS_SHEET}", values
     values = _pieces(one_line(value))
-    return (f"{excel_length(value):,} characters of {column}: see sheet {MEMBERS_SHEET}, "
-            f"{len(values)} rows to read in order"), values
+    return (
+        f"{excel_length(value):,} characters of {column}: see sheet {MEMBERS_SHEET}, "
+        f"{len(values)} rows to read in order"
+    ), values
 
 
 def xlsx_number(value: int | float, places: int | None) -> int | float | str:
@@ -279,8 +279,12 @@ def xlsx_number(value: int | float, places: int | None) -> int | float | str:
     return value
 
 
-def xlsx_bytes(header: list[str], rows: list[list[Cell]], places: list[int | None],
-               choices: dict[int, tuple[str, ...]] | None = None) -> bytes:
+def xlsx_bytes(
+    header: list[str],
+    rows: list[list[Cell]],
+    places: list[int | None],
+    choices: dict[int, tuple[str, ...]] | None = None,
+) -> bytes:
     """The same table as an Excel workbook, for officers: numbers, IMEIs and lists are *text* cells
     (a CSV opened by double-click loses them: 15-digit IMEIs become 8.6E+14, landlines lose their
     leading 0), counts and coordinates are numbers. Text is written with write_string, never as a
@@ -292,8 +296,9 @@ def xlsx_bytes(header: list[str], rows: list[list[Cell]], places: list[int | Non
     import xlsxwriter
 
     buffer = io.BytesIO()
-    book = xlsxwriter.Workbook(buffer, {"in_memory": True, "strings_to_numbers": False,
-                                        "strings_to_formulas": False, "strings_to_urls": False})
+    book = xlsxwriter.Workbook(
+        buffer, {"in_memory": True, "strings_to_numbers": False, "strings_to_formulas": False, "strings_to_urls": False}
+    )
     book.set_properties({"created": dt.datetime(2000, 1, 1), "title": "cdrwatch"})
     bold = book.add_format({"bold": True})
     formats = {p: book.add_format({"num_format": "0." + "0" * p if p else "0"}) for p in set(places) if p is not None}
@@ -337,8 +342,9 @@ def xlsx_bytes(header: list[str], rows: list[list[Cell]], places: list[int | Non
     sheet.freeze_panes(1, 0)
     sheet.autofilter(0, 0, max(len(rows), 1), len(header) - 1)
     for c, values in (choices or {}).items():
-        sheet.data_validation(1, c, max(len(rows), 1), c, {"validate": "list", "source": list(values),
-                                                           "error_type": "warning"})
+        sheet.data_validation(
+            1, c, max(len(rows), 1), c, {"validate": "list", "source": list(values), "error_type": "warning"}
+        )
     if spilled:
         members = book.add_worksheet(MEMBERS_SHEET)
         members.write_row(0, 0, [header[0], "kind", "value"], bold)
@@ -355,9 +361,10 @@ def xlsx_bytes(header: list[str], rows: list[list[Cell]], places: list[int | Non
 
 # Characters no file name may hold on Windows, macOS or Linux.
 UNSAFE_FILE_CHARS = frozenset('<>:"/\\|?*')
-WINDOWS_RESERVED = re.compile(r"(CON|PRN|AUX|NUL|CONIN\$|CONOUT\$|COM[0-9\u00b9\u00b2\u00b3]|LPT[0-9\u00b9\u00b2\u00b3])",
-                              re.IGNORECASE)
-STEM_MAX_BYTES = 100             # UTF-8 bytes of a cleaned name, leaving room for the hash and `.xlsx`
+WINDOWS_RESERVED = re.compile(
+    r"(CON|PRN|AUX|NUL|CONIN\$|CONOUT\$|COM[0-9\u00b9\u00b2\u00b3]|LPT[0-9\u00b9\u00b2\u00b3])", re.IGNORECASE
+)
+STEM_MAX_BYTES = 100  # UTF-8 bytes of a cleaned name, leaving room for the hash and `.xlsx`
 
 
 def _name_hash(district: str) -> str:
@@ -368,8 +375,10 @@ def _clean_stem(district: str) -> str:
     """`district` as a file stem any file system keeps as written: no separators, control or
     invisible format characters, no leading dot (hidden) or trailing dot/space (dropped by
     Windows), not a Windows device name, at most STEM_MAX_BYTES; `district` when empty."""
-    stem = "".join("_" if ch in UNSAFE_FILE_CHARS or unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp")
-                   else ch for ch in district).strip()
+    stem = "".join(
+        "_" if ch in UNSAFE_FILE_CHARS or unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp") else ch
+        for ch in district
+    ).strip()
     stem = stem.encode("utf-8", "ignore")[:STEM_MAX_BYTES].decode("utf-8", "ignore").rstrip(". ").strip()
     stem = re.sub(r"^\.+", lambda m: "_" * len(m.group()), stem)
     if WINDOWS_RESERVED.fullmatch(stem.split(".")[0].rstrip(" ")):
@@ -404,33 +413,60 @@ def district_file_names(districts: Iterable[str]) -> dict[str, str]:
     for district in names:
         other = seen.setdefault(_fold(stems[district]), district)
         if other != district:
-            raise CdrwatchError(f"districts {other!r} and {district!r} would share the lead file "
-                                f"leads/{stems[district]}.csv; rename one in the cell inventory")
+            raise CdrwatchError(
+                f"districts {other!r} and {district!r} would share the lead file "
+                f"leads/{stems[district]}.csv; rename one in the cell inventory"
+            )
     return stems
 
 
 # ---------------------------------------------------------------- warnings and spoofing (pure)
 
-SPOOFING_COLUMNS = ("campaign_id", "first_call", "last_call", "spoofed_legs", "answered_calls", "long_calls",
-                    "receivers", "warned", "presented_numbers", "protected_numbers", "impersonated_subscribers",
-                    "receiver_segments", "receiver_districts", "note")
-SPOOFING_NOTE = ("The presented numbers are not the callers: their owners were impersonated (victims, not suspects), "
-                 "and the calls came from outside every local carrier, none of which recorded them as outgoing.")
-SEGMENT_DIGITS = 7               # a number segment: the first 7 national digits (139 1234)
+SPOOFING_COLUMNS = (
+    "campaign_id",
+    "first_call",
+    "last_call",
+    "spoofed_legs",
+    "answered_calls",
+    "long_calls",
+    "receivers",
+    "warned",
+    "presented_numbers",
+    "protected_numbers",
+    "impersonated_subscribers",
+    "receiver_segments",
+    "receiver_districts",
+    "note",
+)
+SPOOFING_NOTE = (
+    "The presented numbers are not the callers: their owners were impersonated (victims, not suspects), "
+    "and the calls came from outside every local carrier, none of which recorded them as outgoing."
+)
+SEGMENT_DIGITS = 7  # a number segment: the first 7 national digits (139 1234)
 
 
 def local_time(epoch: int, zone: ZoneInfo) -> str:
     return dt.datetime.fromtimestamp(epoch, zone).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def den_warnings(victims: list[dict[str, Any]], skipped_dens: set[str], whitelist: set[str], zone: ZoneInfo,
-                 warning_min_call_s: int) -> list[list[Cell]]:
+def den_warnings(
+    victims: list[dict[str, Any]], skipped_dens: set[str], whitelist: set[str], zone: ZoneInfo, warning_min_call_s: int
+) -> list[list[Cell]]:
     """warnings.csv rows (WARNING_FILE_COLUMNS) of the dens' victims; none for a whitelisted resident
     or a den in `skipped_dens` (dropped by the whitelist, cleared by the field)."""
-    return [[national(v["number"]), v["district"] or "", v["den_id"], local_time(v["first_contact_epoch"], zone),
-             v["longest_call_s"], v["n_calls"], f"den {v['den_id']}"]
-            for v in victims if not (v["den_id"] in skipped_dens or v["number"] in whitelist
-                                     or v["longest_call_s"] < warning_min_call_s)]
+    return [
+        [
+            national(v["number"]),
+            v["district"] or "",
+            v["den_id"],
+            local_time(v["first_contact_epoch"], zone),
+            v["longest_call_s"],
+            v["n_calls"],
+            f"den {v['den_id']}",
+        ]
+        for v in victims
+        if not (v["den_id"] in skipped_dens or v["number"] in whitelist or v["longest_call_s"] < warning_min_call_s)
+    ]
 
 
 def warns(leg: dict[str, Any], warning_min_call_s: int) -> bool:
@@ -443,12 +479,15 @@ def warns(leg: dict[str, Any], warning_min_call_s: int) -> bool:
 
 def _longest_first(legs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Voice legs, longest first (earliest, then record id, among equals)."""
-    return sorted((leg for leg in legs if leg["service"] == "voice"),
-                  key=lambda leg: (-leg["duration_s"], leg["start_epoch"], leg["record_id"]))
+    return sorted(
+        (leg for leg in legs if leg["service"] == "voice"),
+        key=lambda leg: (-leg["duration_s"], leg["start_epoch"], leg["record_id"]),
+    )
 
 
-def spoofing_warnings(spoofed: list[dict[str, Any]], whitelist: set[str], zone: ZoneInfo,
-                      warning_min_call_s: int) -> list[list[Cell]]:
+def spoofing_warnings(
+    spoofed: list[dict[str, Any]], whitelist: set[str], zone: ZoneInfo, warning_min_call_s: int
+) -> list[list[Cell]]:
     """warnings.csv rows (WARNING_FILE_COLUMNS), one per (receiver, campaign) with a leg that `warns`:
     `den_id` is the campaign; first contact, longest call and voice calls are over all that
     campaign's legs to the receiver; district and `reason` (`spoofed <presented>`) come from the
@@ -462,8 +501,17 @@ def spoofing_warnings(spoofed: list[dict[str, Any]], whitelist: set[str], zone: 
             continue
         calls = _longest_first(legs)
         district = next((leg["district"] for leg in calls if leg["district"]), "")
-        rows.append([national(receiver), district, campaign, local_time(min(leg["start_epoch"] for leg in legs), zone),
-                     calls[0]["duration_s"], len(calls), f"spoofed {national(calls[0]['presented'])}"])
+        rows.append(
+            [
+                national(receiver),
+                district,
+                campaign,
+                local_time(min(leg["start_epoch"] for leg in legs), zone),
+                calls[0]["duration_s"],
+                len(calls),
+                f"spoofed {national(calls[0]['presented'])}",
+            ]
+        )
     return rows
 
 
@@ -471,8 +519,9 @@ def _most_frequent_first(counts: dict[str, int]) -> list[str]:
     return sorted(counts, key=lambda value: (-counts[value], value))
 
 
-def spoofing_campaigns(spoofed: list[dict[str, Any]], warned: dict[str, int], zone: ZoneInfo,
-                       warning_min_call_s: int) -> list[list[Cell]]:
+def spoofing_campaigns(
+    spoofed: list[dict[str, Any]], warned: dict[str, int], zone: ZoneInfo, warning_min_call_s: int
+) -> list[list[Cell]]:
     """analysts/spoofing.csv rows (SPOOFING_COLUMNS), one per campaign, by first call. `warned`:
     campaign -> receivers warned. Impersonated subscribers are the presented numbers a local
     subscriber holds (`owner_carrier`); segments and districts count receivers, most first."""
@@ -491,23 +540,45 @@ def spoofing_campaigns(spoofed: list[dict[str, Any]], warned: dict[str, int], zo
         voice = [leg for leg in legs if leg["service"] == "voice"]
         starts = [leg["start_epoch"] for leg in legs]
         answered = [leg["duration_s"] for leg in voice if leg["duration_s"] > 0]
-        rows.append((min(starts), campaign, [
-            campaign, local_time(min(starts), zone), local_time(max(starts), zone), len(legs),
-            len(answered), sum(seconds >= warning_min_call_s for seconds in answered),
-            len(receivers), warned.get(campaign, 0),
-            _joined(sorted({leg["presented"] for leg in legs}), national),
-            _joined(sorted({leg["protected"] for leg in legs if leg["protected"] is not None})),
-            _joined(sorted({leg["presented"] for leg in legs if leg["owner_carrier"] is not None}), national),
-            _joined(_most_frequent_first(segments)), _joined(_most_frequent_first(districts)), SPOOFING_NOTE,
-        ]))
+        rows.append(
+            (
+                min(starts),
+                campaign,
+                [
+                    campaign,
+                    local_time(min(starts), zone),
+                    local_time(max(starts), zone),
+                    len(legs),
+                    len(answered),
+                    sum(seconds >= warning_min_call_s for seconds in answered),
+                    len(receivers),
+                    warned.get(campaign, 0),
+                    _joined(sorted({leg["presented"] for leg in legs}), national),
+                    _joined(sorted({leg["protected"] for leg in legs if leg["protected"] is not None})),
+                    _joined(sorted({leg["presented"] for leg in legs if leg["owner_carrier"] is not None}), national),
+                    _joined(_most_frequent_first(segments)),
+                    _joined(_most_frequent_first(districts)),
+                    SPOOFING_NOTE,
+                ],
+            )
+        )
     return [row for _, _, row in sorted(rows, key=lambda r: r[:2])]
 
 
 # ---------------------------------------------------------------- the step
 
-def build_outbox(dens: list[dict[str, Any]], victims: list[dict[str, Any]], districts: Iterable[str],
-                 whitelist: set[str], *, timezone: str, warning_min_call_s: int = 0, chinese_headers: bool = False,
-                 spoofed: Iterable[dict[str, Any]] = ()) -> tuple[dict[str, bytes], dict[str, Any]]:
+
+def build_outbox(
+    dens: list[dict[str, Any]],
+    victims: list[dict[str, Any]],
+    districts: Iterable[str],
+    whitelist: set[str],
+    *,
+    timezone: str,
+    warning_min_call_s: int = 0,
+    chinese_headers: bool = False,
+    spoofed: Iterable[dict[str, Any]] = (),
+) -> tuple[dict[str, bytes], dict[str, Any]]:
     """The files of outbox/D/ (relative path -> bytes) and a summary; pure, no I/O. `spoofed`: rows
     of lake/spoofed (SPOOFED's columns, `start_time` as `start_epoch`, seconds), none by default."""
     kept: list[dict[str, Any]] = []
@@ -525,7 +596,7 @@ def build_outbox(dens: list[dict[str, Any]], victims: list[dict[str, Any]], dist
     by_district: dict[str, list[dict[str, Any]]] = {d: [] for d in districts if d and d.strip()}
     unlocated: list[tuple[dict[str, Any], str]] = []
     suppressed = [den for den in kept if den.get("suppressed")]
-    silenced = {den["den_id"] for den in suppressed}   # cleared by the field: no lead, no warnings
+    silenced = {den["den_id"] for den in suppressed}  # cleared by the field: no lead, no warnings
     for den in kept:
         if den["den_id"] in silenced:
             continue
@@ -536,17 +607,21 @@ def build_outbox(dens: list[dict[str, Any]], victims: list[dict[str, Any]], dist
             by_district.setdefault(den["district"], []).append(den)
 
     lead_header = [CHINESE_LEAD_HEADERS[c] for c in LEAD_FILE_COLUMNS] if chinese_headers else list(LEAD_FILE_COLUMNS)
-    unlocated_header = ([CHINESE_UNLOCATED_HEADERS[c] for c in UNLOCATED_COLUMNS] if chinese_headers
-                        else list(UNLOCATED_COLUMNS))
+    unlocated_header = (
+        [CHINESE_UNLOCATED_HEADERS[c] for c in UNLOCATED_COLUMNS] if chinese_headers else list(UNLOCATED_COLUMNS)
+    )
     stems = district_file_names(by_district)
     tables: dict[str, tuple[list[str], list[list[Cell]]]] = {}
     for district in sorted(by_district):
         tables[f"leads/{stems[district]}"] = (lead_header, [lead_file_cells(d) for d in by_district[district]])
     tables["analysts/unlocated_dens"] = (unlocated_header, [lead_cells(d, r) for d, r in unlocated])
-    suppressed_header = ([CHINESE_UNLOCATED_HEADERS[c] for c in SUPPRESSED_COLUMNS] if chinese_headers
-                         else list(SUPPRESSED_COLUMNS))
-    tables["analysts/suppressed"] = (suppressed_header, [[*lead_cells(d), *history_cells(d), d["suppressed"]]
-                                                         for d in suppressed])
+    suppressed_header = (
+        [CHINESE_UNLOCATED_HEADERS[c] for c in SUPPRESSED_COLUMNS] if chinese_headers else list(SUPPRESSED_COLUMNS)
+    )
+    tables["analysts/suppressed"] = (
+        suppressed_header,
+        [[*lead_cells(d), *history_cells(d), d["suppressed"]] for d in suppressed],
+    )
 
     zone = ZoneInfo(timezone)
     spoofed = list(spoofed)
@@ -562,8 +637,12 @@ def build_outbox(dens: list[dict[str, Any]], victims: list[dict[str, Any]], dist
 
     files: dict[str, bytes] = {}
     for stem, (header, rows) in tables.items():
-        columns = {"analysts/unlocated_dens": UNLOCATED_COLUMNS, "analysts/suppressed": SUPPRESSED_COLUMNS,
-                   "warnings": WARNING_FILE_COLUMNS, "analysts/spoofing": SPOOFING_COLUMNS}.get(stem, LEAD_FILE_COLUMNS)
+        columns = {
+            "analysts/unlocated_dens": UNLOCATED_COLUMNS,
+            "analysts/suppressed": SUPPRESSED_COLUMNS,
+            "warnings": WARNING_FILE_COLUMNS,
+            "analysts/spoofing": SPOOFING_COLUMNS,
+        }.get(stem, LEAD_FILE_COLUMNS)
         places = [PLACES.get(c) for c in columns]
         choices = {columns.index("outcome"): OUTCOMES} if stem.startswith("leads/") else None
         files[f"{stem}.csv"] = csv_bytes(header, ([csv_cell(v, p) for v, p in zip(row, places)] for row in rows))
@@ -584,7 +663,7 @@ def build_outbox(dens: list[dict[str, Any]], victims: list[dict[str, Any]], dist
     return files, summary
 
 
-PARTIAL_FILE = "PARTIAL.txt"
+PARTIAL_FILE = layout.PARTIAL_FILE
 
 
 def partial_night(config: Config, day: dt.date) -> tuple[list[str], list[str], bytes | None]:
@@ -599,21 +678,27 @@ def partial_night(config: Config, day: dt.date) -> tuple[list[str], list[str], b
     if "partial_reasons" not in summary:
         if not missing:
             return missing, [], None
-        note = (f"partial night {day.isoformat()}: no files from carrier(s) {', '.join(missing)} when it was ingested;"
-                f" their subscribers are missing from these leads\n")
+        note = (
+            f"partial night {day.isoformat()}: no files from carrier(s) {', '.join(missing)} when it was ingested;"
+            f" their subscribers are missing from these leads\n"
+        )
         return missing, [f"{c}: no files for {day.isoformat()}" for c in missing], note.encode("utf-8")
     reasons = [one_line(str(r)).strip() for r in summary["partial_reasons"] or []]
     reasons = [r for r in reasons if r]
-    reasons += [f"{c}: no files for {day.isoformat()}" for c in missing if not any(r.startswith(f"{c}:") for r in reasons)]
+    reasons += [
+        f"{c}: no files for {day.isoformat()}" for c in missing if not any(r.startswith(f"{c}:") for r in reasons)
+    ]
     if not reasons:
         return missing, [], None
-    note = (f"partial night {day.isoformat()}: the ingested data is incomplete ({len(reasons)} reason(s) below);"
-            f" these leads may miss dens\n" + "".join(f"{r}\n" for r in reasons))
+    note = (
+        f"partial night {day.isoformat()}: the ingested data is incomplete ({len(reasons)} reason(s) below);"
+        f" these leads may miss dens\n" + "".join(f"{r}\n" for r in reasons)
+    )
     return missing, reasons, note.encode("utf-8")
 
 
 def write_outbox_day(target: Path, files: dict[str, bytes]) -> None:
-    """outbox/D/ replaced whole by `files` (`jobs.io.files.replace_folder`)."""
+    """outbox/D/ replaced whole by `files` (`jobs.io.swap.replace_folder`)."""
     replace_folder(target, files)
 
 
@@ -624,32 +709,60 @@ def export_date(config: Config, day: dt.date, *, spark=None) -> dict[str, Any]:
     before the spoofing detector) is no spoofing."""
     from pyspark.sql import functions as F
 
-    from jobs.detect import read_cells, read_whitelist
+    from jobs.night import read_cells, read_whitelist
     from jobs.spark import spark_session
 
-    dens_path = lake.partition_path(config, DEN, day)
+    dens_path = layout.partition_path(config, DEN, day)
     if not dens_path.is_dir():
         raise CdrwatchError(f"{dens_path}: no dens for {day} (run cdrwatch dens first)")
     spark = spark or spark_session(config)
-    dens = [r.asDict(recursive=True) for r in lake.read_partition(config, spark, DEN, day).collect()]
-    victims = [r.asDict() for r in lake.read_partition(config, spark, VICTIMS, day)
-               .withColumn("first_contact_epoch", F.col("first_contact").cast("long")).collect()]
-    districts = sorted(r.district for r in read_cells(config, spark).select("district").distinct().collect()
-                       if r.district)
+    dens = [r.asDict(recursive=True) for r in lake_spark.read_partition(config, spark, DEN, day).collect()]
+    victims = [
+        r.asDict()
+        for r in lake_spark.read_partition(config, spark, VICTIMS, day)
+        .withColumn("first_contact_epoch", F.col("first_contact").cast("long"))
+        .collect()
+    ]
+    districts = sorted(
+        r.district for r in read_cells(config, spark).select("district").distinct().collect() if r.district
+    )
     whitelist = {r.number for r in read_whitelist(config, spark).collect()}
-    spoofed = [r.asDict() for r in lake.read_partition(config, spark, SPOOFED, day)
-               .withColumn("start_epoch", F.col("start_time").cast("long")).collect()]
+    spoofed = [
+        r.asDict()
+        for r in lake_spark.read_partition(config, spark, SPOOFED, day)
+        .withColumn("start_epoch", F.col("start_time").cast("long"))
+        .collect()
+    ]
 
-    files, summary = build_outbox(dens, victims, districts, whitelist, timezone=config.timezone,
-                                  warning_min_call_s=config.export.warning_min_call_s,
-                                  chinese_headers=config.export.chinese_headers, spoofed=spoofed)
+    files, summary = build_outbox(
+        dens,
+        victims,
+        districts,
+        whitelist,
+        timezone=config.timezone,
+        warning_min_call_s=config.export.warning_min_call_s,
+        chinese_headers=config.export.chinese_headers,
+        spoofed=spoofed,
+    )
     missing, reasons, note = partial_night(config, day)
     if note is not None:
         files[PARTIAL_FILE] = note
-    target = Path(config.paths.outbox) / day.isoformat()
+    target = layout.outbox_day(config, day)
     write_outbox_day(target, files)
-    summary = {"date": day.isoformat(), "outbox": str(target), **summary, "missing_carriers": missing,
-               "partial_reasons": reasons, "files": sorted(str(target / f) for f in files)}
-    log.info("export %s: %d dens, %d warnings, %d spoofing campaigns -> %s", day, sum(summary["dens"].values()),
-             summary["warnings"], summary["spoofing_campaigns"], target)
+    summary = {
+        "date": day.isoformat(),
+        "outbox": str(target),
+        **summary,
+        "missing_carriers": missing,
+        "partial_reasons": reasons,
+        "files": sorted(str(target / f) for f in files),
+    }
+    log.info(
+        "export %s: %d dens, %d warnings, %d spoofing campaigns -> %s",
+        day,
+        sum(summary["dens"].values()),
+        summary["warnings"],
+        summary["spoofing_campaigns"],
+        target,
+    )
     return summary

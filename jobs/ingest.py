@@ -1,7 +1,7 @@
 """Ingest one delivery date: landing/<carrier>/<D>/ files -> lake/cdr, lake/quarantine, lake/routed.
 
 extract (`find_deliveries`, `inspect_file`, `read_lines`) -> transform (a format's `parse`,
-`classify`) -> load (`lake.DayWrite`). Every physical line of every file ends as exactly one of:
+`classify`) -> load (`lake_spark.DayWrite`). Every physical line of every file ends as exactly one of:
 header, accepted, quarantined (with a reason), duplicate, conflicting duplicate (quarantined,
 naming the row it conflicts with) or routed (a valid record of another date, kept in lake/routed
 until its own date is ingested). The counts per file must add up to the file's line count, counted
@@ -10,6 +10,7 @@ independently of Spark, and must match what was written, before anything in the 
 A bad value costs one row, a bad file one file, a carrier-day that fails Great Expectations that
 carrier-day: the others commit and the night is marked partial (`partial_reasons`), never lost.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -30,9 +31,9 @@ from pyspark.storagelevel import StorageLevel
 from jobs import formats
 from jobs.config import Config
 from jobs.errors import CdrwatchError
-from jobs.io import lake, summaries
-from jobs.io.landing_files import FileFacts, inspect_file, rescue_readable
+from jobs.io import lake_spark, layout, summaries
 from jobs.io.landing import file_globs, scan_delivery
+from jobs.io.landing_files import FileFacts, inspect_file, rescue_readable
 from jobs.io.manifest import MANIFEST, read_manifest
 from jobs.normalise import local_date
 from schemas.tables import CDR, QUARANTINE, ROUTED
@@ -40,7 +41,13 @@ from schemas.tables import CDR, QUARANTINE, ROUTED
 log = logging.getLogger(__name__)
 
 HEADER, ACCEPTED, QUARANTINED, DUPLICATE, CONFLICT, ROUTED_OUT = (
-    "header", "accepted", "quarantined", "duplicate", "conflict", "routed")
+    "header",
+    "accepted",
+    "quarantined",
+    "duplicate",
+    "conflict",
+    "routed",
+)
 CONFLICT_PREFIX = "conflicting duplicate of "
 MOSTLY_QUARANTINED = 0.5  # a carrier-day with more than this share of its rows quarantined is partial
 _CONTENT = ("msisdn", "other_party", "direction", "service", "start_time", "duration_s", "imsi", "imei", "cell_id")
@@ -49,12 +56,13 @@ _CONTENT = ("msisdn", "other_party", "direction", "service", "start_time", "dura
 @dataclass
 class Counts:
     """Rows of one file or one carrier: read = accepted + quarantined + duplicates + conflicts + routed."""
+
     read: int = 0
     accepted: int = 0
     duplicates: int = 0
     quarantined: dict[str, int] = field(default_factory=dict)  # reason -> rows
-    conflicts: int = 0       # same record id as an accepted row, other content: in quarantine, counted apart
-    routed: int = 0          # valid records of another date: lake/routed
+    conflicts: int = 0  # same record id as an accepted row, other content: in quarantine, counted apart
+    routed: int = 0  # valid records of another date: lake/routed
 
     @property
     def quarantined_total(self) -> int:
@@ -74,27 +82,35 @@ class Counts:
             self.quarantined[reason] = self.quarantined.get(reason, 0) + rows
 
     def as_dict(self) -> dict:
-        return {"read": self.read, "accepted": self.accepted, "quarantined": self.quarantined_total,
-                "duplicates": self.duplicates, "conflicts": self.conflicts, "routed": self.routed,
-                "quarantined_by_reason": dict(sorted(self.quarantined.items()))}
+        return {
+            "read": self.read,
+            "accepted": self.accepted,
+            "quarantined": self.quarantined_total,
+            "duplicates": self.duplicates,
+            "conflicts": self.conflicts,
+            "routed": self.routed,
+            "quarantined_by_reason": dict(sorted(self.quarantined.items())),
+        }
 
 
 @dataclass
 class IngestReport:
     """What one ingest run did: counts per file and carrier, warnings, and why the night is partial.
     The accepted rows are in the lake: `jobs.io.lake.read_partition(config, spark, "cdr", day, carrier)`."""
+
     day: dt.date
-    formats: dict[str, str] = field(default_factory=dict)                # carrier -> format
-    files: dict[str, dict[str, Counts]] = field(default_factory=dict)    # carrier -> source_file -> counts
+    formats: dict[str, str] = field(default_factory=dict)  # carrier -> format
+    files: dict[str, dict[str, Counts]] = field(default_factory=dict)  # carrier -> source_file -> counts
     warnings: list[str] = field(default_factory=list)
     missing_carriers: list[str] = field(default_factory=list)  # configured, but no files for the day
-    partial_reasons: list[str] = field(default_factory=list)   # one line each; empty = a complete night
+    partial_reasons: list[str] = field(default_factory=list)  # one line each; empty = a complete night
+    partial_carriers: dict[str, list[str]] = field(default_factory=dict)  # carrier -> its reasons (no prefix)
     facts: dict[str, FileFacts] = field(default_factory=dict)  # source_file -> independent facts
-    arrived: dict[str, int] = field(default_factory=dict)      # source_file of another date's folder -> rows taken
-    routed_out: dict[str, int] = field(default_factory=dict)   # event date -> rows kept in lake/routed
-    validation: dict[str, str] = field(default_factory=dict)   # carrier -> "passed" | "FAILED: ..."
-    bad_header: set[str] = field(default_factory=set)          # files quarantined whole: header not the format's
-    outcomes: dict = field(default_factory=dict, repr=False)   # carrier -> validate.ValidationOutcome
+    arrived: dict[str, int] = field(default_factory=dict)  # source_file of another date's folder -> rows taken
+    routed_out: dict[str, int] = field(default_factory=dict)  # event date -> rows kept in lake/routed
+    validation: dict[str, str] = field(default_factory=dict)  # carrier -> "passed" | "FAILED: ..."
+    bad_header: set[str] = field(default_factory=set)  # files quarantined whole: header not the format's
+    outcomes: dict = field(default_factory=dict, repr=False)  # carrier -> validate.ValidationOutcome
     numbered: dict[str, tuple[int, int]] = field(default_factory=dict, repr=False)  # source_file -> first, last line
 
     @property
@@ -114,6 +130,12 @@ class IngestReport:
     def partial(self) -> bool:
         return bool(self.partial_reasons)
 
+    def mark_partial(self, carrier: str, why: str) -> None:
+        """The night is partial because of `carrier`'s delivery: one reason line, kept by carrier too
+        (the spoofing judgement leaves that carrier's legs unjudged)."""
+        self.partial_reasons.append(f"{carrier}: {why}")
+        self.partial_carriers.setdefault(carrier, []).append(why)
+
     def check_balanced(self) -> None:
         """Raise unless every file's rows add up, and add up to its independently counted lines."""
         for carrier, files in self.files.items():
@@ -122,23 +144,40 @@ class IngestReport:
                     raise CdrwatchError(
                         f"{name}: rows do not add up on {self.day}: read {counts.read} != accepted {counts.accepted}"
                         f" + quarantined {counts.quarantined_total} + duplicates {counts.duplicates}"
-                        f" + conflicts {counts.conflicts} + routed {counts.routed}")
+                        f" + conflicts {counts.conflicts} + routed {counts.routed}"
+                    )
 
     def as_dict(self) -> dict:
         return {
             "date": self.day.isoformat(),
-            "carriers": {c: {"format": self.formats[c], "files": len(self.files[c]), **counts.as_dict()}
-                         for c, counts in self.carriers.items()},
-            "files": [{"carrier": c, "source_file": name, **counts.as_dict(),
-                       **({"lines": self.facts[name].lines, "bytes": self.facts[name].size,
-                           "sha256": self.facts[name].sha256} if name in self.facts else
-                          {"arrived_from_routed": True})}
-                      for c, files in self.files.items() for name, counts in files.items()],
+            "carriers": {
+                c: {"format": self.formats[c], "files": len(self.files[c]), **counts.as_dict()}
+                for c, counts in self.carriers.items()
+            },
+            "files": [
+                {
+                    "carrier": c,
+                    "source_file": name,
+                    **counts.as_dict(),
+                    **(
+                        {
+                            "lines": self.facts[name].lines,
+                            "bytes": self.facts[name].size,
+                            "sha256": self.facts[name].sha256,
+                        }
+                        if name in self.facts
+                        else {"arrived_from_routed": True}
+                    ),
+                }
+                for c, files in self.files.items()
+                for name, counts in files.items()
+            ],
             "warnings": self.warnings,
             "missing_carriers": self.missing_carriers,
             "partial_reasons": self.partial_reasons,
             "routed_out": dict(sorted(self.routed_out.items())),
             "validation": dict(sorted(self.validation.items())),
+            "partial_carriers": dict(sorted(self.partial_carriers.items())),
         }
 
     def table(self):
@@ -155,8 +194,9 @@ class IngestReport:
             for name, counts in files.items():
                 shown = Path(name).name if name in self.facts else f"{name} (arrived)"
                 table.add_row(Text(carrier), Text(shown), *_cells(counts))
-            table.add_row(Text(carrier), Text(f"{len(files)} files", style="bold"), *_cells(totals[carrier]),
-                          end_section=True)
+            table.add_row(
+                Text(carrier), Text(f"{len(files)} files", style="bold"), *_cells(totals[carrier]), end_section=True
+            )
         return table
 
     def reasons_table(self):
@@ -177,8 +217,14 @@ class IngestReport:
 
 # ---------------------------------------------------------------- the step
 
-def ingest_date(config: Config, day: dt.date, *, spark: SparkSession | None = None,
-                progress: Callable[[str, int, int], None] | None = None) -> IngestReport:
+
+def ingest_date(
+    config: Config,
+    day: dt.date,
+    *,
+    spark: SparkSession | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> IngestReport:
     """The `cdrwatch ingest` step: `run_ingest` with the Great Expectations suite (jobs.validate)
     run on each carrier's accepted rows before anything is staged. A carrier whose suite fails is
     not committed as CDRs: its rows go to quarantine (`carrier-day failed validation`), the others
@@ -191,15 +237,21 @@ def ingest_date(config: Config, day: dt.date, *, spark: SparkSession | None = No
     tell = progress or (lambda what, done, total: None)
     total = len(config.carriers) + 2
     tell("reading", 0, total)
-    runs = summaries.run_dir(config, "ingest", day)
+    runs = layout.run_dir(config, "ingest", day)
     outcomes = {}
 
     def check(carrier: str, accepted: DataFrame):
-        outcome = validate.validate_cdr_partition(accepted, carrier, day, config,
-                                                  validate.recent_row_counts(config, carrier, day))
+        outcome = validate.validate_cdr_partition(
+            accepted, carrier, day, config, validate.recent_row_counts(config, carrier, day)
+        )
         validate.save_validation(outcome, runs / f"validation_{carrier}.json")
-        log.info("%s: validation %s; volume %s%s", carrier, "passed" if outcome.success else "FAILED",
-                 outcome.volume, " (suspect)" if outcome.suspect else "")
+        log.info(
+            "%s: validation %s; volume %s%s",
+            carrier,
+            "passed" if outcome.success else "FAILED",
+            outcome.volume,
+            " (suspect)" if outcome.suspect else "",
+        )
         outcomes[carrier] = outcome
         tell(f"validated {carrier}", 1 + len(outcomes), total)
         return outcome
@@ -210,8 +262,9 @@ def ingest_date(config: Config, day: dt.date, *, spark: SparkSession | None = No
     return report
 
 
-def run_ingest(config: Config, day: dt.date, spark: SparkSession,
-               check: Callable[[str, DataFrame], Any] | None = None) -> IngestReport:
+def run_ingest(
+    config: Config, day: dt.date, spark: SparkSession, check: Callable[[str, DataFrame], Any] | None = None
+) -> IngestReport:
     """Ingest every configured carrier's files of delivery date `day` (plus the records of `day`
     that earlier ingests of neighbouring dates kept in lake/routed); replace that date's lake
     partitions of those carriers; write lake/_runs/ingest/date=D/summary.json.
@@ -223,28 +276,39 @@ def run_ingest(config: Config, day: dt.date, spark: SparkSession,
         raise CdrwatchError(f"{landing}: landing folder does not exist")
     today = dt.datetime.now(ZoneInfo(config.timezone)).date()
     if day > today:
-        raise CdrwatchError(f"ingest: {day} is in the future (today is {today} in {config.timezone}): "
-                            "a delivery date is a night that has happened")
+        raise CdrwatchError(
+            f"ingest: {day} is in the future (today is {today} in {config.timezone}): "
+            "a delivery date is a night that has happened"
+        )
     session_tz = spark.conf.get("spark.sql.session.timeZone")
     if session_tz != config.timezone:
-        raise CdrwatchError(f"Spark session time zone is {session_tz} but conf timezone is {config.timezone}:"
-                            " make the session with jobs.spark.spark_session(config)")
+        raise CdrwatchError(
+            f"Spark session time zone is {session_tz} but conf timezone is {config.timezone}:"
+            " make the session with jobs.spark.spark_session(config)"
+        )
     warnings: list[str] = []
     deliveries = find_deliveries(config, day, warnings)
-    report = IngestReport(day, formats={c: config.carriers[c].format for c in config.carriers}, warnings=warnings,
-                          missing_carriers=[c for c in config.carriers if c not in deliveries])
-    report.partial_reasons += [f"{c}: no files for {day.isoformat()}" for c in report.missing_carriers]
+    report = IngestReport(
+        day,
+        formats={c: config.carriers[c].format for c in config.carriers},
+        warnings=warnings,
+        missing_carriers=[c for c in config.carriers if c not in deliveries],
+    )
+    for carrier in report.missing_carriers:
+        report.mark_partial(carrier, f"no files for {day.isoformat()}")
     for carrier, files in deliveries.items():
         for path in files:
             report.facts[_relative(path, landing)] = inspect_file(path)
         _check_manifest(report, carrier, files, landing, _has_header(config, carrier))
     report.files = {c: {_relative(f, landing): Counts() for f in files} for c, files in deliveries.items()}
 
-    with lake.DayWrite(config, day) as out:
+    with lake_spark.DayWrite(config, day) as out:
         inputs = out.root / "input"
         inputs.mkdir(parents=True)
-        parsed = [_parse_delivery(config, spark, carrier, files, landing, inputs, report)
-                  for carrier, files in deliveries.items()]
+        parsed = [
+            _parse_delivery(config, spark, carrier, files, landing, inputs, report)
+            for carrier, files in deliveries.items()
+        ]
         arrivals = routed_arrivals(config, spark, day)
         if arrivals is not None:
             parsed.append(arrivals)
@@ -267,6 +331,7 @@ def run_ingest(config: Config, day: dt.date, spark: SparkSession,
 
 # ---------------------------------------------------------------- extract
 
+
 def find_deliveries(config: Config, day: dt.date, warnings: list[str]) -> dict[str, list[Path]]:
     """carrier -> its files of `day` (sorted) that match its format's file names; a carrier with
     none is left out with a warning, as are files that do not match and folders inside."""
@@ -275,12 +340,17 @@ def find_deliveries(config: Config, day: dt.date, warnings: list[str]) -> dict[s
         scan = scan_delivery(config, carrier, day)
         files, ignored, folders = scan.files, scan.ignored, scan.folders
         if ignored:
-            warnings.append(f"{carrier}: ignored {len(ignored)} file(s) not named "
-                            f"{' or '.join(file_globs(config, carrier))}: "
-                            + ", ".join(ignored[:5]) + (" ..." if len(ignored) > 5 else ""))
+            warnings.append(
+                f"{carrier}: ignored {len(ignored)} file(s) not named "
+                f"{' or '.join(file_globs(config, carrier))}: "
+                + ", ".join(ignored[:5])
+                + (" ..." if len(ignored) > 5 else "")
+            )
         if folders:
-            warnings.append(f"{carrier}: {len(folders)} folder(s) inside {carrier}/{day.isoformat()}/ are not read "
-                            f"(a delivery is the folder's own files): " + ", ".join(folders[:5]))
+            warnings.append(
+                f"{carrier}: {len(folders)} folder(s) inside {carrier}/{day.isoformat()}/ are not read "
+                f"(a delivery is the folder's own files): " + ", ".join(folders[:5])
+            )
         if files:
             deliveries[carrier] = files
         else:
@@ -288,8 +358,9 @@ def find_deliveries(config: Config, day: dt.date, warnings: list[str]) -> dict[s
     return deliveries
 
 
-def read_lines(spark: SparkSession, files: list[Path], landing: Path,
-               read_from: dict[Path, Path] | None = None) -> DataFrame:
+def read_lines(
+    spark: SparkSession, files: list[Path], landing: Path, read_from: dict[Path, Path] | None = None
+) -> DataFrame:
     """One row per physical line of `files`: source_file (relative to landing), source_line
     (1-based), bytes (as delivered, minus '\\n'); gzip decompressed by the name of what is read.
 
@@ -313,11 +384,18 @@ def read_lines(spark: SparkSession, files: list[Path], landing: Path,
     unknown = sorted(uri for uri, name in names.items() if name is None)
     if unknown or len(uris) != len(paths):
         raise CdrwatchError(f"Spark read other files than asked: {unknown[:3] or sorted(set(paths) - set(names))[:3]}")
-    lines = scan.select(F.input_file_name().alias("uri"), F.input_file_block_start().alias("split_start"),
-                        F.monotonically_increasing_id().alias("position"), F.col("value").cast("binary").alias("bytes"))
+    lines = scan.select(
+        F.input_file_name().alias("uri"),
+        F.input_file_block_start().alias("split_start"),
+        F.monotonically_increasing_id().alias("position"),
+        F.col("value").cast("binary").alias("bytes"),
+    )
     try:
-        splits = (lines.groupBy("uri", "split_start")
-                  .agg(F.min("position").alias("first"), F.count("*").alias("lines")).collect())
+        splits = (
+            lines.groupBy("uri", "split_start")
+            .agg(F.min("position").alias("first"), F.count("*").alias("lines"))
+            .collect()
+        )
     except Exception as err:  # a file that vanished or cannot be decompressed: name it in one line
         if type(err).__module__.startswith(("pyspark.errors", "py4j")):
             raise CdrwatchError(f"ingest: {_read_error(str(err), landing)}") from None
@@ -328,8 +406,9 @@ def read_lines(spark: SparkSession, files: list[Path], landing: Path,
         shift.append((split.uri, split.split_start, names[split.uri], done + 1 - split.first))
         before[split.uri] = done + split.lines
     lookup = spark.createDataFrame(shift, "uri string, split_start long, source_file string, shift long")
-    return (lines.join(F.broadcast(lookup), ["uri", "split_start"])
-            .select("source_file", (F.col("position") + F.col("shift")).alias("source_line"), "bytes"))
+    return lines.join(F.broadcast(lookup), ["uri", "split_start"]).select(
+        "source_file", (F.col("position") + F.col("shift")).alias("source_line"), "bytes"
+    )
 
 
 def link_inputs(files: list[Path], facts: dict[Path, FileFacts], folder: Path) -> dict[Path, Path]:
@@ -354,18 +433,37 @@ def routed_arrivals(config: Config, spark: SparkSession, day: dt.date) -> DataFr
     folders (lake/routed/date=X, event_date = day), as parsed rows of their own carrier, or None."""
     late = dt.timedelta(days=config.ingest.late_days)
     days = [day + dt.timedelta(days=k) for k in range(-config.ingest.late_days, config.ingest.late_days + 1) if k]
-    if not any(lake.partition_path(config, ROUTED, d).is_dir() for d in days):
+    if not any(layout.partition_path(config, ROUTED, d).is_dir() for d in days):
         return None
-    routed = (lake.read_range(config, spark, ROUTED, day - late, day + late)
-              .where(F.col("date") != F.lit(day)).where(F.col("event_date") == F.lit(day))
-              .where(F.col("carrier").isin(list(config.carriers))))
-    return routed.select(*[F.lit(False).alias(c) if c == "is_header" else F.lit(None).cast("string").alias(c)
-                           if c == "reason" else F.col(c) for c in formats.PARSED_COLUMNS], "carrier",
-                         F.lit(True).alias("arrived"))
+    routed = (
+        lake_spark.read_range(config, spark, ROUTED, day - late, day + late)
+        .where(F.col("date") != F.lit(day))
+        .where(F.col("event_date") == F.lit(day))
+        .where(F.col("carrier").isin(list(config.carriers)))
+    )
+    return routed.select(
+        *[
+            F.lit(False).alias(c)
+            if c == "is_header"
+            else F.lit(None).cast("string").alias(c)
+            if c == "reason"
+            else F.col(c)
+            for c in formats.PARSED_COLUMNS
+        ],
+        "carrier",
+        F.lit(True).alias("arrived"),
+    )
 
 
-def _parse_delivery(config: Config, spark: SparkSession, carrier: str, files: list[Path], landing: Path,
-                    inputs: Path, report: IngestReport) -> DataFrame:
+def _parse_delivery(
+    config: Config,
+    spark: SparkSession,
+    carrier: str,
+    files: list[Path],
+    landing: Path,
+    inputs: Path,
+    report: IngestReport,
+) -> DataFrame:
     """A carrier's files parsed by its format, with the file-level verdicts that plain Python made
     (a header that does not match quarantines its whole file; a damaged gzip's cut last line)."""
     reader = formats.reader(config.carriers[carrier].format)
@@ -382,24 +480,24 @@ def _parse_delivery(config: Config, spark: SparkSession, carrier: str, files: li
                 bad_header.append(name)
                 report.bad_header.add(name)
                 report.warnings.append(f"{name}: header does not match: expected {reader.HEADER!r}, got {got[:200]!r}")
-                report.partial_reasons.append(f"{carrier}: {name}: header does not match the format; "
-                                              "its rows are in quarantine")
+                report.mark_partial(carrier, f"{name}: header does not match the format; its rows are in quarantine")
         if fact.damaged:
             report.warnings.append(f"{name}: {fact.damaged}: the {fact.lines:,} lines before the damage are read")
-            report.partial_reasons.append(f"{carrier}: {name} is damaged ({fact.damaged}); "
-                                          "records after the damage are missing")
+            report.mark_partial(carrier, f"{name} is damaged ({fact.damaged}); records after the damage are missing")
             if not fact.ends_with_newline and fact.lines:
                 cut.append((name, fact.lines))
     if bad_header:
         in_bad = F.col("source_file").isin(bad_header)
-        frame = (frame.withColumn("reason", F.when(in_bad, F.lit(formats.HEADER_MISMATCH)).otherwise(F.col("reason")))
-                 .withColumn("is_header", F.col("is_header") & ~in_bad))
+        frame = frame.withColumn(
+            "reason", F.when(in_bad, F.lit(formats.HEADER_MISMATCH)).otherwise(F.col("reason"))
+        ).withColumn("is_header", F.col("is_header") & ~in_bad)
     if cut:
         last = F.lit(False)
         for name, line in cut:
             last = last | ((F.col("source_file") == name) & (F.col("source_line") == line))
-        frame = frame.withColumn("reason", F.when(last & ~F.col("is_header"), F.lit(formats.CUT_BY_DAMAGE))
-                                 .otherwise(F.col("reason")))
+        frame = frame.withColumn(
+            "reason", F.when(last & ~F.col("is_header"), F.lit(formats.CUT_BY_DAMAGE)).otherwise(F.col("reason"))
+        )
     return frame.withColumn("carrier", F.lit(carrier)).withColumn("arrived", F.lit(False))
 
 
@@ -410,7 +508,7 @@ def _check_manifest(report: IngestReport, carrier: str, files: list[Path], landi
         manifest = read_manifest(folder)
     except CdrwatchError as err:
         report.warnings.append(str(err))
-        report.partial_reasons.append(f"{carrier}: the manifest cannot be read ({err})")
+        report.mark_partial(carrier, f"the manifest cannot be read ({err})")
         return
     if manifest is None:
         return
@@ -427,11 +525,16 @@ def _check_manifest(report: IngestReport, carrier: str, files: list[Path], landi
     for problem in problems:
         report.warnings.append(f"{carrier}/{report.day.isoformat()}/{MANIFEST}: {problem}")
     if problems:
-        report.partial_reasons.append(f"{carrier}: the delivery does not match its manifest ({'; '.join(problems[:3])}"
-                                      + (" ..." if len(problems) > 3 else "") + ")")
+        report.mark_partial(
+            carrier,
+            f"the delivery does not match its manifest ({'; '.join(problems[:3])}"
+            + (" ..." if len(problems) > 3 else "")
+            + ")",
+        )
 
 
 # ---------------------------------------------------------------- transform
+
 
 def classify(parsed: DataFrame, day: dt.date, late_days: int = 0) -> DataFrame:
     """Parsed rows of all carriers (PARSED_COLUMNS + carrier + arrived) with `outcome` and `date`;
@@ -449,26 +552,35 @@ def classify(parsed: DataFrame, day: dt.date, late_days: int = 0) -> DataFrame:
     candidate = ~F.col("is_header") & F.col("reason").isNull() & ((off == 0) | F.col("arrived"))
     routed = ~F.col("is_header") & F.col("reason").isNull() & ~candidate
     key = F.when(candidate, F.concat(F.lit("r"), F.col("record_id"))).otherwise(
-        F.concat_ws(":", F.lit("q"), F.col("source_file"), F.col("source_line").cast("string")))
+        F.concat_ws(":", F.lit("q"), F.col("source_file"), F.col("source_line").cast("string"))
+    )
     rows = rows.withColumn("_candidate", candidate).withColumn("_routed", routed).withColumn("_key", key)
     first = Window.partitionBy("carrier", "_key").orderBy("source_file", "source_line")
     content = F.struct(*_CONTENT)
     winner = F.first(F.struct(F.col("source_file"), F.col("source_line"), content.alias("content"))).over(first)
     rows = rows.withColumn("_winner", F.when(F.col("_candidate"), winner))
-    outcome = (F.when(F.col("is_header"), HEADER)
-               .when(F.col("reason").isNotNull(), QUARANTINED)
-               .when(F.col("_routed"), ROUTED_OUT)
-               .when((F.col("_winner.source_file") == F.col("source_file"))
-                     & (F.col("_winner.source_line") == F.col("source_line")), ACCEPTED)
-               .when(F.col("_winner.content").eqNullSafe(content), DUPLICATE)
-               .otherwise(CONFLICT))
-    conflict_reason = F.concat(F.lit(CONFLICT_PREFIX), F.col("_winner.source_file"), F.lit(":"),
-                               F.col("_winner.source_line").cast("string"))
-    return (rows.withColumn("outcome", outcome)
-            .withColumn("reason", F.when(F.col("outcome") == CONFLICT, conflict_reason).otherwise(F.col("reason")))
-            .withColumn("date", F.when(F.col("outcome").isin(ACCEPTED, ROUTED_OUT), event_date).otherwise(F.lit(day)))
-            .withColumn("raw", F.when(F.col("outcome").isin(HEADER, QUARANTINED, CONFLICT, ROUTED_OUT), F.col("raw")))
-            .drop("_candidate", "_routed", "_key", "_winner"))
+    outcome = (
+        F.when(F.col("is_header"), HEADER)
+        .when(F.col("reason").isNotNull(), QUARANTINED)
+        .when(F.col("_routed"), ROUTED_OUT)
+        .when(
+            (F.col("_winner.source_file") == F.col("source_file"))
+            & (F.col("_winner.source_line") == F.col("source_line")),
+            ACCEPTED,
+        )
+        .when(F.col("_winner.content").eqNullSafe(content), DUPLICATE)
+        .otherwise(CONFLICT)
+    )
+    conflict_reason = F.concat(
+        F.lit(CONFLICT_PREFIX), F.col("_winner.source_file"), F.lit(":"), F.col("_winner.source_line").cast("string")
+    )
+    return (
+        rows.withColumn("outcome", outcome)
+        .withColumn("reason", F.when(F.col("outcome") == CONFLICT, conflict_reason).otherwise(F.col("reason")))
+        .withColumn("date", F.when(F.col("outcome").isin(ACCEPTED, ROUTED_OUT), event_date).otherwise(F.lit(day)))
+        .withColumn("raw", F.when(F.col("outcome").isin(HEADER, QUARANTINED, CONFLICT, ROUTED_OUT), F.col("raw")))
+        .drop("_candidate", "_routed", "_key", "_winner")
+    )
 
 
 def accepted_rows(rows: DataFrame) -> DataFrame:
@@ -481,21 +593,28 @@ def quarantined_rows(rows: DataFrame) -> DataFrame:
 
 def routed_rows(rows: DataFrame, day: dt.date) -> DataFrame:
     """Routed rows as lake/routed rows of delivery date `day` (their own date in event_date)."""
-    return (rows.filter(F.col("outcome") == ROUTED_OUT).withColumn("event_date", F.col("date"))
-            .withColumn("date", F.lit(day)).select(*ROUTED.names))
+    return (
+        rows.filter(F.col("outcome") == ROUTED_OUT)
+        .withColumn("event_date", F.col("date"))
+        .withColumn("date", F.lit(day))
+        .select(*ROUTED.names)
+    )
 
 
 def _quarantine_carriers(rows: DataFrame, failed: dict[str, str], parsed: DataFrame) -> DataFrame:
     """The rows of carriers whose suite failed, moved from accepted to quarantine with their raw text
     (read again: the accepted rows do not keep it), so nothing of the carrier-day is lost."""
     is_failed = F.col("carrier").isin(list(failed)) & (F.col("outcome") == ACCEPTED)
-    raw = (parsed.where(F.col("carrier").isin(list(failed)))
-           .select("carrier", "source_file", "source_line", F.col("raw").alias("_raw_again")))
-    return (rows.join(raw, ["carrier", "source_file", "source_line"], "left")
-            .withColumn("reason", F.when(is_failed, F.lit(formats.FAILED_VALIDATION)).otherwise(F.col("reason")))
-            .withColumn("raw", F.when(is_failed, F.col("_raw_again")).otherwise(F.col("raw")))
-            .withColumn("outcome", F.when(is_failed, F.lit(QUARANTINED)).otherwise(F.col("outcome")))
-            .drop("_raw_again"))
+    raw = parsed.where(F.col("carrier").isin(list(failed))).select(
+        "carrier", "source_file", "source_line", F.col("raw").alias("_raw_again")
+    )
+    return (
+        rows.join(raw, ["carrier", "source_file", "source_line"], "left")
+        .withColumn("reason", F.when(is_failed, F.lit(formats.FAILED_VALIDATION)).otherwise(F.col("reason")))
+        .withColumn("raw", F.when(is_failed, F.col("_raw_again")).otherwise(F.col("raw")))
+        .withColumn("outcome", F.when(is_failed, F.lit(QUARANTINED)).otherwise(F.col("outcome")))
+        .drop("_raw_again")
+    )
 
 
 def _tally(rows: DataFrame, report: IngestReport, landing: Path) -> None:
@@ -503,9 +622,15 @@ def _tally(rows: DataFrame, report: IngestReport, landing: Path) -> None:
     kind = F.when(F.col("outcome") == CONFLICT, F.lit(None)).otherwise(F.col("reason")).alias("kind")
     arrived_date = F.when(F.col("outcome") == ROUTED_OUT, F.col("date")).alias("routed_to")
     try:
-        groups = (rows.groupBy("carrier", "source_file", "arrived", "outcome", kind, arrived_date)
-                  .agg(F.count("*").alias("count"), F.min("source_line").alias("first_line"),
-                       F.max("source_line").alias("last_line")).collect())
+        groups = (
+            rows.groupBy("carrier", "source_file", "arrived", "outcome", kind, arrived_date)
+            .agg(
+                F.count("*").alias("count"),
+                F.min("source_line").alias("first_line"),
+                F.max("source_line").alias("last_line"),
+            )
+            .collect()
+        )
     except Exception as err:  # a file that vanished while read and the like: name it in one line
         if type(err).__module__.startswith(("pyspark.errors", "py4j")):
             raise CdrwatchError(f"ingest {report.day}: {_read_error(str(err), landing)}") from None
@@ -533,13 +658,15 @@ def _tally(rows: DataFrame, report: IngestReport, landing: Path) -> None:
         else:
             counts.quarantined[g.kind] = counts.quarantined.get(g.kind, 0) + g["count"]
     for when, n in sorted(report.routed_out.items()):
-        report.warnings.append(f"{n:,} record(s) of {when} were delivered in the folders of {report.day}: kept in "
-                               f"lake/routed; they join lake/cdr when {when} is ingested"
-                               + (" (rerun: cdrwatch nightly --date " + when + ")" if when < report.day.isoformat()
-                                  else ""))
+        report.warnings.append(
+            f"{n:,} record(s) of {when} were delivered in the folders of {report.day}: kept in "
+            f"lake/routed; they join lake/cdr when {when} is ingested"
+            + (" (rerun: cdrwatch nightly --date " + when + ")" if when < report.day.isoformat() else "")
+        )
     for name, n in sorted(report.arrived.items()):
-        report.warnings.append(f"{name}: {n:,} record(s) of {report.day} delivered in another date's folder "
-                               "taken from lake/routed")
+        report.warnings.append(
+            f"{name}: {n:,} record(s) of {report.day} delivered in another date's folder taken from lake/routed"
+        )
 
 
 def _check_lines(report: IngestReport) -> None:
@@ -549,16 +676,21 @@ def _check_lines(report: IngestReport) -> None:
             fact = report.facts.get(name)
             if fact is None:
                 continue
-            header = 1 if _format_has_header(report.formats[carrier]) and fact.lines and name not in report.bad_header \
-                else 0
+            header = (
+                1 if _format_has_header(report.formats[carrier]) and fact.lines and name not in report.bad_header else 0
+            )
             expected = fact.lines - header
             if counts.read != expected:
-                raise CdrwatchError(f"{name}: Spark read {counts.read + header:,} lines but the file has {fact.lines:,}: "
-                                    "nothing is written (report this: lines would be lost or doubled)")
+                raise CdrwatchError(
+                    f"{name}: Spark read {counts.read + header:,} lines but the file has {fact.lines:,}: "
+                    "nothing is written (report this: lines would be lost or doubled)"
+                )
             numbered = report.numbered.get(name)
             if numbered is not None and numbered != (1, fact.lines):
-                raise CdrwatchError(f"{name}: lines numbered {numbered[0]}..{numbered[1]} but the file has "
-                                    f"{fact.lines:,}: nothing is written (report this: line numbers would be wrong)")
+                raise CdrwatchError(
+                    f"{name}: lines numbered {numbered[0]}..{numbered[1]} but the file has "
+                    f"{fact.lines:,}: nothing is written (report this: line numbers would be wrong)"
+                )
 
 
 def _validate(rows: DataFrame, report: IngestReport, check: Callable[[str, DataFrame], Any] | None) -> dict[str, str]:
@@ -574,9 +706,9 @@ def _validate(rows: DataFrame, report: IngestReport, check: Callable[[str, DataF
             text = "; ".join(outcome.failures)
             failed[carrier] = text
             report.validation[carrier] = f"FAILED: {text}"
-            report.partial_reasons.append(f"{carrier}: failed validation ({text[:300]}); its rows are in quarantine")
+            report.mark_partial(carrier, f"failed validation ({text[:300]}); its rows are in quarantine")
         if outcome.suspect:
-            report.partial_reasons.append(f"{carrier}: volume {outcome.volume}")
+            report.mark_partial(carrier, f"volume {outcome.volume}")
     if failed:
         for carrier, files in report.files.items():
             if carrier in failed:
@@ -595,42 +727,64 @@ def _judge_completeness(report: IngestReport) -> None:
             continue
         lines = sum(report.facts[n].lines for n in delivered)
         if lines == 0:
-            report.partial_reasons.append(f"{carrier}: the delivery is empty ({len(delivered)} file(s), 0 rows)")
+            report.mark_partial(carrier, f"the delivery is empty ({len(delivered)} file(s), 0 rows)")
         elif counts.accepted == 0 and counts.quarantined_total and carrier not in report.validation_failed:
-            report.partial_reasons.append(f"{carrier}: none of its {counts.read:,} rows was accepted "
-                                          f"({counts.quarantined_total:,} quarantined)")
+            report.mark_partial(
+                carrier, f"none of its {counts.read:,} rows was accepted ({counts.quarantined_total:,} quarantined)"
+            )
         elif counts.read and counts.quarantined_total > MOSTLY_QUARANTINED * counts.read:
-            report.partial_reasons.append(f"{carrier}: {counts.quarantined_total:,} of {counts.read:,} rows quarantined")
+            report.mark_partial(carrier, f"{counts.quarantined_total:,} of {counts.read:,} rows quarantined")
 
 
 # ---------------------------------------------------------------- load
 
-def _load(config: Config, spark: SparkSession, out: lake.DayWrite, rows: DataFrame, report: IngestReport) -> None:
+
+def _load(config: Config, spark: SparkSession, out: lake_spark.DayWrite, rows: DataFrame, report: IngestReport) -> None:
     """Stage the three tables, check the staged rows against the report, then swap them in."""
     totals = report.carriers
     per_file = config.ingest.rows_per_file
-    out.write(CDR, accepted_rows(rows), files=sum(lake.files_for(c.accepted, per_file) for c in totals.values()),
-              sort_by=("msisdn", "start_time", "record_id"), max_rows_per_file=per_file)
-    out.write(QUARANTINE, quarantined_rows(rows),
-              files=sum(lake.files_for(c.quarantined_total + c.conflicts, per_file) for c in totals.values()),
-              sort_by=("source_file", "source_line"), max_rows_per_file=per_file)
-    out.write(ROUTED, routed_rows(rows, report.day), files=max(1, len(totals)),
-              sort_by=("source_file", "source_line"), max_rows_per_file=per_file)
-    written = {(table.name, r.carrier, r.source_file): r["count"] for table in (CDR, QUARANTINE, ROUTED)
-               for r in out.staged(spark, table).groupBy("carrier", "source_file").count().collect()}
+    out.write(
+        CDR,
+        accepted_rows(rows),
+        files=sum(lake_spark.files_for(c.accepted, per_file) for c in totals.values()),
+        sort_by=("msisdn", "start_time", "record_id"),
+        max_rows_per_file=per_file,
+    )
+    out.write(
+        QUARANTINE,
+        quarantined_rows(rows),
+        files=sum(lake_spark.files_for(c.quarantined_total + c.conflicts, per_file) for c in totals.values()),
+        sort_by=("source_file", "source_line"),
+        max_rows_per_file=per_file,
+    )
+    out.write(
+        ROUTED,
+        routed_rows(rows, report.day),
+        files=max(1, len(totals)),
+        sort_by=("source_file", "source_line"),
+        max_rows_per_file=per_file,
+    )
+    written = {
+        (table.name, r.carrier, r.source_file): r["count"]
+        for table in (CDR, QUARANTINE, ROUTED)
+        for r in out.staged(spark, table).groupBy("carrier", "source_file").count().collect()
+    }
     for carrier, files in report.files.items():
         for name, counts in files.items():
             got = tuple(written.pop((t, carrier, name), 0) for t in ("cdr", "quarantine", "routed"))
             want = (counts.accepted, counts.quarantined_total + counts.conflicts, counts.routed)
             if got != want:
-                raise CdrwatchError(f"{name}: written rows do not match the counts: cdr {got[0]} vs accepted "
-                                    f"{want[0]}, quarantine {got[1]} vs {want[1]}, routed {got[2]} vs {want[2]}")
+                raise CdrwatchError(
+                    f"{name}: written rows do not match the counts: cdr {got[0]} vs accepted "
+                    f"{want[0]}, quarantine {got[1]} vs {want[1]}, routed {got[2]} vs {want[2]}"
+                )
     if written:
         raise CdrwatchError(f"ingest {report.day}: rows written for files not read: {sorted(written)[:3]}")
     out.commit(sorted(report.files))
 
 
 # ---------------------------------------------------------------- helpers
+
 
 def _has_header(config: Config, carrier: str) -> bool:
     return _format_has_header(config.carriers[carrier].format)
@@ -669,6 +823,14 @@ def _relative(path: Path, landing: Path) -> str:
 
 
 def _cells(counts: Counts) -> list[str]:
-    return [f"{n:,}" for n in (counts.read, counts.accepted, counts.quarantined_total, counts.duplicates,
-                               counts.conflicts, counts.routed)]
-
+    return [
+        f"{n:,}"
+        for n in (
+            counts.read,
+            counts.accepted,
+            counts.quarantined_total,
+            counts.duplicates,
+            counts.conflicts,
+            counts.routed,
+        )
+    ]

@@ -1,8 +1,10 @@
-"""Spark Column expressions that turn carriers' raw text into the lake's canonical values.
+"""Spark Column expressions that turn carriers' raw text into the lake's canonical values (numbers:
+`jobs.numbers.spark_e164`).
 
 Pure functions of Columns (no UDFs, no session): each returns NULL where the input cannot be read,
 so the caller decides what a NULL means (quarantine reason or an absent optional value).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -10,34 +12,11 @@ from collections.abc import Mapping
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
-# Mobile: 11 digits 1[3-9]x, bare or after 86 / +86 / 0086.
-_MOBILE = r"^(?:\+86|0086|86)?(1[3-9][0-9]{9})$"
-# Landline: trunk 0, area code (2-3 digits, not starting 0), optional dash, 7-8 digit number.
-_LANDLINE = r"^0([1-9][0-9]{1,2}-?[0-9]{7,8})$"
-_INTERNATIONAL_PLUS = r"^\+[1-9][0-9]{4,14}$"
-_INTERNATIONAL_00 = r"^00([1-9][0-9]{4,14})$"
-_SERVICE = r"^[0-9]{3,6}$"
-
 
 def blank_to_null(text: Column) -> Column:
     """The trimmed text, NULL when empty or only spaces."""
     trimmed = F.trim(text)
     return F.when(trimmed != "", trimmed)
-
-
-def e164(number: Column) -> Column:
-    """A telephone number as E.164 (`+8613912345678`, `+862885551234`, `+855...`); 3-6 digit
-    service numbers as digits; anything else as given; blank as NULL (DESIGN.md "Numbers")."""
-    n = F.trim(number)
-    return (
-        F.when(n == "", F.lit(None).cast("string"))
-        .when(n.rlike(_MOBILE), F.concat(F.lit("+86"), F.regexp_extract(n, _MOBILE, 1)))
-        .when(n.rlike(_LANDLINE), F.concat(F.lit("+86"), F.regexp_replace(F.regexp_extract(n, _LANDLINE, 1), "-", "")))
-        .when(n.rlike(_INTERNATIONAL_PLUS), n)
-        .when(n.rlike(_INTERNATIONAL_00), F.concat(F.lit("+"), F.regexp_extract(n, _INTERNATIONAL_00, 1)))
-        .when(n.rlike(_SERVICE), n)
-        .otherwise(number)
-    )
 
 
 def lookup(code: Column, mapping: Mapping[str, str]) -> Column:

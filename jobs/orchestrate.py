@@ -11,6 +11,7 @@ Importable without Airflow, and cheap to import (no pyspark, polars or Great Exp
 level): the scheduler imports it every time it parses the DAG file. Airflow itself is imported only
 inside the `task_*` functions, which are the DAG's task callables.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -30,15 +31,14 @@ from zoneinfo import ZoneInfo
 from jobs.config import Config, load_config
 from jobs.errors import CdrwatchError
 from jobs.io.files import write_atomic
-from jobs.io.landing import delivery_folder, ingestible
+from jobs.io.landing import ingestible
+from jobs.io.layout import delivery_folder
 
 log = logging.getLogger(__name__)
 
 CONF_VARIABLE = "cdrwatch_conf"  # Airflow Variable: path of the conf YAML, read when a task runs
-CONF_ENV = "CDRWATCH_CONF"       # environment variable: the same, and the only source at parse time
-PACKAGES = ("schemas", "detectors", "jobs", "conf")  # what a cluster's driver and executors need
-# Left out of the bundle: the simulator writes landing zones for demos and tests, and no step imports it.
-EXCLUDED_SUBPACKAGES = ("jobs/simulate",)
+CONF_ENV = "CDRWATCH_CONF"  # environment variable: the same, and the only source at parse time
+PACKAGES = ("schemas", "detectors", "jobs", "conf")  # what a cluster's driver and executors need (not simulator/)
 ENTRY_SCRIPT = '''"""spark-submit entry point: the cdrwatch command line, run as Spark's driver program."""
 import sys
 
@@ -54,11 +54,14 @@ class LateCarrier(CdrwatchError):
     def __init__(self, carrier: str, day: dt.date, deadline: dt.datetime, policy: str, what: str = "no files"):
         self.carrier, self.day, self.policy, self.what = carrier, day, policy, what
         then = "going on without it, the night is partial" if policy == "continue" else "failing the night"
-        super().__init__(f"{carrier}: {what} for {day.isoformat()} by the deadline {deadline.isoformat()}; {then}"
-                         f" (schedule.late_carrier: {policy})")
+        super().__init__(
+            f"{carrier}: {what} for {day.isoformat()} by the deadline {deadline.isoformat()}; {then}"
+            f" (schedule.late_carrier: {policy})"
+        )
 
 
 # ---------------------------------------------------------------- nights and landing (pure)
+
 
 def night_of(data_interval_start: dt.datetime, timezone: str) -> dt.date:
     """The lake date a run processes: the local date its data interval starts on."""
@@ -95,7 +98,7 @@ def last_change(folder: Path) -> float:
     for path in folder.iterdir():
         try:
             info = path.lstat()
-        except FileNotFoundError:          # renamed away while we looked: something is still moving
+        except FileNotFoundError:  # renamed away while we looked: something is still moving
             return float("inf")
         stamps += [info.st_mtime, info.st_ctime]
     return max(stamps)
@@ -123,8 +126,9 @@ def landing_state(config: Config, carrier: str, day: dt.date, now: dt.datetime |
         absent = sorted(name for name, size in sizes.items() if size is None)
         empty = sorted(e.file for e in manifest.values() if e.rows and sizes[e.file] == 0)
         if absent or empty:
-            problems = ([f"missing: {', '.join(absent[:5])}" + (" ..." if len(absent) > 5 else "")] if absent else []) \
-                + ([f"empty: {', '.join(empty[:5])}" + (" ..." if len(empty) > 5 else "")] if empty else [])
+            problems = (
+                [f"missing: {', '.join(absent[:5])}" + (" ..." if len(absent) > 5 else "")] if absent else []
+            ) + ([f"empty: {', '.join(empty[:5])}" + (" ..." if len(empty) > 5 else "")] if empty else [])
             return False, f"an incomplete delivery ({MANIFEST} lists files {'; '.join(problems)})"
         return True, f"{MANIFEST} with {len(manifest)} file(s)"
     if config.schedule.require_manifest:
@@ -141,8 +145,10 @@ def landing_state(config: Config, carrier: str, day: dt.date, now: dt.datetime |
     changed = last_change(folder)
     if changed > (now - settle).timestamp():
         last = dt.datetime.fromtimestamp(changed, dt.timezone.utc) if changed < float("inf") else now
-        return False, (f"files still changing (last change {last:%H:%M:%S} UTC,"
-                       f" schedule.settle_minutes: {config.schedule.settle_minutes:g})")
+        return False, (
+            f"files still changing (last change {last:%H:%M:%S} UTC,"
+            f" schedule.settle_minutes: {config.schedule.settle_minutes:g})"
+        )
     return True, f"{len(files)} file(s), unchanged for {config.schedule.settle_minutes:g} min"
 
 
@@ -169,6 +175,7 @@ def check_landing(config: Config, carrier: str, day: dt.date, deadline: dt.datet
 
 # ---------------------------------------------------------------- running a step
 
+
 def is_local(config: Config) -> bool:
     return config.spark.master.startswith("local")
 
@@ -187,8 +194,14 @@ class SubmitFailed(RuntimeError):
     """spark-submit of a step ended with an exit code that may be transient (1: an unexpected error)."""
 
 
-def run_step(step: str, day: dt.date, conf_file: str | Path | None = None, overrides: tuple[str, ...] = (),
-             *, cache_dir: Path | None = None):
+def run_step(
+    step: str,
+    day: dt.date,
+    conf_file: str | Path | None = None,
+    overrides: tuple[str, ...] = (),
+    *,
+    cache_dir: Path | None = None,
+):
     """Run one `jobs.pipeline` step for one night with this conf: in this process for a local
     master (the process's Spark session is reused; returns the StepResult), else as
     `cdrwatch <step> --date D` through spark-submit. A `CdrwatchError` (configuration, input) is
@@ -202,8 +215,10 @@ def run_step(step: str, day: dt.date, conf_file: str | Path | None = None, overr
     args = cli_args(step, day, conf_file, overrides)
     code = stream(spark_submit_command(config, args, conf_file, cache_dir=cache_dir), submit_env())
     if code == 2:
-        raise CdrwatchError(f"cdrwatch {' '.join(masked(args))} failed on a problem of configuration or input "
-                            f"(exit code 2: see the error line above)")
+        raise CdrwatchError(
+            f"cdrwatch {' '.join(masked(args))} failed on a problem of configuration or input "
+            f"(exit code 2: see the error line above)"
+        )
     if code != 0:
         raise SubmitFailed(f"cdrwatch {' '.join(masked(args))} failed (exit code {code})")
     return None
@@ -216,19 +231,27 @@ def spark_home() -> Path:
     return Path(importlib.util.find_spec("pyspark").submodule_search_locations[0])
 
 
-def spark_submit_command(config: Config, args: list[str], conf_file: str | Path | None = None, *,
-                         cache_dir: Path | None = None) -> list[str]:
+def spark_submit_command(
+    config: Config, args: list[str], conf_file: str | Path | None = None, *, cache_dir: Path | None = None
+) -> list[str]:
     """spark-submit of `cdrwatch <args>` in client mode: the driver runs here (it reads landing and
     writes the lake and outbox, which must be at the same path on every executor); the package goes
     to the executors as `--py-files`, the conf file with `--files`. Driver JVM settings are given
     here because, in client mode, the JVM starts before the job's own SparkSession settings apply."""
     package, entry = submit_bundle(cache_dir)
-    command = [str(spark_home() / "bin" / "spark-submit"),
-               "--master", config.spark.master,
-               "--deploy-mode", "client",
-               "--driver-memory", config.spark.driver_memory,
-               "--driver-java-options", f"-Dlog4j2.configurationFile={package_dir('conf') / 'log4j2.properties'}",
-               "--py-files", str(package)]
+    command = [
+        str(spark_home() / "bin" / "spark-submit"),
+        "--master",
+        config.spark.master,
+        "--deploy-mode",
+        "client",
+        "--driver-memory",
+        config.spark.driver_memory,
+        "--driver-java-options",
+        f"-Dlog4j2.configurationFile={package_dir('conf') / 'log4j2.properties'}",
+        "--py-files",
+        str(package),
+    ]
     for key, value in config.spark.extra.items():
         command += ["--conf", f"{key}={str(value).lower() if isinstance(value, bool) else value}"]
     if conf_file is not None:
@@ -253,8 +276,10 @@ def masked(command: list[str]) -> list[str]:
     shown = list(command)
     for i in range(1, len(shown)):
         key, eq, _ = shown[i].partition("=")
-        if eq and ((shown[i - 1] == "--conf" and "/" not in key)
-                   or (shown[i - 1] == "--set" and key.strip().startswith("spark.extra"))):
+        if eq and (
+            (shown[i - 1] == "--conf" and "/" not in key)
+            or (shown[i - 1] == "--set" and key.strip().startswith("spark.extra"))
+        ):
             shown[i] = key + "=***"
     return shown
 
@@ -263,8 +288,9 @@ def stream(command: list[str], env: dict[str, str]) -> int:
     """Run `command`, copying its output line by line to stdout (the task log); its exit code.
     The logged command line is `masked`; the process gets the real one."""
     print("$ " + " ".join(masked(command)), flush=True)
-    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          errors="replace") as process:
+    with subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+    ) as process:
         for line in process.stdout:
             print(line, end="", flush=True)
     return process.returncode
@@ -276,7 +302,7 @@ def package_dir(name: str) -> Path:
 
 
 def package_zip_bytes() -> bytes:
-    """`schemas/ detectors/ jobs/ conf/` (without `EXCLUDED_SUBPACKAGES`) as one zip for `--py-files`,
+    """`schemas/ detectors/ jobs/ conf/` as one zip for `--py-files`,
     byte-identical for the same sources (sorted names, fixed timestamps), so its hash names the
     version in the cache."""
     buffer = io.BytesIO()
@@ -287,8 +313,6 @@ def package_zip_bytes() -> bytes:
                 if "__pycache__" in path.parts or path.suffix in (".pyc", ".pyo"):
                     continue
                 member = f"{name}/{path.relative_to(root).as_posix()}"
-                if any(member.startswith(f"{excluded}/") for excluded in EXCLUDED_SUBPACKAGES):
-                    continue
                 info = zipfile.ZipInfo(member, date_time=(1980, 1, 1, 0, 0, 0))
                 info.compress_type = zipfile.ZIP_DEFLATED
                 info.external_attr = 0o644 << 16
@@ -316,11 +340,15 @@ def private_dir(path: Path) -> Path:
     if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
         raise CdrwatchError(f"{path}: the spark-submit cache must be a real directory, not a link or a file")
     if info.st_uid != os.getuid():
-        raise CdrwatchError(f"{path}: the spark-submit cache is owned by uid {info.st_uid}, not by this user "
-                            f"({os.getuid()}); refusing to use it")
+        raise CdrwatchError(
+            f"{path}: the spark-submit cache is owned by uid {info.st_uid}, not by this user "
+            f"({os.getuid()}); refusing to use it"
+        )
     if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise CdrwatchError(f"{path}: the spark-submit cache is writable by others (mode "
-                            f"{stat.S_IMODE(info.st_mode):o}); refusing to use it (chmod 700 it)")
+        raise CdrwatchError(
+            f"{path}: the spark-submit cache is writable by others (mode "
+            f"{stat.S_IMODE(info.st_mode):o}); refusing to use it (chmod 700 it)"
+        )
     return path
 
 
@@ -347,6 +375,7 @@ def submit_bundle(cache_dir: Path | None = None) -> tuple[Path, Path]:
 
 # ---------------------------------------------------------------- run summaries
 
+
 def validation_lines(config: Config, day: dt.date) -> tuple[list[str], bool]:
     """The night's saved GX results as lines, and whether any carrier passed (`validate.night_verdict`)."""
     from jobs.validate import night_verdict
@@ -359,6 +388,7 @@ def validation_lines(config: Config, day: dt.date) -> tuple[list[str], bool]:
 # Each takes the values Airflow passes by name (data_interval_start, ...) and reads the conf when
 # it runs, so changing the Variable needs no redeploy.
 
+
 def conf_file_at_parse() -> str | None:
     """The conf file the DAG is built from (schedule, timezone, carriers): env CDRWATCH_CONF."""
     return os.environ.get(CONF_ENV) or None
@@ -370,8 +400,10 @@ def conf_file_at_run() -> str:
 
     conf_file = Variable.get(CONF_VARIABLE, default=None) or conf_file_at_parse()
     if not conf_file:
-        raise CdrwatchError(f"no cdrwatch conf: set the Airflow Variable {CONF_VARIABLE} or the environment "
-                            f"variable {CONF_ENV} to the path of a conf YAML (absolute paths inside)")
+        raise CdrwatchError(
+            f"no cdrwatch conf: set the Airflow Variable {CONF_VARIABLE} or the environment "
+            f"variable {CONF_ENV} to the path of a conf YAML (absolute paths inside)"
+        )
     return conf_file
 
 
@@ -409,8 +441,10 @@ def task_wait_for_carrier(carrier: str, data_interval_start=None, data_interval_
             log.warning(str(late))
             raise (AirflowSkipException if late.policy == "continue" else AirflowFailException)(str(late)) from None
         what = landing_state(config, carrier, day, now)[1]
-    log.info(f"{carrier}: files for {day} " + (f"landed: {what}" if landed else
-                                               f"not landed yet: {what}; waiting until {deadline.isoformat()}"))
+    log.info(
+        f"{carrier}: files for {day} "
+        + (f"landed: {what}" if landed else f"not landed yet: {what}; waiting until {deadline.isoformat()}")
+    )
     return landed
 
 

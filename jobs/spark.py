@@ -1,4 +1,5 @@
 """The one place a SparkSession is made: master, timezone and settings all come from `Config`."""
+
 from __future__ import annotations
 
 import os

@@ -7,6 +7,7 @@ lines' numbers) -> transform (`detectors.spoofing.judge_incoming`, pure Spark) -
 spoofed legs are few: a graph on the driver) -> load (lake/spoofed/date=D, and the counts in
 lake/_runs/detect/date=D/spoofing.json).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -20,18 +21,27 @@ from pyspark.sql import functions as F
 from pyspark.storagelevel import StorageLevel
 
 from detectors.base import Night, local_time
-from detectors.spoofing import TOO_MANY_UNMATCHED, LegInputs, guard_pairs, in_pairs, judge_incoming, \
-    outgoing_legs, owner_carrier, quarantine_mentions
+from detectors.spoofing import (
+    TOO_MANY_UNMATCHED,
+    LegInputs,
+    guard_pairs,
+    in_pairs,
+    judge_incoming,
+    outgoing_legs,
+    owner_carrier,
+    quarantine_mentions,
+)
 from jobs.config import Config
-from jobs.io import inventory, lake, summaries
+from jobs.io import inventory, lake_spark, layout, summaries
 from jobs.io.files import write_json
 from schemas.tables import CDR, QUARANTINE, ROUTED, SIM_DAY, SPOOFED
 
 log = logging.getLogger(__name__)
 
+
 def incomplete_carriers(config: Config, day: dt.date) -> dict[str, str]:
     """Carrier -> why its delivery for `day` is missing, partial or suspect, from ingest's run summary
-    (every partial reason starts with its carrier). Without a summary nothing is known to be whole:
+    (`partial_carriers`: the reasons by carrier). Without a summary nothing is known to be whole:
     every carrier is listed."""
     summary = summaries.read_summary(config, "ingest", day)
     if summary is None:
@@ -39,10 +49,16 @@ def incomplete_carriers(config: Config, day: dt.date) -> dict[str, str]:
     reasons: dict[str, list[str]] = {}
     for carrier in summary.get("missing_carriers", []):
         reasons.setdefault(carrier, []).append(f"no files for {day.isoformat()}")
-    for line in summary.get("partial_reasons", []):
-        carrier, _, why = line.partition(": ")
-        if carrier in config.carriers and why not in reasons.get(carrier, []):
-            reasons.setdefault(carrier, []).append(why)
+    by_carrier = summary.get("partial_carriers")
+    if by_carrier is None:  # a summary written before ingest kept its reasons by carrier
+        by_carrier = {}
+        for line in summary.get("partial_reasons", []):
+            carrier, _, why = line.partition(": ")
+            by_carrier.setdefault(carrier, []).append(why)
+    for carrier, whys in by_carrier.items():
+        for why in whys:
+            if carrier in config.carriers and why not in reasons.get(carrier, []):
+                reasons.setdefault(carrier, []).append(why)
     return {c: "; ".join(why) for c, why in sorted(reasons.items())}
 
 
@@ -50,25 +66,37 @@ def leg_inputs(config: Config, spark: SparkSession, night: Night) -> LegInputs:
     """What judging `night`'s incoming legs needs from the lake around it (see `LegInputs`)."""
     day, settings = night.day, config.detectors.spoofing
     before, after = day - dt.timedelta(days=1), day + dt.timedelta(days=1)
-    near = F.col("start_time").between(F.timestamp_add("SECOND", F.lit(-settings.tolerance_s), local_time(day, F.lit(0))),
-                                       F.timestamp_add("SECOND", F.lit(settings.tolerance_s), local_time(after, F.lit(0))))
-    neighbours = lake.read_range(config, spark, CDR, before, after).where(F.col("date") != F.lit(day))
-    routed = lake.read_range(config, spark, ROUTED, before, after)
-    outgoing = (outgoing_legs(night.cdr)
-                .unionByName(outgoing_legs(neighbours.where(near)))
-                .unionByName(outgoing_legs(routed.where(near))))
+    near = F.col("start_time").between(
+        F.timestamp_add("SECOND", F.lit(-settings.tolerance_s), local_time(day, F.lit(0))),
+        F.timestamp_add("SECOND", F.lit(settings.tolerance_s), local_time(after, F.lit(0))),
+    )
+    neighbours = lake_spark.read_range(config, spark, CDR, before, after).where(F.col("date") != F.lit(day))
+    routed = lake_spark.read_range(config, spark, ROUTED, before, after)
+    outgoing = (
+        outgoing_legs(night.cdr)
+        .unionByName(outgoing_legs(neighbours.where(near)))
+        .unionByName(outgoing_legs(routed.where(near)))
+    )
     first = day - dt.timedelta(days=settings.subscriber_days)
-    subscribers = (night.cdr.select("msisdn", "carrier")
-                   .unionByName(night.earlier().sims.select("msisdn", "carrier"))
-                   .unionByName(lake.read_range(config, spark, SIM_DAY, first, before).select("msisdn", "carrier"))
-                   .distinct())
+    subscribers = (
+        night.cdr.select("msisdn", "carrier")
+        .unionByName(night.earlier().sims.select("msisdn", "carrier"))
+        .unionByName(lake_spark.read_range(config, spark, SIM_DAY, first, before).select("msisdn", "carrier"))
+        .distinct()
+    )
 
     def carriers_on(other: dt.date) -> frozenset[str]:
-        return frozenset(c for c in config.carriers if lake.partition_path(config, CDR, other, c).is_dir())
+        return frozenset(c for c in config.carriers if layout.partition_path(config, CDR, other, c).is_dir())
 
-    mentions = quarantine_mentions(lake.read_range(config, spark, QUARANTINE, before, after))
-    return LegInputs(outgoing=outgoing, subscribers=subscribers, incomplete=incomplete_carriers(config, day),
-                     previous_day=carriers_on(before), next_day=carriers_on(after), mentions=mentions)
+    mentions = quarantine_mentions(lake_spark.read_range(config, spark, QUARANTINE, before, after))
+    return LegInputs(
+        outgoing=outgoing,
+        subscribers=subscribers,
+        incomplete=incomplete_carriers(config, day),
+        previous_day=carriers_on(before),
+        next_day=carriers_on(after),
+        mentions=mentions,
+    )
 
 
 @dataclass
@@ -85,7 +113,7 @@ def settings_with_protected(config: Config, warnings: list[str] | None = None):
     from jobs.config import ProtectedNumber
 
     settings = config.detectors.spoofing
-    extra, problems = inventory.read_protected_numbers(inventory.protected_path(config))
+    extra, problems = inventory.read_protected_numbers(layout.protected_path(config))
     if warnings is not None:
         warnings += problems
     if not extra:
@@ -98,26 +126,50 @@ def judge_night(config: Config, spark: SparkSession, night: Night, warnings: lis
     records are missing or whose clocks are too far apart (`guard_pairs`), and name the campaigns."""
     settings = settings_with_protected(config, warnings)
     inputs = leg_inputs(config, spark, night)
-    judged = judge_incoming(night, inputs, settings).withColumn("owner_carrier", owner_carrier()) \
+    judged = (
+        judge_incoming(night, inputs, settings)
+        .withColumn("owner_carrier", owner_carrier())
         .persist(StorageLevel.MEMORY_AND_DISK)
+    )
     try:
-        counts = (judged.groupBy("carrier", F.col("owner_carrier").alias("owners"), "verdict", "reason",
-                                 F.col("protected").isNotNull().alias("is_protected"))
-                  .agg(F.count("*").alias("n")).collect())
+        counts = (
+            judged.groupBy(
+                "carrier",
+                F.col("owner_carrier").alias("owners"),
+                "verdict",
+                "reason",
+                F.col("protected").isNotNull().alias("is_protected"),
+            )
+            .agg(F.count("*").alias("n"))
+            .collect()
+        )
         guarded = guard_pairs([r for r in counts if not r.is_protected], settings)
         spoofed = judged.where((F.col("verdict") == "spoofed") & (F.col("protected").isNotNull() | ~in_pairs(guarded)))
-        rows = [r.asDict() for r in spoofed.select(*[c for c in SPOOFED.names if c not in ("campaign_id", "date")])
-                .orderBy("start_time", "carrier", "record_id").collect()]
+        rows = [
+            r.asDict()
+            for r in spoofed.select(*[c for c in SPOOFED.names if c not in ("campaign_id", "date")])
+            .orderBy("start_time", "carrier", "record_id")
+            .collect()
+        ]
     finally:
         judged.unpersist()
     ids = campaign_ids(rows, settings.campaign_gap_minutes, night.day)
-    legs = spark.createDataFrame([tuple({**r, "campaign_id": i, "date": night.day}[c] for c in SPOOFED.names)
-                                  for r, i in zip(rows, ids)], SPOOFED.spark())
+    legs = spark.createDataFrame(
+        [tuple({**r, "campaign_id": i, "date": night.day}[c] for c in SPOOFED.names) for r, i in zip(rows, ids)],
+        SPOOFED.spark(),
+    )
     return Judgement(legs, _summary(night.day, settings, counts, guarded, inputs.incomplete, rows, ids))
 
 
-def _summary(day: dt.date, settings, counts: list, guarded: dict[tuple[str, str], str], incomplete: dict[str, str],
-             rows: list[dict], ids: list[str]) -> dict:
+def _summary(
+    day: dt.date,
+    settings,
+    counts: list,
+    guarded: dict[tuple[str, str], str],
+    incomplete: dict[str, str],
+    rows: list[dict],
+    ids: list[str],
+) -> dict:
     not_judged: dict[str, int] = {}
     for r in counts:
         if r.verdict == "not_judged":
@@ -126,9 +178,13 @@ def _summary(day: dt.date, settings, counts: list, guarded: dict[tuple[str, str]
             not_judged[TOO_MANY_UNMATCHED] = not_judged.get(TOO_MANY_UNMATCHED, 0) + r.n
     matched = sum(r.n for r in counts if r.verdict == "matched")
     return {
-        "date": day.isoformat(), "tolerance_s": settings.tolerance_s,
-        "incoming_legs": sum(r.n for r in counts), "judged": matched + len(rows), "matched": matched,
-        "spoofed": len(rows), "not_judged": dict(sorted(not_judged.items())),
+        "date": day.isoformat(),
+        "tolerance_s": settings.tolerance_s,
+        "incoming_legs": sum(r.n for r in counts),
+        "judged": matched + len(rows),
+        "matched": matched,
+        "spoofed": len(rows),
+        "not_judged": dict(sorted(not_judged.items())),
         "unjudged_carriers": {**incomplete, **_by_owner(guarded)},
         "campaigns": len(set(ids)),
     }
@@ -168,8 +224,8 @@ def campaign_ids(legs: list[dict], gap_minutes: int, day: dt.date) -> list[str]:
 
 def write_judgement(config: Config, day: dt.date, judgement: Judgement) -> Path:
     """lake/spoofed/date=D (atomic) and the counts beside detect's other run files."""
-    lake.replace_date(config, SPOOFED, day, judgement.legs, sort_by=("start_time", "carrier", "record_id"))
-    return write_json(summaries.run_dir(config, "detect", day) / summaries.SPOOFING, judgement.summary)
+    lake_spark.replace_date(config, SPOOFED, day, judgement.legs, sort_by=("start_time", "carrier", "record_id"))
+    return write_json(layout.spoofing_path(config, day), judgement.summary)
 
 
 def note(summary: dict) -> str | None:
@@ -178,5 +234,6 @@ def note(summary: dict) -> str | None:
         return None
     parts = ", ".join(f"{n:,} {why}" for why, n in summary["not_judged"].items())
     unjudged = "; ".join(f"{c}: {why}" for c, why in summary["unjudged_carriers"].items())
-    return f"{sum(summary['not_judged'].values()):,} incoming leg(s) not judged ({parts})" + \
-        (f"; carriers: {unjudged}" if unjudged else "")
+    return f"{sum(summary['not_judged'].values()):,} incoming leg(s) not judged ({parts})" + (
+        f"; carriers: {unjudged}" if unjudged else ""
+    )

@@ -3,7 +3,8 @@
 `validate_cdr_partition` runs one GX 1.x expectation suite over the partition's Spark DataFrame and
 returns a `ValidationOutcome`:
 
-* `success` – every *critical* expectation held. A failure fails the ingest run.
+* `success` – every *critical* expectation held. On a failure ingest quarantines that carrier's rows
+  and marks the night partial; the nightly `validate` step stops the night only when no carrier passed.
 * `suspect` – the day's row count is under `ingest.volume_min_ratio` x the median of the carrier's
   recent accepted row counts. Reported (the expectation has GX severity "warning"), never a failed
   run: a carrier that delivers half a day is news for the analysts, not a broken pipeline.
@@ -14,6 +15,7 @@ Cost: the suite is run with counts but without GX's per-expectation sample queri
 it to about a dozen Spark jobs over the (cached) partition; only when something fails is a second,
 small run made over the failed expectations alone to fetch a few offending values for the report.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -25,14 +27,15 @@ from pathlib import Path
 from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
-from jobs.io import files, summaries
 from jobs.config import Config
 from jobs.errors import CdrwatchError
-from schemas.tables import CDR
 
 # The same shapes the parsers enforce row by row (jobs/formats): the suite is the backstop that
 # catches a parser that lets through what the lake's contract refuses.
 from jobs.formats import IMEI_REGEX, IMSI_REGEX, MAX_DURATION_S, MSISDN_REGEX, OTHER_PARTY_REGEXES  # noqa: E402
+from jobs.io import files, layout, summaries
+from schemas.tables import CDR
+
 NO_HISTORY = "no history yet"
 
 _META_KEY = "cdrwatch_check"  # expectation meta: which of our checks this is
@@ -54,7 +57,9 @@ class ValidationOutcome:
     suspect: bool  # low volume against recent history
     row_count: int | None
     volume: str  # "no history yet" | "ok: ..." | "suspect: ..."
-    failures: tuple[str, ...]  # "expect_column_values_to_be_between(duration_s): 3 of 51234 rows are outside 0..86400 (e.g. -5)"
+    failures: tuple[
+        str, ...
+    ]  # "expect_column_values_to_be_between(duration_s): 3 of 51234 rows are outside 0..86400 (e.g. -5)"
     gx_result: dict[str, Any] = field(repr=False)
     _gx_object: Any = field(default=None, repr=False, compare=False)  # for the HTML page
 
@@ -105,7 +110,7 @@ def recent_row_counts(config: Config, carrier: str, day: dt.date) -> list[int]:
     be shorter or empty ("no history yet"). A summary that cannot be read raises CdrwatchError."""
     counts = []
     for back in range(config.ingest.volume_history_days, 0, -1):
-        path = summaries.run_summary_path(config, "ingest", day - dt.timedelta(days=back))
+        path = layout.run_summary_path(config, "ingest", day - dt.timedelta(days=back))
         if path.is_file():
             accepted = read_accepted_counts(path).get(carrier)
             if accepted is not None:
@@ -138,50 +143,101 @@ def _checks(carrier: str, day: dt.date, config: Config, min_rows: int | None) ->
     window = f"[{day_start:%Y-%m-%d %H:%M}, {day_end:%Y-%m-%d %H:%M}) {config.timezone}"
 
     checks = [
-        _Check("columns", "", lambda m: gxe.ExpectTableColumnsToMatchSet(
-            column_set=CDR.names, exact_match=False, meta=m)),
+        _Check(
+            "columns", "", lambda m: gxe.ExpectTableColumnsToMatchSet(column_set=CDR.names, exact_match=False, meta=m)
+        ),
     ]
     for column in CDR.columns:
         if not column.nullable:
-            checks.append(_Check(f"not_null.{column.name}", "are null", lambda m, c=column.name: (
-                gxe.ExpectColumnValuesToNotBeNull(column=c, meta=m))))
+            checks.append(
+                _Check(
+                    f"not_null.{column.name}",
+                    "are null",
+                    lambda m, c=column.name: gxe.ExpectColumnValuesToNotBeNull(column=c, meta=m),
+                )
+            )
     checks += [
-        _Check("unique.record_id", "share their record_id with another row", lambda m: (
-            gxe.ExpectColumnValuesToBeUnique(column="record_id", meta=m))),
-        _Check("set.carrier", f"are not {carrier!r}", lambda m: (
-            gxe.ExpectColumnValuesToBeInSet(column="carrier", value_set=[carrier], meta=m))),
-        _Check("set.direction", "are not in {out, in}", lambda m: (
-            gxe.ExpectColumnValuesToBeInSet(column="direction", value_set=["out", "in"], meta=m))),
-        _Check("set.service", "are not in {voice, sms}", lambda m: (
-            gxe.ExpectColumnValuesToBeInSet(column="service", value_set=["voice", "sms"], meta=m))),
+        _Check(
+            "unique.record_id",
+            "share their record_id with another row",
+            lambda m: gxe.ExpectColumnValuesToBeUnique(column="record_id", meta=m),
+        ),
+        _Check(
+            "set.carrier",
+            f"are not {carrier!r}",
+            lambda m: gxe.ExpectColumnValuesToBeInSet(column="carrier", value_set=[carrier], meta=m),
+        ),
+        _Check(
+            "set.direction",
+            "are not in {out, in}",
+            lambda m: gxe.ExpectColumnValuesToBeInSet(column="direction", value_set=["out", "in"], meta=m),
+        ),
+        _Check(
+            "set.service",
+            "are not in {voice, sms}",
+            lambda m: gxe.ExpectColumnValuesToBeInSet(column="service", value_set=["voice", "sms"], meta=m),
+        ),
         # A carrier's own subscribers: 11-digit mobiles, and IoT/M2M SIMs with 13-digit numbers
         # (+86 1064..., +86 1440...), which are legitimate subscribers of the partition.
-        _Check("regex.msisdn", f"do not match {MSISDN_REGEX}", lambda m: (
-            gxe.ExpectColumnValuesToMatchRegex(column="msisdn", regex=MSISDN_REGEX, meta=m))),
+        _Check(
+            "regex.msisdn",
+            f"do not match {MSISDN_REGEX}",
+            lambda m: gxe.ExpectColumnValuesToMatchRegex(column="msisdn", regex=MSISDN_REGEX, meta=m),
+        ),
         # The peer is whatever the network delivered: besides E.164 and short service numbers, SMS
         # arrive from alphanumeric sender ids ("BANK") and SMS-gateway ports; nulls (withheld) are not checked.
-        _Check("regex.other_party", f"match none of {', '.join(OTHER_PARTY_REGEXES)}", lambda m: (
-            gxe.ExpectColumnValuesToMatchRegexList(
-                column="other_party", regex_list=list(OTHER_PARTY_REGEXES), match_on="any", meta=m))),
-        _Check("range.duration_s", f"are outside 0..{MAX_DURATION_S}", lambda m: (
-            gxe.ExpectColumnValuesToBeBetween(column="duration_s", min_value=0, max_value=MAX_DURATION_S, meta=m))),
+        _Check(
+            "regex.other_party",
+            f"match none of {', '.join(OTHER_PARTY_REGEXES)}",
+            lambda m: gxe.ExpectColumnValuesToMatchRegexList(
+                column="other_party", regex_list=list(OTHER_PARTY_REGEXES), match_on="any", meta=m
+            ),
+        ),
+        _Check(
+            "range.duration_s",
+            f"are outside 0..{MAX_DURATION_S}",
+            lambda m: gxe.ExpectColumnValuesToBeBetween(
+                column="duration_s", min_value=0, max_value=MAX_DURATION_S, meta=m
+            ),
+        ),
         # Expressible in GX 1.x as a row condition: only rows with service == "sms" are checked.
-        _Check("sms.duration_s", "have a duration other than 0", lambda m: (
-            gxe.ExpectColumnValuesToBeBetween(
-                column="duration_s", min_value=0, max_value=0, row_condition=Column("service") == "sms", meta=m)),
-            rows="sms rows"),
-        _Check("range.start_time", f"are outside {window}", lambda m: (
-            gxe.ExpectColumnValuesToBeBetween(
-                column="start_time", min_value=day_start, max_value=day_end, strict_max=True, meta=m))),
+        _Check(
+            "sms.duration_s",
+            "have a duration other than 0",
+            lambda m: gxe.ExpectColumnValuesToBeBetween(
+                column="duration_s", min_value=0, max_value=0, row_condition=Column("service") == "sms", meta=m
+            ),
+            rows="sms rows",
+        ),
+        _Check(
+            "range.start_time",
+            f"are outside {window}",
+            lambda m: gxe.ExpectColumnValuesToBeBetween(
+                column="start_time", min_value=day_start, max_value=day_end, strict_max=True, meta=m
+            ),
+        ),
         # GX map expectations skip nulls: imsi/imei are checked where present.
-        _Check("regex.imsi", f"do not match {IMSI_REGEX}", lambda m: (
-            gxe.ExpectColumnValuesToMatchRegex(column="imsi", regex=IMSI_REGEX, meta=m))),
-        _Check("regex.imei", f"do not match {IMEI_REGEX}", lambda m: (
-            gxe.ExpectColumnValuesToMatchRegex(column="imei", regex=IMEI_REGEX, meta=m))),
+        _Check(
+            "regex.imsi",
+            f"do not match {IMSI_REGEX}",
+            lambda m: gxe.ExpectColumnValuesToMatchRegex(column="imsi", regex=IMSI_REGEX, meta=m),
+        ),
+        _Check(
+            "regex.imei",
+            f"do not match {IMEI_REGEX}",
+            lambda m: gxe.ExpectColumnValuesToMatchRegex(column="imei", regex=IMEI_REGEX, meta=m),
+        ),
     ]
     if min_rows is not None:
-        checks.append(_Check(_VOLUME, "", lambda m: gxe.ExpectTableRowCountToBeBetween(
-            min_value=min_rows, severity=FailureSeverity.WARNING, meta=m)))
+        checks.append(
+            _Check(
+                _VOLUME,
+                "",
+                lambda m: gxe.ExpectTableRowCountToBeBetween(
+                    min_value=min_rows, severity=FailureSeverity.WARNING, meta=m
+                ),
+            )
+        )
     return checks
 
 
@@ -239,13 +295,11 @@ def validate_cdr_partition(df, carrier: str, day: dt.date, config: Config, recen
         batch = _batch_definition().get_batch(batch_parameters={"dataframe": df})
         result = batch.validate(_suite(name, checks), result_format=_COUNTS_ONLY)
         failed_map = [
-            r for r in result.results
-            if not r.success and "unexpected_count" in (r.result or {}) and _key(r) in by_key
+            r for r in result.results if not r.success and "unexpected_count" in (r.result or {}) and _key(r) in by_key
         ]
         if failed_map:  # rare: fetch a few offending values of the failed expectations only
             keys = [_key(r) for r in failed_map]
-            detail = batch.validate(_suite(name + ".samples", [by_key[k] for k in keys]),
-                                    result_format=_WITH_SAMPLES)
+            detail = batch.validate(_suite(name + ".samples", [by_key[k] for k in keys]), result_format=_WITH_SAMPLES)
             samples = {_key(r): (r.result or {}).get("partial_unexpected_list") for r in detail.results}
             for r in failed_map:
                 if samples.get(_key(r)) is not None:
@@ -269,8 +323,10 @@ def validate_cdr_partition(df, carrier: str, day: dt.date, config: Config, recen
         volume = NO_HISTORY
     else:
         shown_median = int(median) if median == int(median) else round(median, 1)
-        volume = (f"{'suspect' if suspect else 'ok'}: {row_count} rows; median of {len(history)} recent days"
-                  f" {shown_median}, minimum {min_rows}")
+        volume = (
+            f"{'suspect' if suspect else 'ok'}: {row_count} rows; median of {len(history)} recent days"
+            f" {shown_median}, minimum {min_rows}"
+        )
         if suspect:
             volume += f" ({config.ingest.volume_min_ratio:g} x median)"
 
@@ -371,7 +427,6 @@ def _render_html(result) -> str:
     return DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(result))
 
 
-
 # --------------------------------------------------------------------------------------------
 # the night's verdict (the nightly `validate` step)
 
@@ -382,11 +437,12 @@ def night_verdict(config: Config, day: dt.date) -> tuple[list[str], list[str], l
     passed and those that failed. Read back, not re-run: the suite ran before ingest committed. A
     failed carrier-day is already in quarantine and makes the night partial; only a night where no
     carrier passed has nothing to go on with."""
-    runs = summaries.run_dir(config, "ingest", day)
+    runs = layout.run_dir(config, "ingest", day)
     summary = summaries.read_summary(config, "ingest", day)
     if summary is None:
-        raise CdrwatchError(f"{summaries.run_summary_path(config, 'ingest', day)}: no ingest run summary for {day} "
-                            f"(run ingest first)")
+        raise CdrwatchError(
+            f"{layout.run_summary_path(config, 'ingest', day)}: no ingest run summary for {day} (run ingest first)"
+        )
     lines, passed, failed = [], [], []
     for carrier in summary.get("carriers", {}):
         path = runs / f"validation_{carrier}.json"
@@ -396,9 +452,11 @@ def night_verdict(config: Config, day: dt.date) -> tuple[list[str], list[str], l
         result = json.loads(path.read_text(encoding="utf-8"))
         stats = result.get("gx_result", {}).get("statistics", {})
         met, total = stats.get("successful_expectations"), stats.get("evaluated_expectations")
-        lines.append(f"{carrier}: GX suite {'passed' if result['success'] else 'FAILED'} "
-                     f"({met}/{total} expectations met, {result['row_count']} rows); volume {result['volume']}"
-                     + (" (suspect: late or partial delivery?)" if result["suspect"] else ""))
+        lines.append(
+            f"{carrier}: GX suite {'passed' if result['success'] else 'FAILED'} "
+            f"({met}/{total} expectations met, {result['row_count']} rows); volume {result['volume']}"
+            + (" (suspect: late or partial delivery?)" if result["suspect"] else "")
+        )
         lines += [f"  {failure}" for failure in result["failures"]]
         (passed if result["success"] else failed).append(carrier)
     reasons = summary.get("partial_reasons")

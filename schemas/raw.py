@@ -1,14 +1,15 @@
-"""The raw layouts in which carriers deliver CDRs (DESIGN.md "Inputs: the landing zone").
+"""The raw layouts in which carriers deliver CDRs (docs/contracts.md).
 
 One entry per format; a carrier's format is chosen in conf. Readers live in `jobs/formats/`.
 """
+
 from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
 class RawLayout:
     name: str
-    fields: tuple[str, ...]           # in file order (cn_csv: the header text)
+    fields: tuple[str, ...]  # in file order (cn_csv: the header text)
     file_globs: tuple[str, ...]
     encoding: str
     header: bool
@@ -27,8 +28,19 @@ CN_CSV_SERVICES = {"主叫": ("out", "voice"), "被叫": ("in", "voice"), "短�
 
 PIPE_GBK = RawLayout(
     "pipe_gbk",
-    ("record_id", "msisdn", "imsi", "imei", "other_party", "direction", "service", "start", "duration", "cell",
-     "site_name"),
+    (
+        "record_id",
+        "msisdn",
+        "imsi",
+        "imei",
+        "other_party",
+        "direction",
+        "service",
+        "start",
+        "duration",
+        "cell",
+        "site_name",
+    ),
     ("*.txt",),
     "gbk",
     header=False,

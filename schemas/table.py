@@ -1,4 +1,5 @@
 """A table is declared once, as a list of typed columns; Spark and Arrow schemas derive from it."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

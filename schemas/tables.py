@@ -1,5 +1,7 @@
-"""Every table of the lake and the outbox (DESIGN.md "The lake", "Outputs")."""
-from schemas.table import Column as C, Table
+"""Every table of the lake and the outbox (docs/contracts.md)."""
+
+from schemas.table import Column as C
+from schemas.table import Table
 
 CDR = Table(
     "cdr",
@@ -47,7 +49,7 @@ ROUTED = Table(
     ),
     partition_by=("date", "carrier"),
     doc="Valid records delivered in another date's folder (late, or just past midnight): kept here by the "
-        "ingest of their delivery date, taken into lake/cdr by the ingest of their own date.",
+    "ingest of their delivery date, taken into lake/cdr by the ingest of their own date.",
 )
 
 CELL = Table(
@@ -73,31 +75,58 @@ FLAG = Table(
     "flags",
     (
         C("detector", "string", False),
-        C("entity_type", "string", False, "msisdn | imei | cell | presented (a number shown to receivers "
-                                          "that no carrier placed: spoofing)"),
+        C(
+            "entity_type",
+            "string",
+            False,
+            "msisdn | imei | cell | presented (a number shown to receivers that no carrier placed: spoofing)",
+        ),
         C("entity_id", "string", False),
         C("score", "double", False, "0..1, higher is more suspicious"),
         C("evidence", "string", False, "one sentence an analyst can read"),
         C("date", "date", False),
         # what later steps read (never the evidence text); a detector fills what it knows, the rest is null
-        C("site_key", "string", True, "physical site (detectors.sites): the sweep's home site, the congested "
-                                      "site, the GOIP SIM's (device's best SIM's) main site, the low-and-slow room's site"),
+        C(
+            "site_key",
+            "string",
+            True,
+            "physical site (detectors.sites): the sweep's home site, the congested "
+            "site, the GOIP SIM's (device's best SIM's) main site, the low-and-slow room's site",
+        ),
         C("segment", "string", True, "number segment swept: the 7 digits after +86 (sequential)"),
         C("range_lo", "string", True, "first number of the swept range, E.164 (sequential)"),
         C("range_hi", "string", True, "last number of the swept range, E.164 (sequential)"),
-        C("pattern", "string", True, "how the range was dialled, as a lead says it, e.g. 'in ascending order "
-                                     "round-robin by 13 SIMs' (sequential)"),
-        C("window_start", "timestamp", True, "start of what was flagged: the sweep's window, the first "
-                                             "congested hour, the GOIP SIM's (device's) first outgoing event, "
-                                             "the room's first call"),
-        C("window_end", "timestamp", True, "its end: the window's end, the last congested hour's end, the "
-                                           "last outgoing event, the room's last call"),
-        C("related_den", "string", True, "the raided/confirmed den whose hotlisted number, device or site the "
-                                         "flag matched (hotlist)"),
+        C(
+            "pattern",
+            "string",
+            True,
+            "how the range was dialled, as a lead says it, e.g. 'in ascending order "
+            "round-robin by 13 SIMs' (sequential)",
+        ),
+        C(
+            "window_start",
+            "timestamp",
+            True,
+            "start of what was flagged: the sweep's window, the first "
+            "congested hour, the GOIP SIM's (device's) first outgoing event, "
+            "the room's first call",
+        ),
+        C(
+            "window_end",
+            "timestamp",
+            True,
+            "its end: the window's end, the last congested hour's end, the last outgoing event, the room's last call",
+        ),
+        C(
+            "related_den",
+            "string",
+            True,
+            "the raided/confirmed den whose hotlisted number, device or site the flag matched (hotlist)",
+        ),
     ),
     partition_by=("date",),
     doc="One row per flagged entity per detector. The columns after `date` were added later: a partition "
-        "written before them reads them as null.",
+    "written before them reads them as null.",
 )
 
 DEN = Table(
@@ -123,16 +152,29 @@ DEN = Table(
         C("n_victims", "int64", False),
         C("signals", "list<string>", False, "detectors that fired on the members"),
         C("evidence", "string", False),
-        C("segments", "list<string>", False, "callee number segments it dialled most (7 digits after +86); "
-                                             "used to recognise the den on later nights"),
+        C(
+            "segments",
+            "list<string>",
+            False,
+            "callee number segments it dialled most (7 digits after +86); used to recognise the den on later nights",
+        ),
         C("date", "date", False),
         # field history (lake/feedback, lake/hotlist); added later: older partitions read them as null
         C("last_visit", "date", True, "latest visit of a field unit to this den (lake/feedback)"),
         C("last_outcome", "string", True, "its outcome: raided | confirmed | not_found | false_lead | legitimate"),
-        C("related_to", "list<string>", True, "raided/confirmed dens whose hotlisted numbers, devices or site "
-                                               "this den uses (detector hotlist)"),
-        C("suppressed", "string", True, "why the den is not a lead tonight (a false_lead/legitimate outcome, "
-                                        "unchanged behaviour); null: it is a lead"),
+        C(
+            "related_to",
+            "list<string>",
+            True,
+            "raided/confirmed dens whose hotlisted numbers, devices or site this den uses (detector hotlist)",
+        ),
+        C(
+            "suppressed",
+            "string",
+            True,
+            "why the den is not a lead tonight (a false_lead/legitimate outcome, "
+            "unchanged behaviour); null: it is a lead",
+        ),
     ),
     partition_by=("date",),
 )
@@ -162,8 +204,12 @@ SIM_DAY = Table(
         C("n_out", "int64", False, "outgoing events"),
         C("n_in", "int64", False, "incoming events"),
         C("date", "date", False),
-        C("carrier", "string", True, "the carrier whose subscriber it is (the smallest code if two); added "
-                                     "later: older partitions read null"),
+        C(
+            "carrier",
+            "string",
+            True,
+            "the carrier whose subscriber it is (the smallest code if two); added later: older partitions read null",
+        ),
     ),
     partition_by=("date",),
     doc="One row per subscriber active that day (SIM age, days of history, who is a local subscriber).",
@@ -212,32 +258,51 @@ SPOOFED = Table(
         C("record_id", "string", False, "the receiver's carrier's id of the incoming leg"),
         C("carrier", "string", False, "the receiver's carrier, which recorded the incoming leg"),
         C("receiver", "string", False, "the resident whose phone rang, E.164"),
-        C("presented", "string", False, "the number the receiver's phone showed (E.164, or digits for a "
-                                         "service number), which no carrier placed the call from"),
+        C(
+            "presented",
+            "string",
+            False,
+            "the number the receiver's phone showed (E.164, or digits for a "
+            "service number), which no carrier placed the call from",
+        ),
         C("service", "string", False, "voice | sms"),
         C("start_time", "timestamp", False, "as the receiver's carrier recorded it"),
         C("duration_s", "int32", False, "0 for SMS and unanswered calls"),
         C("cell_id", "string", True, "the receiver's cell"),
         C("district", "string", True, "the receiver's district (by cell)"),
-        C("protected", "string", True, "the protected number's name (110 police, a bank's 955xx...) when the "
-                                       "presented number is one; null for a subscriber's number"),
-        C("owner_carrier", "string", True, "the carrier whose local subscriber holds the presented number: a "
-                                           "victim of impersonation, not a suspect; null when nobody local does"),
-        C("campaign_id", "string", False, "S<date>-<nn>: spoofed legs grouped by time, receivers' segments and "
-                                          "presented numbers"),
+        C(
+            "protected",
+            "string",
+            True,
+            "the protected number's name (110 police, a bank's 955xx...) when the "
+            "presented number is one; null for a subscriber's number",
+        ),
+        C(
+            "owner_carrier",
+            "string",
+            True,
+            "the carrier whose local subscriber holds the presented number: a "
+            "victim of impersonation, not a suspect; null when nobody local does",
+        ),
+        C(
+            "campaign_id",
+            "string",
+            False,
+            "S<date>-<nn>: spoofed legs grouped by time, receivers' segments and presented numbers",
+        ),
         C("date", "date", False),
     ),
     partition_by=("date",),
     doc="Incoming legs that no carrier placed: the presented number is a local subscriber's (or protected) and "
-        "no outgoing leg of it to the receiver was recorded within detectors.spoofing.tolerance_s (detector "
-        "spoofing).",
+    "no outgoing leg of it to the receiver was recorded within detectors.spoofing.tolerance_s (detector "
+    "spoofing).",
 )
 
 DAILY = (SIM_DAY, DEVICE_DAY, CELL_HOUR, CONTACT_DAY)
 
 OUTCOMES = ("raided", "confirmed", "not_found", "false_lead", "legitimate")
-FOUND_OUTCOMES = ("raided", "confirmed")          # a den was there: its numbers, devices and site are hotlisted
-CLEARED_OUTCOMES = ("false_lead", "legitimate")   # officers found no den: the same group is suppressed
+FOUND_OUTCOMES = ("raided", "confirmed")  # a den was there: its numbers, devices and site are hotlisted
+CLEARED_OUTCOMES = ("false_lead", "legitimate")  # officers found no den: the same group is suppressed
 
 FEEDBACK = Table(
     "feedback",
@@ -254,7 +319,7 @@ FEEDBACK = Table(
         C("imported_at", "timestamp", False),
     ),
     doc="Field units' outcomes of visited leads (`cdrwatch feedback import`, landing/feedback/): one Parquet file "
-        "per imported file, `lake/feedback/<sha256[:16]>.parquet`; history is kept, the latest visit per den wins.",
+    "per imported file, `lake/feedback/<sha256[:16]>.parquet`; history is kept, the latest visit per den wins.",
 )
 
 HOTLIST = Table(
@@ -270,13 +335,32 @@ HOTLIST = Table(
         C("lon", "double", True, "sites only"),
     ),
     doc="Numbers, devices and sites of dens found on the ground, `lake/hotlist/hotlist.parquet`: rebuilt from "
-        "lake/feedback and lake/dens on every import.",
+    "lake/feedback and lake/dens on every import.",
 )
 
 LEAD_COLUMNS = (
-    "den_id", "priority", "score", "district", "lat", "lon", "radius_m", "cells", "site_names",
-    "active_hours", "first_seen", "last_seen", "nights_active", "n_numbers", "numbers", "n_imeis", "imeis",
-    "n_calls", "n_distinct_callees", "n_victims", "signals", "evidence",
+    "den_id",
+    "priority",
+    "score",
+    "district",
+    "lat",
+    "lon",
+    "radius_m",
+    "cells",
+    "site_names",
+    "active_hours",
+    "first_seen",
+    "last_seen",
+    "nights_active",
+    "n_numbers",
+    "numbers",
+    "n_imeis",
+    "imeis",
+    "n_calls",
+    "n_distinct_callees",
+    "n_victims",
+    "signals",
+    "evidence",
 )
 
 LEAD_HISTORY_COLUMNS = ("last_visit", "last_outcome", "related_to")
@@ -289,5 +373,42 @@ WARNING_FILE_COLUMNS = (*WARNING_COLUMNS, "reason")
 """warnings.csv as written: `reason` ('den D…', 'spoofed 110', 'spoofed +86…') after the contract's columns;
 for a spoofing warning `den_id` holds the campaign id (S…)."""
 
-TABLES = {t.name: t for t in (CDR, QUARANTINE, ROUTED, CELL, WHITELIST, FLAG, DEN, VICTIMS, *DAILY, FEEDBACK,
-                              HOTLIST, SPOOFED)}
+TABLES = {
+    t.name: t
+    for t in (CDR, QUARANTINE, ROUTED, CELL, WHITELIST, FLAG, DEN, VICTIMS, *DAILY, FEEDBACK, HOTLIST, SPOOFED)
+}
+
+
+# The lead file's headers in Chinese (export's default for officers; feedback import reads them back).
+CHINESE_LEAD_HEADERS = {
+    "den_id": "窝点编号",
+    "priority": "优先级",
+    "score": "评分",
+    "district": "辖区",
+    "lat": "纬度",
+    "lon": "经度",
+    "radius_m": "半径米",
+    "cells": "小区",
+    "site_names": "基站名称",
+    "active_hours": "活跃时段",
+    "first_seen": "首次发现",
+    "last_seen": "最近发现",
+    "nights_active": "活跃天数",
+    "n_numbers": "号码数",
+    "numbers": "号码",
+    "n_imeis": "设备数",
+    "imeis": "设备IMEI",
+    "n_calls": "呼叫次数",
+    "n_distinct_callees": "被叫号码数",
+    "n_victims": "受害人数",
+    "signals": "信号",
+    "evidence": "证据",
+    "last_visit": "最近走访",
+    "last_outcome": "最近核查结果",
+    "related_to": "关联窝点",
+    "visited_on": "走访日期",
+    "outcome": "核查结果",
+    "notes": "备注",
+    "numbers_seized": "查获号码",
+    "imeis_seized": "查获设备IMEI",
+}

@@ -1,6 +1,6 @@
 """The synthetic city: a labelled landing zone for tests, demos, benchmarks and `cdrwatch evaluate`.
 
-`simulate(out, start, days, ...)` writes exactly what DESIGN.md's landing contract describes —
+`simulate(out, start, days, ...)` writes exactly what the landing contract (docs/contracts.md) describes —
 `cells/<carrier>.csv`, `whitelist.csv`, `<carrier>/<YYYY-MM-DD>/` files in the three raw formats
 with their `_MANIFEST.csv` (`manifests=False` leaves those out) —
 plus `truth/`, the labels. Deterministic for a seed, byte for byte.
@@ -42,7 +42,8 @@ What the city contains (one module each):
 * `run`        the day loop tying it together;
 * `field`      `write_field_feedback`: the field units' answers to a night's leads, from the truth.
 """
-from jobs.simulate.field import write_field_feedback
-from jobs.simulate.run import SimSummary, simulate
+
+from simulator.field import write_field_feedback
+from simulator.run import SimSummary, simulate
 
 __all__ = ["SimSummary", "simulate", "write_field_feedback"]

@@ -5,6 +5,7 @@ site a few metres apart from the others, so anything joining carriers must join 
 Cells are addressed internally by one *global cell index* (cm cells, then cu, then ct); the
 writers turn it into the carrier's own cell key.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,15 +19,30 @@ SECTORS = np.array([3, 2, 1])
 """Cells (sectors) per site, per carrier."""
 
 DISTRICTS = ("锦江区", "青羊区", "金牛区", "武侯区", "成华区", "高新区", "龙泉驿区", "双流区")
-GRID = 7                          # sites per side of a district's square grid
+GRID = 7  # sites per side of a district's square grid
 SITE_SPACING_KM = 1.0
-SURVEY_JITTER_M = 7.0            # a carrier's site coordinates vs the true site
-BLOCK_SPACING_KM = 8.0            # district centres: a 4 x 2 arrangement, 8 km apart
+SURVEY_JITTER_M = 7.0  # a carrier's site coordinates vs the true site
+BLOCK_SPACING_KM = 8.0  # district centres: a 4 x 2 arrangement, 8 km apart
 CENTRE = (30.57, 104.06)
 KM_LAT = 1 / 111.32
 KM_LON = 1 / (111.32 * np.cos(np.radians(CENTRE[0])))
-ROADS = ("人民南路", "春熙路", "蜀都大道", "天府大道", "建设路", "一环路", "二环路", "双楠路", "光华大道",
-         "驷马桥路", "府青路", "高新大道", "科华北路", "玉林路", "沙湾路")
+ROADS = (
+    "人民南路",
+    "春熙路",
+    "蜀都大道",
+    "天府大道",
+    "建设路",
+    "一环路",
+    "二环路",
+    "双楠路",
+    "光华大道",
+    "驷马桥路",
+    "府青路",
+    "高新大道",
+    "科华北路",
+    "玉林路",
+    "沙湾路",
+)
 STADIUM_DISTRICT = "成华区"
 OFFICE_DISTRICT = "高新区"
 
@@ -37,13 +53,13 @@ class City:
 
     site_lat: np.ndarray
     site_lon: np.ndarray
-    site_district: np.ndarray      # index into DISTRICTS
-    site_local: np.ndarray         # 0..48 within the district
-    residential: np.ndarray        # relative weight of homes at the site
-    business: np.ndarray           # relative weight of workplaces at the site
-    cell_site: np.ndarray          # per global cell index
+    site_district: np.ndarray  # index into DISTRICTS
+    site_local: np.ndarray  # 0..48 within the district
+    residential: np.ndarray  # relative weight of homes at the site
+    business: np.ndarray  # relative weight of workplaces at the site
+    cell_site: np.ndarray  # per global cell index
     cell_carrier: np.ndarray
-    cell_id: pl.Series             # the carrier's cell key, per global cell index
+    cell_id: pl.Series  # the carrier's cell key, per global cell index
     inventories: dict[str, pl.DataFrame]
 
     @property
@@ -57,8 +73,9 @@ class City:
     def cell(self, carrier: np.ndarray, site: np.ndarray, slot: np.ndarray) -> np.ndarray:
         """Global cell index of a subscriber's sector `slot` (0..2, reduced per carrier) at `site`."""
         carrier = np.asarray(carrier)
-        return (self.cell_base[carrier] + np.asarray(site) * SECTORS[carrier]
-                + np.asarray(slot) % SECTORS[carrier]).astype(np.int32)
+        return (
+            self.cell_base[carrier] + np.asarray(site) * SECTORS[carrier] + np.asarray(slot) % SECTORS[carrier]
+        ).astype(np.int32)
 
     def neighbour(self, site: int) -> int:
         """The next site along the grid row (or the previous one at the row's end), same district."""
@@ -112,15 +129,27 @@ def build_city(rng: np.random.Generator) -> City:
         angle = rng.uniform(0, 2 * np.pi, k.size)
         jitter_lat = (radius * np.sin(angle))[site] / 1000 * KM_LAT
         jitter_lon = (radius * np.cos(angle))[site] / 1000 * KM_LON
-        frames[code] = pl.DataFrame({
-            "cell_id": cell,
-            "lat": np.round(site_lat[site] + jitter_lat, 6),
-            "lon": np.round(site_lon[site] + jitter_lon, 6),
-            "site_name": name,
-            "district": district,
-        })
+        frames[code] = pl.DataFrame(
+            {
+                "cell_id": cell,
+                "lat": np.round(site_lat[site] + jitter_lat, 6),
+                "lon": np.round(site_lon[site] + jitter_lon, 6),
+                "site_name": name,
+                "district": district,
+            }
+        )
         cell_site.append(site)
         cell_carrier.append(np.full(site.size, c))
         ids.extend(cell)
-    return City(site_lat, site_lon, k, local, residential, business, np.concatenate(cell_site),
-                np.concatenate(cell_carrier), pl.Series("cell_id", ids), frames)
+    return City(
+        site_lat,
+        site_lon,
+        k,
+        local,
+        residential,
+        business,
+        np.concatenate(cell_site),
+        np.concatenate(cell_carrier),
+        pl.Series("cell_id", ids),
+        frames,
+    )

@@ -11,6 +11,7 @@ residents at a person's pace; two boxes in one room sharing one number list; a b
 changes mast every hour along a road. They draw from their own streams and identities, so the four
 classic dens make exactly the calls they made before the evasive ones existed.
 """
+
 from __future__ import annotations
 
 import math
@@ -18,10 +19,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from jobs.simulate.city import DISTRICTS, GRID, KM_LAT, KM_LON, SECTORS, City
-from jobs.simulate.events import Calls, World, on_the_clock, one_after_another
-from jobs.simulate.numbers import BOX_TACS, PHONE_TACS, Identities, NumberPlan
-from jobs.simulate.residents import HOUR, KIND_RESIDENT, Population
+from simulator.city import DISTRICTS, GRID, KM_LAT, KM_LON, SECTORS, City
+from simulator.events import Calls, World, on_the_clock, one_after_another
+from simulator.numbers import BOX_TACS, PHONE_TACS, Identities, NumberPlan
+from simulator.residents import HOUR, KIND_RESIDENT, Population
 
 KINDS = ("goip_shared", "goip_fresh", "room", "sms_blaster", "goip_hopping", "low_slow", "twin_boxes", "goip_car")
 CLASSIC = KINDS[:4]
@@ -29,31 +30,31 @@ PATTERNS = ("per_sim", "round_robin", "shuffled_blocks")
 FIXED_PATTERNS = {"goip_hopping": "round_robin", "low_slow": "leaked_list", "twin_boxes": "round_robin"}
 DAY_SHIFTS = (((9, 12), (14, 18)), ((10, 13), (15, 21)))
 NIGHT_SHIFTS = ((20, 24),)
-NIGHT_DEN = 2                     # the third den works nights
+NIGHT_DEN = 2  # the third den works nights
 SIM_CARRIER_P = np.array([0.4, 0.3, 0.3])
 ANSWERED = 0.25
 CALLBACK = 0.03
 MAX_OFFSET_M = 200.0
 # low_slow: a room of ordinary phones with SIMs bought from residents, calling a leaked list of residents
-LOW_SLOW_START = 2                # its first day (when the run has >= LOW_SLOW_MIN_DAYS days), so SIMs have a past
+LOW_SLOW_START = 2  # its first day (when the run has >= LOW_SLOW_MIN_DAYS days), so SIMs have a past
 LOW_SLOW_MIN_DAYS = 4
-LOW_SLOW_CALLS = (20, 45)         # voice calls per SIM per day, inclusive
-LOW_SLOW_GAP_SHAPE = 2.0          # gamma shape of the pause between two calls (a person's pace)
-LOW_SLOW_LEAKED = (0.30, 0.40)    # share of the residents on the leaked list ...
-LOW_SLOW_LEAKED_MAX = 5000        # ... at most this many
+LOW_SLOW_CALLS = (20, 45)  # voice calls per SIM per day, inclusive
+LOW_SLOW_GAP_SHAPE = 2.0  # gamma shape of the pause between two calls (a person's pace)
+LOW_SLOW_LEAKED = (0.30, 0.40)  # share of the residents on the leaked list ...
+LOW_SLOW_LEAKED_MAX = 5000  # ... at most this many
 LOW_SLOW_ANSWERED = 0.35
-LOW_SLOW_LONG = 0.25              # of the answered: a victim talks 300-2400 s; the others hang up in 2-15 s
+LOW_SLOW_LONG = 0.25  # of the answered: a victim talks 300-2400 s; the others hang up in 2-15 s
 LOW_SLOW_HANG_UP_S = (2, 15)
 LOW_SLOW_CALLBACK = 0.015
 VICTIM_TALK_S = (300, 2400)
-ROUTE_SITES = (5, 7)              # goip_car: consecutive sites of one grid row or column (a district is 7 wide)
+ROUTE_SITES = (5, 7)  # goip_car: consecutive sites of one grid row or column (a district is 7 wide)
 
 
 @dataclass
 class DenProfile:
-    sims: tuple[int, int]         # SIMs (or operators) per den, inclusive range
-    rate: tuple[float, float]     # calls per SIM per hour
-    regular: bool                 # machine-regular gaps (boxes) or human ones (rooms)
+    sims: tuple[int, int]  # SIMs (or operators) per den, inclusive range
+    rate: tuple[float, float]  # calls per SIM per hour
+    regular: bool  # machine-regular gaps (boxes) or human ones (rooms)
 
 
 PROFILES = {
@@ -62,8 +63,8 @@ PROFILES = {
     "room": DenProfile((5, 12), (12, 25), False),
     "sms_blaster": DenProfile((8, 16), (120, 250), True),
     "goip_hopping": DenProfile((8, 16), (30, 50), True),
-    "low_slow": DenProfile((6, 10), (2, 6), False),      # rate unused: LOW_SLOW_CALLS per day
-    "twin_boxes": DenProfile((8, 12), (30, 50), True),   # per box; two boxes
+    "low_slow": DenProfile((6, 10), (2, 6), False),  # rate unused: LOW_SLOW_CALLS per day
+    "twin_boxes": DenProfile((8, 12), (30, 50), True),  # per box; two boxes
     "goip_car": DenProfile((8, 12), (30, 50), True),
 }
 
@@ -74,28 +75,28 @@ class Den:
     kind: str
     pattern: str
     shifts: tuple[tuple[int, int], ...]
-    sites: tuple[int, int]            # before and after the move (the same when it never moves)
-    offsets_m: tuple[tuple[float, float], tuple[float, float]]   # true position: (east, north) from the site
+    sites: tuple[int, int]  # before and after the move (the same when it never moves)
+    offsets_m: tuple[tuple[float, float], tuple[float, float]]  # true position: (east, north) from the site
     move_day: int | None
-    slot: int                         # its primary sector at the site
+    slot: int  # its primary sector at the site
     n_sims: int
     rate: float
     gap_sd: float
-    pointer: int                      # next position in the dial list; continues across days
-    block_order: np.ndarray | None    # shuffled_blocks: the list's order
-    sim_carriers: np.ndarray | None = None   # per SIM slot; every carrier is represented
+    pointer: int  # next position in the dial list; continues across days
+    block_order: np.ndarray | None  # shuffled_blocks: the list's order
+    sim_carriers: np.ndarray | None = None  # per SIM slot; every carrier is represented
     box_imei: int | None = None
-    phone_imeis: np.ndarray | None = None    # room: one handset per operator, kept across swaps
-    swap_every: np.ndarray | None = None     # room: days between an operator's SIM swaps
-    sims: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))   # today's SIMs
-    start_day: int = 0                       # low_slow: its first day
-    box_imeis: np.ndarray | None = None      # twin_boxes: each SIM slot's box
-    route: np.ndarray | None = None          # goip_car: the road's sites in driving order
-    leaked: np.ndarray | None = None         # low_slow: residents on the leaked list
-    walks: np.ndarray | None = None          # low_slow: each SIM's own shuffled copy of the list ...
-    walked: np.ndarray | None = None         # ... and how far along it the SIM is
-    raided_on: int | None = None             # raided (see raids.py): the day it places no calls ...
-    back_site: int | None = None             # ... and where its box works from the next day on
+    phone_imeis: np.ndarray | None = None  # room: one handset per operator, kept across swaps
+    swap_every: np.ndarray | None = None  # room: days between an operator's SIM swaps
+    sims: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # today's SIMs
+    start_day: int = 0  # low_slow: its first day
+    box_imeis: np.ndarray | None = None  # twin_boxes: each SIM slot's box
+    route: np.ndarray | None = None  # goip_car: the road's sites in driving order
+    leaked: np.ndarray | None = None  # low_slow: residents on the leaked list
+    walks: np.ndarray | None = None  # low_slow: each SIM's own shuffled copy of the list ...
+    walked: np.ndarray | None = None  # ... and how far along it the SIM is
+    raided_on: int | None = None  # raided (see raids.py): the day it places no calls ...
+    back_site: int | None = None  # ... and where its box works from the next day on
     back_offset_m: tuple[float, float] = (0.0, 0.0)
 
     @property
@@ -124,8 +125,10 @@ class Den:
         else:
             east, north = self.offsets_m[1] if self.moved(day) else self.offsets_m[0]
         site = self.site(day)
-        return (round(float(city.site_lat[site] + north / 1000 * KM_LAT), 6),
-                round(float(city.site_lon[site] + east / 1000 * KM_LON), 6))
+        return (
+            round(float(city.site_lat[site] + north / 1000 * KM_LAT), 6),
+            round(float(city.site_lon[site] + east / 1000 * KM_LON), 6),
+        )
 
     @property
     def hours(self) -> str:
@@ -142,9 +145,18 @@ class Den:
         return road[np.where(at < self.route.size, at, period - at)]
 
 
-def found_dens(rng: np.random.Generator, city: City, count: int, days: int, dial_size: int,
-               ids: Identities, avoid: set[int], population: Population | None = None,
-               new_ids: Identities | None = None, exclude: np.ndarray | None = None) -> list[Den]:
+def found_dens(
+    rng: np.random.Generator,
+    city: City,
+    count: int,
+    days: int,
+    dial_size: int,
+    ids: Identities,
+    avoid: set[int],
+    population: Population | None = None,
+    new_ids: Identities | None = None,
+    exclude: np.ndarray | None = None,
+) -> list[Den]:
     """`count` dens at residential sites; kinds and dialling patterns cycle, den 1 moves mid-run.
     The evasive kinds take their devices from `new_ids` and a low_slow room buys its SIMs from
     `population`'s residents (never those in `exclude`)."""
@@ -158,8 +170,11 @@ def found_dens(rng: np.random.Generator, city: City, count: int, days: int, dial
         profile = PROFILES[kind]
         road = None
         if kind == "goip_car":
-            taken = set(avoid) | {s for d in dens for s in d.sites} | {int(s) for d in dens if d.route is not None
-                                                                        for s in d.route}
+            taken = (
+                set(avoid)
+                | {s for d in dens for s in d.sites}
+                | {int(s) for d in dens if d.route is not None for s in d.route}
+            )
             road = _road(rng, city, taken)
             candidates = [s for s in candidates if s not in taken | set(road.tolist())]
             site = int(road[0])
@@ -180,17 +195,24 @@ def found_dens(rng: np.random.Generator, city: City, count: int, days: int, dial
             block = np.repeat(np.arange(dial_size), rng.integers(50, 201, dial_size))[:dial_size]
             block_order = np.lexsort((rng.random(dial_size), block))
         den = Den(
-            den_id=f"den{i + 1:02d}", kind=kind, pattern=pattern,
+            den_id=f"den{i + 1:02d}",
+            kind=kind,
+            pattern=pattern,
             shifts=NIGHT_SHIFTS if i == NIGHT_DEN else DAY_SHIFTS[i % 2],
-            sites=(site, moved_to), offsets_m=(true_offset(rng), true_offset(rng)), move_day=move_day,
-            slot=int(rng.integers(0, 6)), n_sims=n_sims, rate=float(rng.uniform(*profile.rate)),
+            sites=(site, moved_to),
+            offsets_m=(true_offset(rng), true_offset(rng)),
+            move_day=move_day,
+            slot=int(rng.integers(0, 6)),
+            n_sims=n_sims,
+            rate=float(rng.uniform(*profile.rate)),
             gap_sd=float(rng.uniform(1.5, 4.0)),
             pointer=int(i * dial_size // max(count, 1) + rng.integers(0, 5000)),
             block_order=block_order,
         )
         # SIMs bought from all three carriers; a swapped-in SIM is of the same carrier as its slot's last one
         den.sim_carriers = rng.permutation(np.r_[np.arange(3), rng.choice(3, n_sims - 3, p=SIM_CARRIER_P)]).astype(
-            np.int8)
+            np.int8
+        )
         if kind in ("goip_shared", "sms_blaster"):
             den.box_imei = int(ids.imei(1, BOX_TACS)[0])
         if kind == "room":
@@ -204,8 +226,16 @@ def found_dens(rng: np.random.Generator, city: City, count: int, days: int, dial
     return dens
 
 
-def _evasive(den: Den, rng: np.random.Generator, ids: Identities, boxes: np.ndarray | None,
-             road: np.ndarray | None, population: Population, days: int, sold: np.ndarray) -> None:
+def _evasive(
+    den: Den,
+    rng: np.random.Generator,
+    ids: Identities,
+    boxes: np.ndarray | None,
+    road: np.ndarray | None,
+    population: Population,
+    days: int,
+    sold: np.ndarray,
+) -> None:
     """What the evasive kinds have beyond a classic den: devices, a road, a room's bought SIMs and list."""
     if den.kind == "twin_boxes":
         den.box_imeis = np.repeat(ids.imei(2, BOX_TACS), boxes)
@@ -214,10 +244,10 @@ def _evasive(den: Den, rng: np.random.Generator, ids: Identities, boxes: np.ndar
         den.route = road
     elif den.kind == "low_slow":
         den.start_day = LOW_SLOW_START if days >= LOW_SLOW_MIN_DAYS else 0
-        residents = np.flatnonzero(population.kind[:population.n_residents] == KIND_RESIDENT)
+        residents = np.flatnonzero(population.kind[: population.n_residents] == KIND_RESIDENT)
         residents = residents[~np.isin(residents, sold)]
         den.sims = np.sort(rng.choice(residents, den.n_sims, replace=False)).astype(np.int64)
-        den.phone_imeis = ids.imei(den.n_sims, PHONE_TACS)      # one new handset per SIM, kept
+        den.phone_imeis = ids.imei(den.n_sims, PHONE_TACS)  # one new handset per SIM, kept
         rest = residents[~np.isin(residents, den.sims)]
         size = min(rest.size, LOW_SLOW_LEAKED_MAX, round(rng.uniform(*LOW_SLOW_LEAKED) * population.n_residents))
         den.leaked = np.sort(rng.choice(rest, size, replace=False))
@@ -243,8 +273,7 @@ def sims_per_day(count: int) -> int:
     """At most how many new SIMs the first `count` dens take in one day (room swaps and bought SIMs
     are older ones), never fewer than the 16 a den was always allowed."""
     need = {"twin_boxes": 2 * PROFILES["twin_boxes"].sims[1], "low_slow": 0}
-    return sum(max(16, need.get(KINDS[i % len(KINDS)], PROFILES[KINDS[i % len(KINDS)]].sims[1]))
-               for i in range(count))
+    return sum(max(16, need.get(KINDS[i % len(KINDS)], PROFILES[KINDS[i % len(KINDS)]].sims[1])) for i in range(count))
 
 
 def true_offset(rng: np.random.Generator) -> tuple[float, float]:
@@ -257,18 +286,18 @@ def open_den(den: Den, world: World, numbers: NumberPlan, ids: Identities, rng: 
     """Put today's SIMs in the box / phones (swapping as the kind does) and station them at the den."""
     day = world.index
     if den.kind == "low_slow":
-        if day == den.start_day:                      # the bought SIMs go into the room's handsets
+        if day == den.start_day:  # the bought SIMs go into the room's handsets
             world.registry.imei[den.sims] = den.phone_imeis
         _station(den, world, den.sims, day)
         return
     if den.kind == "room" and den.sims.size:
-        swap = (day % den.swap_every) == 0            # each operator on their own 2- or 3-day rhythm
+        swap = (day % den.swap_every) == 0  # each operator on their own 2- or 3-day rhythm
     else:
-        swap = np.ones(den.n_sims, dtype=bool)        # boxes get fresh SIMs every day
+        swap = np.ones(den.n_sims, dtype=bool)  # boxes get fresh SIMs every day
     sims = den.sims.copy() if den.sims.size else np.zeros(den.n_sims, dtype=np.int64)
     new = np.flatnonzero(swap)
     carrier = den.sim_carriers[new]
-    if den.kind in ("goip_fresh", "goip_hopping"):    # hopping: the IMEI of each SIM's first call today
+    if den.kind in ("goip_fresh", "goip_hopping"):  # hopping: the IMEI of each SIM's first call today
         imei = ids.imei(new.size, random_tac=True)
     elif den.kind == "room":
         imei = den.phone_imeis[new]
@@ -289,15 +318,20 @@ def _station(den: Den, world: World, sims: np.ndarray, day: int) -> None:
         carrier = carrier[:, None]
         primary = city.cell(carrier, sites[None, :], np.full((sims.size, 24), den.slot))
         nearby = np.array([city.neighbour(int(s)) for s in sites])
-        secondary = np.where(SECTORS[carrier] > 1,
-                             city.cell(carrier, sites[None, :], np.full(primary.shape, den.slot + 1)),
-                             city.cell(carrier, nearby[None, :], np.zeros(primary.shape, int)))
+        secondary = np.where(
+            SECTORS[carrier] > 1,
+            city.cell(carrier, sites[None, :], np.full(primary.shape, den.slot + 1)),
+            city.cell(carrier, nearby[None, :], np.zeros(primary.shape, int)),
+        )
         world.station_moving_den(sims, primary, secondary)
         return
     site = den.site(day)
     primary = world.city.cell(carrier, site, np.full(sims.size, den.slot))
-    secondary = np.where(SECTORS[carrier] > 1, world.city.cell(carrier, site, np.full(sims.size, den.slot + 1)),
-                         world.city.cell(carrier, world.city.neighbour(site), np.zeros(sims.size, int)))
+    secondary = np.where(
+        SECTORS[carrier] > 1,
+        world.city.cell(carrier, site, np.full(sims.size, den.slot + 1)),
+        world.city.cell(carrier, world.city.neighbour(site), np.zeros(sims.size, int)),
+    )
     world.station_den_sims(sims, primary, secondary)
 
 
@@ -306,12 +340,13 @@ class DenDay:
     """What happened at one den on one day, for the calls and for truth/."""
 
     calls: Calls
-    den_calls: int                   # the first den_calls rows of `calls` are the den's own dialling
-    victims: np.ndarray              # indices into calls of the long conversations
+    den_calls: int  # the first den_calls rows of `calls` are the den's own dialling
+    victims: np.ndarray  # indices into calls of the long conversations
 
 
-def den_day(den: Den, world: World, numbers: NumberPlan, rng: np.random.Generator,
-            ids: Identities | None = None) -> DenDay:
+def den_day(
+    den: Den, world: World, numbers: NumberPlan, rng: np.random.Generator, ids: Identities | None = None
+) -> DenDay:
     """A den's dialling, answers, victims and call-backs of one day; `ids` gives a hopping box its IMEIs."""
     if den.kind == "low_slow":
         return _low_slow_day(den, world, rng)
@@ -319,7 +354,7 @@ def den_day(den: Den, world: World, numbers: NumberPlan, rng: np.random.Generato
     dialled = numbers.dial_number(_dial_positions(den, slot, sod))
     callee = world.reachable(dialled)
     population = world.population
-    person = (callee >= 0) & (callee < population.size) & ~world.stationed(callee)   # not a bought den SIM
+    person = (callee >= 0) & (callee < population.size) & ~world.stationed(callee)  # not a bought den SIM
     resident = person & (population.kind[np.where(person, callee, 0)] == KIND_RESIDENT)
 
     dur = np.zeros(sod.size, dtype=np.int64)
@@ -339,7 +374,7 @@ def den_day(den: Den, world: World, numbers: NumberPlan, rng: np.random.Generato
     # call-backs: a few curious residents ring the number back the same day
     back = resident & (rng.random(sod.size) < CALLBACK)
     back_dur = np.where(rng.random(sod.size) < 0.5, rng.integers(5, 61, sod.size), 0)
-    if den.is_sms:                   # an SMS den's victims are the ones who call and stay on the line
+    if den.is_sms:  # an SMS den's victims are the ones who call and stay on the line
         reached = np.flatnonzero(resident)
         hooked = rng.choice(reached, min(reached.size, int(rng.integers(2, 6))), replace=False)
         back[hooked] = True
@@ -347,8 +382,9 @@ def den_day(den: Den, world: World, numbers: NumberPlan, rng: np.random.Generato
     back_sod = sod + dur + 120 + rng.exponential(45 * 60, sod.size).astype(np.int64)
     back &= back_sod < world.day_len
     idx = np.flatnonzero(back)
-    callbacks = world.calls(rng, a_sim=callee[idx], b_sim=den.sims[slot[idx]], svc=0, sod=back_sod[idx],
-                            dur=back_dur[idx])
+    callbacks = world.calls(
+        rng, a_sim=callee[idx], b_sim=den.sims[slot[idx]], svc=0, sod=back_sod[idx], dur=back_dur[idx]
+    )
     if den.is_sms:
         victims = out.size + np.flatnonzero(back_dur[idx] >= 300)
     if den.kind == "goip_hopping":
@@ -366,8 +402,9 @@ def _hopping_imeis(slot: np.ndarray, sod: np.ndarray, ids: Identities) -> np.nda
     return imei
 
 
-def _last_imei(slot: np.ndarray, sod: np.ndarray, imei: np.ndarray, at_slot: np.ndarray,
-               at_sod: np.ndarray) -> np.ndarray:
+def _last_imei(
+    slot: np.ndarray, sod: np.ndarray, imei: np.ndarray, at_slot: np.ndarray, at_sod: np.ndarray
+) -> np.ndarray:
     """The IMEI each SIM showed on its latest call started by `at_sod` (0: the registered one)."""
     key = slot.astype(np.int64) * 2**20 + sod
     order = np.argsort(key, kind="stable")
@@ -387,9 +424,12 @@ def _low_slow_day(den: Den, world: World, rng: np.random.Generator) -> DenDay:
     valid = np.arange(most)[None, :] < per[:, None]
     answered = valid & (rng.random(shape) < LOW_SLOW_ANSWERED)
     long = answered & (rng.random(shape) < LOW_SLOW_LONG)
-    dur = np.where(long, rng.integers(VICTIM_TALK_S[0], VICTIM_TALK_S[1] + 1, shape),
-                   np.where(answered, rng.integers(LOW_SLOW_HANG_UP_S[0], LOW_SLOW_HANG_UP_S[1] + 1, shape), 0))
-    virtual, keep = one_after_another(rng, per, dur, lengths.sum(), LOW_SLOW_GAP_SHAPE, 60.0)   # one call at a time
+    dur = np.where(
+        long,
+        rng.integers(VICTIM_TALK_S[0], VICTIM_TALK_S[1] + 1, shape),
+        np.where(answered, rng.integers(LOW_SLOW_HANG_UP_S[0], LOW_SLOW_HANG_UP_S[1] + 1, shape), 0),
+    )
+    virtual, keep = one_after_another(rng, per, dur, lengths.sum(), LOW_SLOW_GAP_SHAPE, 60.0)  # one call at a time
     slot = np.broadcast_to(np.arange(n)[:, None], shape)[keep]
     sod = on_the_clock(virtual[keep], starts, lengths)
     dur, long = dur[keep], long[keep]
@@ -403,8 +443,9 @@ def _low_slow_day(den: Den, world: World, rng: np.random.Generator) -> DenDay:
     back_sod = sod + dur + 120 + rng.exponential(45 * 60, slot.size).astype(np.int64)
     back_dur = np.where(rng.random(slot.size) < 0.5, rng.integers(5, 61, slot.size), 0)
     idx = np.flatnonzero(back & (back_sod < world.day_len))
-    callbacks = world.calls(rng, a_sim=callee[idx], b_sim=den.sims[slot[idx]], svc=0, sod=back_sod[idx],
-                            dur=back_dur[idx])
+    callbacks = world.calls(
+        rng, a_sim=callee[idx], b_sim=den.sims[slot[idx]], svc=0, sod=back_sod[idx], dur=back_dur[idx]
+    )
     return DenDay(Calls.concat([out, callbacks]), out.size, np.flatnonzero(long))
 
 
@@ -413,7 +454,7 @@ def _next_on_list(den: Den, s: int, k: int, rng: np.random.Generator) -> np.ndar
     out = []
     while k > 0:
         take = min(k, den.walks.shape[1] - int(den.walked[s]))
-        out.append(den.walks[s, den.walked[s]:den.walked[s] + take])
+        out.append(den.walks[s, den.walked[s] : den.walked[s] + take])
         den.walked[s] += take
         k -= take
         if den.walked[s] == den.walks.shape[1]:
@@ -427,7 +468,7 @@ def whereabouts(den: Den, result: DenDay, day: int, city: City) -> tuple[float, 
     sites it used today ("lat,lon;..." in order of first use); any other den at its true position."""
     if den.route is None:
         return (*den.position(day, city), None, 0)
-    sod = result.calls.sod[:result.den_calls]
+    sod = result.calls.sod[: result.den_calls]
     site = den.hour_sites(day)[np.clip(sod // HOUR, 0, 23)] if sod.size else den.hour_sites(day)
     used, first, count = np.unique(site, return_index=True, return_counts=True)
     order = np.argsort(first)
@@ -464,14 +505,14 @@ def _shift_times(den: Den, day_len: int, rng: np.random.Generator) -> tuple[np.n
 
 def _dial_positions(den: Den, slot: np.ndarray, sod: np.ndarray) -> np.ndarray:
     """Positions in the dial list, dealt by the den's pattern; the list goes on tomorrow."""
-    if den.pattern == "per_sim":                       # each SIM works through its own run
+    if den.pattern == "per_sim":  # each SIM works through its own run
         order = np.lexsort((sod, slot))
         counts = np.bincount(slot, minlength=den.n_sims)
         run_start = np.r_[0, np.cumsum(counts)[:-1]]
         rank_in_sim = np.arange(slot.size) - run_start[slot[order]]
         position = np.empty(slot.size, dtype=np.int64)
         position[order] = run_start[slot[order]] + rank_in_sim
-    else:                                              # one list dealt to the SIMs in time order
+    else:  # one list dealt to the SIMs in time order
         order = np.lexsort((slot, sod))
         position = np.empty(slot.size, dtype=np.int64)
         position[order] = np.arange(slot.size)

@@ -5,6 +5,7 @@ several kinds, and about 0.05 % of the good lines are delivered twice. Undecodab
 written as a placeholder character in the text and swapped for raw invalid bytes after the
 whole file is encoded (`poison`), so encoding stays one vectorised call.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,22 +17,29 @@ import polars as pl
 CORRUPT_SHARE = 0.001
 MIN_CORRUPT = 2
 DUPLICATE_SHARE = 0.0005
-PLACEHOLDER = "\x01"        # never in a good line; encodes to b"\x01" in UTF-8 and GBK alike
-INVALID_BYTES = b"\xff"     # invalid as UTF-8 and as GBK (no lead byte is 0xFF)
+PLACEHOLDER = "\x01"  # never in a good line; encodes to b"\x01" in UTF-8 and GBK alike
+INVALID_BYTES = b"\xff"  # invalid as UTF-8 and as GBK (no lead byte is 0xFF)
 
 CORRUPT_KINDS = {
     "cn_csv": ("truncated", "bad_encoding", "bad_timestamp", "bad_duration", "empty_msisdn"),
     "pipe_gbk": ("truncated", "bad_encoding", "bad_timestamp", "bad_duration", "empty_msisdn"),
-    "jsonl": ("truncated", "broken_json", "missing_field", "bad_encoding", "bad_timestamp", "bad_duration",
-              "empty_msisdn"),
+    "jsonl": (
+        "truncated",
+        "broken_json",
+        "missing_field",
+        "bad_encoding",
+        "bad_timestamp",
+        "bad_duration",
+        "empty_msisdn",
+    ),
 }
 BAD_DURATIONS = ("12s", "abc", "--", "N/A")
 
 
 @dataclass
 class Dirtied:
-    lines: pl.Series              # the file's data lines in delivery order
-    corrupt: list[tuple[int, str]]   # (0-based index into `lines`, kind)
+    lines: pl.Series  # the file's data lines in delivery order
+    corrupt: list[tuple[int, str]]  # (0-based index into `lines`, kind)
     duplicated: int
 
 
@@ -49,7 +57,7 @@ def dirty(lines: pl.Series, fmt: str, rng: np.random.Generator) -> Dirtied:
     good = np.setdiff1d(np.arange(n), bad)
     d = min(good.size, max(1, int(rng.binomial(n, DUPLICATE_SHARE)))) if good.size else 0
     again = np.sort(rng.choice(good, d, replace=False))
-    after = np.minimum(again + rng.integers(1, 30, d), n - 1)      # re-sent a little later
+    after = np.minimum(again + rng.integers(1, 30, d), n - 1)  # re-sent a little later
     source = np.r_[np.arange(n), again]
     order = np.argsort(np.r_[2 * np.arange(n), 2 * after + 1], kind="stable")
     where = np.empty(source.size, dtype=np.int64)
@@ -84,13 +92,13 @@ def corrupt_line(fmt: str, line: str, kind: str, rng: np.random.Generator) -> st
 
 def _bad_time(value: str, rng: np.random.Generator) -> str:
     """A start that no strict parser accepts: hour 25, month 13, all zeros, or nothing."""
-    compact = len(value) == 14                     # YYYYMMDDHHMMSS vs YYYY-MM-DD HH:MM:SS
+    compact = len(value) == 14  # YYYYMMDDHHMMSS vs YYYY-MM-DD HH:MM:SS
     hour, month = (8, 4) if compact else (11, 5)
     choice = rng.integers(4)
     if choice == 0:
-        return value[:hour] + "25" + value[hour + 2:]
+        return value[:hour] + "25" + value[hour + 2 :]
     if choice == 1:
-        return value[:month] + "13" + value[month + 2:]
+        return value[:month] + "13" + value[month + 2 :]
     if choice == 2:
         return "00000000000000" if compact else "0000-00-00 00:00:00"
     return ""

@@ -6,6 +6,7 @@ knows (numbers, the cell each modelled side is on, at a den, on a car's road, or
 rows carriers write: the caller's carrier records it outgoing, the callee's carrier incoming;
 a party outside the modelled city leaves no record of its own.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
@@ -15,9 +16,9 @@ from typing import Callable
 import numpy as np
 import polars as pl
 
-from jobs.simulate.city import City
+from simulator.city import City
 
-SECOND_CELL_SHARE = 0.15        # a den's calls that go out through its second cell
+SECOND_CELL_SHARE = 0.15  # a den's calls that go out through its second cell
 
 
 @dataclass
@@ -44,9 +45,9 @@ class SimRegistry:
 
 @dataclass
 class Crowd:
-    members: np.ndarray     # bool over the population
+    members: np.ndarray  # bool over the population
     site: int
-    start: int              # seconds of day
+    start: int  # seconds of day
     end: int
 
 
@@ -55,7 +56,7 @@ class Placement:
     """SIMs that are neither residents nor stationed at a den (a call centre's phones, a shop's new
     SIMs): `locate(sims, sod, world)` says at which site and sector each is at second-of-day `sod`."""
 
-    sims: np.ndarray        # sorted registry indices
+    sims: np.ndarray  # sorted registry indices
     locate: Callable[[np.ndarray, np.ndarray, "World"], tuple[np.ndarray, np.ndarray]]
 
 
@@ -67,14 +68,14 @@ class Calls:
     a_num: np.ndarray
     b_sim: np.ndarray
     b_num: np.ndarray
-    svc: np.ndarray         # 0 voice, 1 sms
-    sod: np.ndarray         # start, seconds since local midnight
+    svc: np.ndarray  # 0 voice, 1 sms
+    sod: np.ndarray  # start, seconds since local midnight
     dur: np.ndarray
     a_cell: np.ndarray
     b_cell: np.ndarray
-    b_lag: np.ndarray       # the callee's switch stamps the call 0..1 s later
-    a_imei: np.ndarray      # the device of this very call when not the SIM's registered one (0: registered);
-    b_imei: np.ndarray      # a box that changes its IMEI on every call (改串号) shows a new one each time
+    b_lag: np.ndarray  # the callee's switch stamps the call 0..1 s later
+    a_imei: np.ndarray  # the device of this very call when not the SIM's registered one (0: registered);
+    b_imei: np.ndarray  # a box that changes its IMEI on every call (改串号) shows a new one each time
 
     @property
     def size(self) -> int:
@@ -91,8 +92,9 @@ class Calls:
 class World:
     """One simulated day: the network's view of where every modelled SIM is and who is reachable."""
 
-    def __init__(self, day: date, index: int, day_start: int, day_len: int, city: City, population,
-                 registry: SimRegistry):
+    def __init__(
+        self, day: date, index: int, day_start: int, day_len: int, city: City, population, registry: SimRegistry
+    ):
         self.date, self.index, self.day_start, self.day_len = day, index, day_start, day_len
         self.weekday = day.weekday() < 5
         self.city, self.population, self.registry = city, population, registry
@@ -100,7 +102,7 @@ class World:
         self.courier_sites: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
         self.den_primary = np.full(0, -1, dtype=np.int32)
         self.den_secondary = np.full(0, -1, dtype=np.int32)
-        self._hourly: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None   # moving dens: cells per hour
+        self._hourly: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # moving dens: cells per hour
         self.placements: list[Placement] = []
         # where a resident is instead of home/work at some hours (an estate agent on their round):
         # f(who, sod, site) -> site
@@ -116,7 +118,7 @@ class World:
             setattr(self, name, np.r_[old, np.full(size - old.size, -1, dtype=np.int32)])
         self.den_primary[sims] = primary
         self.den_secondary[sims] = secondary
-        self._activate(sims[sims >= self.population.size])     # SIMs bought from residents are reachable already
+        self._activate(sims[sims >= self.population.size])  # SIMs bought from residents are reachable already
 
     def station_moving_den(self, sims: np.ndarray, primary: np.ndarray, secondary: np.ndarray) -> None:
         """Den SIMs in a vehicle: `primary`/`secondary` are (SIM, hour of day) cells."""
@@ -161,7 +163,7 @@ class World:
         who = sim[people]
         site = self.population.sites_at(who, sod[people], self)
         out[people] = self.city.cell(self.registry.carrier[who], site, self.population.slot(who, site))
-        for placement in self.placements:          # no random draws here: the dens' draws stay as they were
+        for placement in self.placements:  # no random draws here: the dens' draws stay as they were
             if not placement.sims.size:
                 continue
             at = np.minimum(np.searchsorted(placement.sims, sim), placement.sims.size - 1)
@@ -181,8 +183,9 @@ class World:
             out[den] = cell
         return out
 
-    def calls(self, rng: np.random.Generator, *, a_sim, b_sim, svc, sod, dur, a_num=None, b_num=None,
-              a_imei=0, b_imei=0) -> Calls:
+    def calls(
+        self, rng: np.random.Generator, *, a_sim, b_sim, svc, sod, dur, a_num=None, b_num=None, a_imei=0, b_imei=0
+    ) -> Calls:
         """Complete calls with numbers, cells and the callee's lag; scalars broadcast."""
         sod = np.asarray(sod, dtype=np.int32)
         n = sod.size
@@ -192,9 +195,13 @@ class World:
         b_num = self._numbers(b_sim, b_num, n)
         b_lag = np.where(b_sim >= 0, rng.integers(0, 2, n), 0).astype(np.int8)
         return Calls(
-            a_sim=a_sim, a_num=a_num, b_sim=b_sim, b_num=b_num,
+            a_sim=a_sim,
+            a_num=a_num,
+            b_sim=b_sim,
+            b_num=b_num,
             svc=np.broadcast_to(np.asarray(svc, dtype=np.int8), n).copy(),
-            sod=sod, dur=np.broadcast_to(np.asarray(dur, dtype=np.int32), n).copy(),
+            sod=sod,
+            dur=np.broadcast_to(np.asarray(dur, dtype=np.int32), n).copy(),
             a_cell=self.cells_of(a_sim, sod, rng),
             b_cell=self.cells_of(b_sim, np.minimum(sod + b_lag, self.day_len - 1), rng),
             b_lag=b_lag,
@@ -203,8 +210,11 @@ class World:
         )
 
     def _numbers(self, sim: np.ndarray, given, n: int) -> np.ndarray:
-        number = np.zeros(n, dtype=np.int64) if given is None else np.broadcast_to(
-            np.asarray(given, dtype=np.int64), n).copy()
+        number = (
+            np.zeros(n, dtype=np.int64)
+            if given is None
+            else np.broadcast_to(np.asarray(given, dtype=np.int64), n).copy()
+        )
         modelled = sim >= 0
         number[modelled] = self.registry.msisdn[sim[modelled]]
         return number
@@ -217,8 +227,9 @@ def on_the_clock(working: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -
     return (starts[shift] + working - (ends[shift] - lengths[shift])).astype(np.int64)
 
 
-def one_after_another(rng: np.random.Generator, per: np.ndarray, busy: np.ndarray, total: float, shape: float,
-                      least_gap: float) -> tuple[np.ndarray, np.ndarray]:
+def one_after_another(
+    rng: np.random.Generator, per: np.ndarray, busy: np.ndarray, total: float, shape: float, least_gap: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Working-time starts of each phone's calls (rows of `busy`, the seconds each call keeps the phone),
     one after the other with human (gamma) pauses sized so that `per[i]` calls fill `total` seconds,
     squeezed when a day of long talks would run over. Returns (starts, which of them are calls)."""
@@ -244,15 +255,17 @@ def to_records(calls: Calls, registry: SimRegistry, day_len: int) -> pl.DataFram
     inc = calls.b_sim >= 0
     sim = np.r_[calls.a_sim[out], calls.b_sim[inc]]
     device = np.r_[calls.a_imei[out], calls.b_imei[inc]]
-    return pl.DataFrame({
-        "carrier": registry.carrier[sim],
-        "msisdn": registry.msisdn[sim],
-        "peer": np.r_[calls.b_num[out], calls.a_num[inc]],
-        "dir": np.r_[np.zeros(out.sum(), np.int8), np.ones(inc.sum(), np.int8)],
-        "svc": np.r_[calls.svc[out], calls.svc[inc]],
-        "sod": np.r_[calls.sod[out], incoming_sod(calls, day_len)[inc]].astype(np.int32),
-        "dur": np.r_[calls.dur[out], calls.dur[inc]],
-        "imsi": registry.imsi[sim],
-        "imei": np.where(device != 0, device, registry.imei[sim]),
-        "cell": np.r_[calls.a_cell[out], calls.b_cell[inc]],
-    })
+    return pl.DataFrame(
+        {
+            "carrier": registry.carrier[sim],
+            "msisdn": registry.msisdn[sim],
+            "peer": np.r_[calls.b_num[out], calls.a_num[inc]],
+            "dir": np.r_[np.zeros(out.sum(), np.int8), np.ones(inc.sum(), np.int8)],
+            "svc": np.r_[calls.svc[out], calls.svc[inc]],
+            "sod": np.r_[calls.sod[out], incoming_sod(calls, day_len)[inc]].astype(np.int32),
+            "dur": np.r_[calls.dur[out], calls.dur[inc]],
+            "imsi": registry.imsi[sim],
+            "imei": np.where(device != 0, device, registry.imei[sim]),
+            "cell": np.r_[calls.a_cell[out], calls.b_cell[inc]],
+        }
+    )

@@ -15,6 +15,7 @@
 The file is GBK without BOM on odd ordinal days (as WPS saves a CSV in China), UTF-8 with BOM
 otherwise; the same inputs give the same bytes.
 """
+
 from __future__ import annotations
 
 import csv
@@ -26,10 +27,13 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from jobs.io.files import write_atomic
-from schemas.tables import FEEDBACK_INPUT_COLUMNS
+from jobs.numbers import e164, national
+from schemas.tables import CHINESE_LEAD_HEADERS, FEEDBACK_INPUT_COLUMNS
 
 FEEDBACK_COLUMNS = ("den_id", *FEEDBACK_INPUT_COLUMNS)
-LEAD_HEADERS = {"den_id": ("den_id", "窝点编号"), "numbers": ("numbers", "号码")}   # ours, export's Chinese ones
+LEAD_HEADERS = {
+    name: (name, CHINESE_LEAD_HEADERS[name]) for name in ("den_id", "numbers")
+}  # ours, export's Chinese ones
 NOTES = {
     "confirmed": "确认为诈骗窝点，已布控",
     "legitimate": "合法快递通知平台，已备案核实",
@@ -43,7 +47,7 @@ FILE_NAME = re.compile(r"field_(\d{4}-\d{2}-\d{2})\.csv")
 @dataclass(frozen=True)
 class Lead:
     den_id: str
-    numbers: frozenset[str]          # E.164
+    numbers: frozenset[str]  # E.164
 
 
 @dataclass(frozen=True)
@@ -68,12 +72,14 @@ def write_field_feedback(landing: Path, outbox: Path, day: date, *, seed: int = 
     rows = field_answers(leads, truth, visited_on, answered, seed=seed, share=share)
     if not rows:
         return None
-    return write_atomic(landing / "feedback" / f"field_{visited_on.isoformat()}.csv",
-                        encode(rows, gbk=day.toordinal() % 2 == 1))
+    return write_atomic(
+        landing / "feedback" / f"field_{visited_on.isoformat()}.csv", encode(rows, gbk=day.toordinal() % 2 == 1)
+    )
 
 
-def field_answers(leads: list[Lead], truth: FieldTruth, visited_on: date, answered: dict[str, str], *,
-                  seed: int, share: float) -> list[dict[str, str]]:
+def field_answers(
+    leads: list[Lead], truth: FieldTruth, visited_on: date, answered: dict[str, str], *, seed: int, share: float
+) -> list[dict[str, str]]:
     """One feedback row per lead the field visits and has not answered already, sorted by den id."""
     rows = {}
     for lead in sorted(leads, key=lambda lead: lead.den_id):
@@ -100,9 +106,13 @@ def _answer(lead: Lead, truth: FieldTruth, visited_on: date, seed: int, share: f
         if raid is not None and raid["raided_on"] == visited_on.isoformat():
             numbers, imeis = _split(raid["numbers"]), _split(raid["imeis"])
             people = 1 + int(_draw(seed, lead.den_id, "people") * 4)
-            return {**row, "outcome": "raided", "notes": RAID_NOTE.format(boxes=len(imeis), sims=len(numbers),
-                                                                          people=people),
-                    "numbers_seized": ";".join(national(n) for n in numbers), "imeis_seized": ";".join(imeis)}
+            return {
+                **row,
+                "outcome": "raided",
+                "notes": RAID_NOTE.format(boxes=len(imeis), sims=len(numbers), people=people),
+                "numbers_seized": ";".join(national(n) for n in numbers),
+                "imeis_seized": ";".join(imeis),
+            }
         outcome = "confirmed"
     elif 2 * gateway > len(lead.numbers):
         return {**row, "outcome": "legitimate", "notes": NOTES["legitimate"]}
@@ -121,6 +131,7 @@ def _draw(seed: int, den_id: str, what: str) -> float:
 
 # --- reading -------------------------------------------------------------------------------------
 
+
 def read_leads(folder: Path) -> list[Lead]:
     """Every lead of the night's district files (UTF-8 with BOM), numbers back in E.164."""
     leads = []
@@ -133,8 +144,12 @@ def read_leads(folder: Path) -> list[Lead]:
             where = {name: _column(header, aliases, path) for name, aliases in LEAD_HEADERS.items()}
             for record in reader:
                 if len(record) > max(where.values()) and record[where["den_id"]].strip():
-                    leads.append(Lead(record[where["den_id"]].strip(),
-                                      frozenset(e164(n) for n in _split(record[where["numbers"]]))))
+                    leads.append(
+                        Lead(
+                            record[where["den_id"]].strip(),
+                            frozenset(e164(n) for n in _split(record[where["numbers"]])),
+                        )
+                    )
     return leads
 
 
@@ -151,8 +166,9 @@ def read_field_truth(truth: Path, day: date) -> FieldTruth:
         if row["date"] == day.isoformat():
             den_numbers.setdefault(row["den_id"], set()).add(row["msisdn"])
     raids = {row["den_id"]: row for row in _read_csv(truth / "raids.csv", missing_ok=True)}
-    gateways = frozenset(row["number"] for row in _read_csv(truth / "hard_negatives.csv")
-                         if row["kind"] == GATEWAY_KIND)
+    gateways = frozenset(
+        row["number"] for row in _read_csv(truth / "hard_negatives.csv") if row["kind"] == GATEWAY_KIND
+    )
     return FieldTruth({den: frozenset(numbers) for den, numbers in den_numbers.items()}, raids, gateways)
 
 
@@ -177,6 +193,7 @@ def _read_csv(path: Path, missing_ok: bool = False) -> list[dict[str, str]]:
 
 # --- writing -------------------------------------------------------------------------------------
 
+
 def encode(rows: list[dict[str, str]], gbk: bool) -> bytes:
     """CRLF CSV with our header: GBK without BOM (WPS), or UTF-8 with BOM (Excel)."""
     buffer = io.StringIO(newline="")
@@ -193,29 +210,6 @@ def decode(data: bytes) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
         return data.decode("gbk")
-
-
-# --- numbers -------------------------------------------------------------------------------------
-
-def e164(number: str) -> str:
-    """A lead's national form back to the lake's: 13912345678 -> +8613912345678, 0085512345678 ->
-    +85512345678, 02885551234 -> +862885551234; service numbers as they are."""
-    number = number.strip()
-    if number.startswith("00"):
-        return "+" + number[2:]
-    if number.startswith("0"):
-        return "+86" + number[1:]
-    if len(number) == 11 and number.startswith("1"):
-        return "+86" + number
-    return number
-
-
-def national(number: str) -> str:
-    """The lake's E.164 as an officer writes it (the inverse of `e164`)."""
-    if number.startswith("+86"):
-        rest = number[3:]
-        return rest if len(rest) == 11 and rest.startswith("1") else "0" + rest
-    return "00" + number[1:] if number.startswith("+") else number
 
 
 def _split(cell: str) -> list[str]:

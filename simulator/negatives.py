@@ -17,17 +17,17 @@
 The last four draw their numbers from the far end of the segments and their devices from their
 own identities, so adding them moves no draw of the residents or the dens.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from jobs.simulate.city import DISTRICTS, GRID, OFFICE_DISTRICT, STADIUM_DISTRICT, City
-from jobs.simulate.events import Calls, Crowd, Placement, SimRegistry, World, on_the_clock, one_after_another
-from jobs.simulate.numbers import (BOX_TACS, CARRIER_SHARES, MOBILE_BASE, PHONE_TACS, SEGMENT_SIZE, Identities,
-                                   NumberPlan)
-from jobs.simulate.residents import HOUR, KIND_RESIDENT, N_CONTACTS, Population, diurnal_times, voice_durations
+from simulator.city import DISTRICTS, GRID, OFFICE_DISTRICT, STADIUM_DISTRICT, City
+from simulator.events import Calls, Crowd, Placement, SimRegistry, World, on_the_clock, one_after_another
+from simulator.numbers import BOX_TACS, CARRIER_SHARES, MOBILE_BASE, PHONE_TACS, SEGMENT_SIZE, Identities, NumberPlan
+from simulator.residents import HOUR, KIND_RESIDENT, N_CONTACTS, Population, diurnal_times, voice_durations
 
 RESIDENTS_PER_COURIER = 300
 MIN_COURIERS = 5
@@ -51,6 +51,7 @@ def office_site(city: City) -> int:
 
 # --- couriers -----------------------------------------------------------------------------------
 
+
 def hire_couriers(rng: np.random.Generator, population: Population) -> np.ndarray:
     """Some residents deliver parcels; marks them in the population and returns their indices."""
     n = population.n_residents
@@ -69,11 +70,15 @@ class CourierRoutes:
         two = rng.random(n_couriers) < 0.5
         per_district = GRID * GRID
         # candidate sites: the 49 of the first district, then (if two) the 49 of the neighbour
-        candidates = np.concatenate([district[:, None] * per_district + np.arange(per_district),
-                                     np.where(two, neighbour, district)[:, None] * per_district
-                                     + np.arange(per_district)], axis=1)
+        candidates = np.concatenate(
+            [
+                district[:, None] * per_district + np.arange(per_district),
+                np.where(two, neighbour, district)[:, None] * per_district + np.arange(per_district),
+            ],
+            axis=1,
+        )
         keys = rng.random(candidates.shape)
-        keys[~two, per_district:] = 2.0                      # one district only: never pick the copy
+        keys[~two, per_district:] = 2.0  # one district only: never pick the copy
         self.length = rng.integers(8, 16, n_couriers)
         picked = np.take_along_axis(candidates, np.argsort(keys, axis=1)[:, :15], axis=1)
         # walk them west to east so consecutive stops are near each other
@@ -105,20 +110,27 @@ def courier_day(world: World, couriers: np.ndarray, rng: np.random.Generator) ->
     back_sod = sod[back] + dur[back] + 60 + rng.exponential(25 * 60, int(back.sum())).astype(np.int64)
     keep = back_sod < world.day_len
     n = int(keep.sum())
-    callbacks = world.calls(rng, a_sim=callee[back][keep], b_sim=couriers[courier[back][keep]], svc=0,
-                            sod=back_sod[keep], dur=np.where(rng.random(n) < 0.9, rng.integers(10, 91, n), 0))
+    callbacks = world.calls(
+        rng,
+        a_sim=callee[back][keep],
+        b_sim=couriers[courier[back][keep]],
+        svc=0,
+        sod=back_sod[keep],
+        dur=np.where(rng.random(n) < 0.9, rng.integers(10, 91, n), 0),
+    )
     return Calls.concat([rounds, callbacks])
 
 
 # --- the telemarketing office -------------------------------------------------------------------
+
 
 @dataclass
 class Office:
     """A registered call centre: ordinary phones at one site, dialling a sorted customer list."""
 
     site: int
-    sims: np.ndarray             # population indices
-    customers: np.ndarray        # residents' numbers, ascending
+    sims: np.ndarray  # population indices
+    customers: np.ndarray  # residents' numbers, ascending
     pointer: int = 0
 
 
@@ -146,8 +158,8 @@ def office_day(world: World, office: Office, rng: np.random.Generator) -> Calls:
 
 # --- the crowd event ----------------------------------------------------------------------------
 
-def gather_crowd(rng: np.random.Generator, population: Population, site: int,
-                 away: np.ndarray | None = None) -> Crowd:
+
+def gather_crowd(rng: np.random.Generator, population: Population, site: int, away: np.ndarray | None = None) -> Crowd:
     """~8 % of residents (at least 150) at the stadium 19-22 h; `away`: SIMs that left their owners
     (sold to a den): they stay where the den is, not in the crowd."""
     residents = np.flatnonzero(population.kind == KIND_RESIDENT)
@@ -161,6 +173,7 @@ def gather_crowd(rng: np.random.Generator, population: Population, site: int,
 
 # --- places and people for the newer look-alikes ------------------------------------------------
 
+
 def business_site(rng: np.random.Generator, city: City, avoid: set[int]) -> int:
     """A site among the busiest third for offices and shops, none of `avoid`."""
     busy = np.argsort(-city.business, kind="stable")[: city.n_sites // 3]
@@ -169,7 +182,7 @@ def business_site(rng: np.random.Generator, city: City, avoid: set[int]) -> int:
 
 def ordinary_residents(population: Population, exclude: np.ndarray) -> np.ndarray:
     """Residents free to take a role (not a courier, not a SIM sold to a den, ...)."""
-    residents = np.flatnonzero(population.kind[:population.n_residents] == KIND_RESIDENT)
+    residents = np.flatnonzero(population.kind[: population.n_residents] == KIND_RESIDENT)
     return residents[~np.isin(residents, exclude)]
 
 
@@ -182,14 +195,14 @@ def numbers_needed(days: int) -> int:
 
 COLLECTION_PHONES = (6, 10)
 COLLECTION_SESSIONS = ((9 * HOUR, 12 * HOUR), (13 * HOUR + 1800, 18 * HOUR))
-COLLECTION_CALLS = (40, 70)            # per phone per day, inclusive
-DEBTORS = (150, 300)                   # cases on the list at the start
-NEW_DEBTORS = 0.03                     # new cases a day, as a share of the list
-DEBTORS_TODAY = 0.6                    # share of the list worked on a given day
+COLLECTION_CALLS = (40, 70)  # per phone per day, inclusive
+DEBTORS = (150, 300)  # cases on the list at the start
+NEW_DEBTORS = 0.03  # new cases a day, as a share of the list
+DEBTORS_TODAY = 0.6  # share of the list worked on a given day
 COLLECTION_ANSWERED = 0.40
 COLLECTION_TALK_S = (60, 900)
-COLLECTION_RING_S = 30                 # an unanswered call still keeps the phone this long
-COLLECTION_RINGBACK = (0.20, 0.35)     # share of the day's debtors who ring back that day
+COLLECTION_RING_S = 30  # an unanswered call still keeps the phone this long
+COLLECTION_RINGBACK = (0.20, 0.35)  # share of the day's debtors who ring back that day
 
 
 @dataclass
@@ -197,10 +210,10 @@ class CollectionCentre:
     """An unregistered debt-collection office: ordinary phones with established numbers at one site."""
 
     site: int
-    sims: np.ndarray                   # registry indices, ascending
-    slots: np.ndarray                  # each phone's sector
-    debtors: np.ndarray                # resident indices on the list
-    eligible: np.ndarray               # residents a new case may be
+    sims: np.ndarray  # registry indices, ascending
+    slots: np.ndarray  # each phone's sector
+    debtors: np.ndarray  # resident indices on the list
+    eligible: np.ndarray  # residents a new case may be
 
     def locate(self, sims: np.ndarray, sod: np.ndarray, world: World) -> tuple[np.ndarray, np.ndarray]:
         return np.full(sims.size, self.site), self.slots[np.searchsorted(self.sims, sims)]
@@ -210,12 +223,17 @@ class CollectionCentre:
         world.place(Placement(self.sims, self.locate))
 
 
-def open_collection_centre(rng: np.random.Generator, registry: SimRegistry, numbers: NumberPlan, ids: Identities,
-                           site: int, eligible: np.ndarray) -> CollectionCentre:
+def open_collection_centre(
+    rng: np.random.Generator,
+    registry: SimRegistry,
+    numbers: NumberPlan,
+    ids: Identities,
+    site: int,
+    eligible: np.ndarray,
+) -> CollectionCentre:
     n = int(rng.integers(COLLECTION_PHONES[0], COLLECTION_PHONES[1] + 1))
     carrier = rng.choice(3, n, p=CARRIER_SHARES).astype(np.int8)
-    sims = registry.add(numbers.draw_mixed(carrier, from_end=True), carrier, ids.imsi(carrier),
-                        ids.imei(n, PHONE_TACS))
+    sims = registry.add(numbers.draw_mixed(carrier, from_end=True), carrier, ids.imsi(carrier), ids.imei(n, PHONE_TACS))
     size = min(int(rng.integers(DEBTORS[0], DEBTORS[1] + 1)), eligible.size // 3)
     return CollectionCentre(site, sims, rng.integers(0, 6, n), rng.choice(eligible, size, replace=False), eligible)
 
@@ -234,30 +252,35 @@ def collection_day(world: World, centre: CollectionCentre, rng: np.random.Genera
     per = rng.integers(COLLECTION_CALLS[0], COLLECTION_CALLS[1] + 1, n)
     answered = rng.random((n, most)) < COLLECTION_ANSWERED
     talk = np.where(answered, rng.integers(COLLECTION_TALK_S[0], COLLECTION_TALK_S[1] + 1, (n, most)), 0)
-    start, kept = one_after_another(rng, per, np.where(answered, talk, COLLECTION_RING_S), lengths.sum(), 2.0,
-                                    20.0)
+    start, kept = one_after_another(rng, per, np.where(answered, talk, COLLECTION_RING_S), lengths.sum(), 2.0, 20.0)
     phone = np.broadcast_to(np.arange(n)[:, None], kept.shape)[kept]
     sod, dur = on_the_clock(start[kept], starts, lengths), talk[kept]
     debtor = rng.choice(today, phone.size)
     calls = world.calls(rng, a_sim=centre.sims[phone], b_sim=debtor, svc=0, sod=sod, dur=dur)
 
-    called, first = np.unique(debtor, return_index=True)       # each debtor's first call of the day
+    called, first = np.unique(debtor, return_index=True)  # each debtor's first call of the day
     rings = first[rng.random(called.size) < rng.uniform(*COLLECTION_RINGBACK)]
     back_sod = sod[rings] + dur[rings] + 300 + rng.exponential(90 * 60, rings.size).astype(np.int64)
     in_hours = back_sod < COLLECTION_SESSIONS[-1][1]
     back_dur = np.where(in_hours, rng.integers(30, 601, rings.size), 0)
     keep = back_sod < world.day_len
-    callbacks = world.calls(rng, a_sim=debtor[rings][keep], b_sim=centre.sims[phone[rings][keep]], svc=0,
-                            sod=back_sod[keep], dur=back_dur[keep])
+    callbacks = world.calls(
+        rng,
+        a_sim=debtor[rings][keep],
+        b_sim=centre.sims[phone[rings][keep]],
+        svc=0,
+        sod=back_sod[keep],
+        dur=back_dur[keep],
+    )
     return Calls.concat([calls, callbacks])
 
 
 # --- estate agents -----------------------------------------------------------------------------
 
 AGENTS = (3, 5)
-AGENT_SESSION_STARTS = (9, 10, 14, 15)     # the agency's cold-calling hours start at one of these ...
-AGENT_SESSION_HOURS = (2, 4)               # ... and last this long (the same hours for every agent)
-AGENT_RATE = (8, 14)                       # calls per hour
+AGENT_SESSION_STARTS = (9, 10, 14, 15)  # the agency's cold-calling hours start at one of these ...
+AGENT_SESSION_HOURS = (2, 4)  # ... and last this long (the same hours for every agent)
+AGENT_RATE = (8, 14)  # calls per hour
 AGENT_GAP_SHAPE = 1.5
 AGENT_ANSWERED = 0.30
 AGENT_TALK_S = (15, 120)
@@ -268,15 +291,15 @@ AGENT_CALLBACK = (0.05, 0.10)
 class EstateAgency:
     """Agents (ordinary residents) cold-calling consecutive blocks of one segment while walking their patch."""
 
-    agents: np.ndarray                 # resident indices, ascending
-    district: int                      # their patch
-    segment: int                       # the 7-digit prefix they all work
-    block: int                         # numbers per agent
-    next_number: np.ndarray            # per agent: offset in the segment of the next number to dial
+    agents: np.ndarray  # resident indices, ascending
+    district: int  # their patch
+    segment: int  # the 7-digit prefix they all work
+    block: int  # numbers per agent
+    next_number: np.ndarray  # per agent: offset in the segment of the next number to dial
     avoid: set[int] = field(default_factory=set)
-    start: int = 0                     # today's session
+    start: int = 0  # today's session
     hours: int = 0
-    route: np.ndarray | None = None    # today's (agent, hour) sites
+    route: np.ndarray | None = None  # today's (agent, hour) sites
 
     def plan_day(self, world: World, rng: np.random.Generator) -> None:
         """Today's hours and each agent's round: a different site every hour, never one another agent is at."""
@@ -300,8 +323,14 @@ def hire_agents(rng: np.random.Generator, numbers: NumberPlan, eligible: np.ndar
     n = int(rng.integers(AGENTS[0], AGENTS[1] + 1))
     agents = np.sort(rng.choice(eligible, n, replace=False))
     block = SEGMENT_SIZE // n
-    return EstateAgency(agents, int(rng.integers(0, len(DISTRICTS))), int(rng.choice(numbers.local_prefixes)),
-                        block, np.arange(n) * block, avoid)
+    return EstateAgency(
+        agents,
+        int(rng.integers(0, len(DISTRICTS))),
+        int(rng.choice(numbers.local_prefixes)),
+        block,
+        np.arange(n) * block,
+        avoid,
+    )
 
 
 def agents_day(world: World, agency: EstateAgency, rng: np.random.Generator) -> Calls:
@@ -318,7 +347,7 @@ def agents_day(world: World, agency: EstateAgency, rng: np.random.Generator) -> 
     agent = np.broadcast_to(np.arange(n)[:, None], kept.shape)[kept]
     rank = np.broadcast_to(np.arange(most)[None, :], kept.shape)[kept]
     offset = agency.next_number[agent] + rank
-    offset = agent * agency.block + (offset - agent * agency.block) % agency.block    # the block wraps, not the list
+    offset = agent * agency.block + (offset - agent * agency.block) % agency.block  # the block wraps, not the list
     agency.next_number = agency.next_number + kept.sum(axis=1)
     number = MOBILE_BASE + agency.segment * SEGMENT_SIZE + offset
     callee = world.reachable(number)
@@ -330,20 +359,27 @@ def agents_day(world: World, agency: EstateAgency, rng: np.random.Generator) -> 
     back &= back_sod < world.day_len
     idx = np.flatnonzero(back)
     back_dur = np.where(rng.random(idx.size) < 0.8, rng.integers(20, 181, idx.size), 0)
-    callbacks = world.calls(rng, a_sim=callee[idx], a_num=number[idx], b_sim=agency.agents[agent[idx]], svc=0,
-                            sod=back_sod[idx], dur=back_dur)
+    callbacks = world.calls(
+        rng,
+        a_sim=callee[idx],
+        a_num=number[idx],
+        b_sim=agency.agents[agent[idx]],
+        svc=0,
+        sod=back_sod[idx],
+        dur=back_dur,
+    )
     return Calls.concat([calls, callbacks])
 
 
 # --- a phone shop --------------------------------------------------------------------------------
 
 SHOP_SIMS_PER_DAY = (10, 30)
-SHOP_OPEN = (10 * HOUR, 20 * HOUR)         # when buyers walk in
+SHOP_OPEN = (10 * HOUR, 20 * HOUR)  # when buyers walk in
 SHOP_VISIT_S = (900, 2400)
-SHOP_TEST_CALLS = (1, 3)                   # per new SIM, in the shop
+SHOP_TEST_CALLS = (1, 3)  # per new SIM, in the shop
 SHOP_TEST_S = (5, 40)
-ACTIVATION_LINES = np.array([10086, 10010, 10000])   # each carrier's service line, per carrier index
-SECOND_LINE_OUT = 1.2                      # a bought SIM's own calls and SMS per day, to its buyer's contacts
+ACTIVATION_LINES = np.array([10086, 10010, 10000])  # each carrier's service line, per carrier index
+SECOND_LINE_OUT = 1.2  # a bought SIM's own calls and SMS per day, to its buyer's contacts
 SECOND_LINE_IN = 0.6
 
 
@@ -353,11 +389,11 @@ class SimShop:
 
     site: int
     slot: int
-    eligible: np.ndarray                                    # residents who may walk in
-    sims: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))   # registry, ascending
+    eligible: np.ndarray  # residents who may walk in
+    sims: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # registry, ascending
     owner: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    sold_on: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))   # day index
-    visit: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), dtype=np.int64))   # [in, out) sod
+    sold_on: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # day index
+    visit: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), dtype=np.int64))  # [in, out) sod
 
     def locate(self, sims: np.ndarray, sod: np.ndarray, world: World) -> tuple[np.ndarray, np.ndarray]:
         """In the shop during the visit it was bought on; with its buyer ever after."""
@@ -376,8 +412,9 @@ def open_shop(world: World, shop: SimShop, numbers: NumberPlan, ids: Identities,
     k = min(int(rng.integers(SHOP_SIMS_PER_DAY[0], SHOP_SIMS_PER_DAY[1] + 1)), shop.eligible.size)
     buyers = rng.choice(shop.eligible, k, replace=False)
     carrier = rng.choice(3, k, p=CARRIER_SHARES).astype(np.int8)
-    sims = world.registry.add(numbers.draw_mixed(carrier, from_end=True), carrier, ids.imsi(carrier),
-                              ids.imei(k, PHONE_TACS))
+    sims = world.registry.add(
+        numbers.draw_mixed(carrier, from_end=True), carrier, ids.imsi(carrier), ids.imei(k, PHONE_TACS)
+    )
     arrive = rng.integers(*SHOP_OPEN, k)
     visit = np.stack([arrive, arrive + rng.integers(SHOP_VISIT_S[0], SHOP_VISIT_S[1] + 1, k)], axis=1)
     shop.sims, shop.owner = np.r_[shop.sims, sims], np.r_[shop.owner, buyers]
@@ -394,9 +431,15 @@ def shop_day(world: World, shop: SimShop, rng: np.random.Generator) -> Calls:
     test_sod = shop.visit[test, 0] + (rng.uniform(0.05, 0.95, test.size) * span).astype(np.int64)
     own = rng.random(test.size) < 0.5
     carrier = world.registry.carrier[shop.sims[test]]
-    tests = world.calls(rng, a_sim=shop.sims[test], b_sim=np.where(own, shop.owner[test], -1),
-                        b_num=ACTIVATION_LINES[carrier], svc=0, sod=test_sod,
-                        dur=rng.integers(SHOP_TEST_S[0], SHOP_TEST_S[1] + 1, test.size))
+    tests = world.calls(
+        rng,
+        a_sim=shop.sims[test],
+        b_sim=np.where(own, shop.owner[test], -1),
+        b_num=ACTIVATION_LINES[carrier],
+        svc=0,
+        sod=test_sod,
+        dur=rng.integers(SHOP_TEST_S[0], SHOP_TEST_S[1] + 1, test.size),
+    )
 
     def times(line: np.ndarray) -> np.ndarray:
         sod = diurnal_times(rng, line.size)
@@ -407,25 +450,27 @@ def shop_day(world: World, shop: SimShop, rng: np.random.Generator) -> Calls:
     out = np.repeat(np.arange(shop.sims.size), rng.poisson(SECOND_LINE_OUT, shop.sims.size))
     svc = (rng.random(out.size) < 0.25).astype(np.int8)
     contact = world.population.contacts[shop.owner[out], rng.integers(0, N_CONTACTS, out.size)]
-    outgoing = world.calls(rng, a_sim=shop.sims[out], b_sim=contact, svc=svc, sod=times(out),
-                           dur=voice_durations(rng, svc))
+    outgoing = world.calls(
+        rng, a_sim=shop.sims[out], b_sim=contact, svc=svc, sod=times(out), dur=voice_durations(rng, svc)
+    )
     inc = np.repeat(np.arange(shop.sims.size), rng.poisson(SECOND_LINE_IN, shop.sims.size))
     svc = (rng.random(inc.size) < 0.25).astype(np.int8)
     contact = world.population.contacts[shop.owner[inc], rng.integers(0, N_CONTACTS, inc.size)]
-    incoming = world.calls(rng, a_sim=contact, b_sim=shop.sims[inc], svc=svc, sod=times(inc),
-                           dur=voice_durations(rng, svc))
+    incoming = world.calls(
+        rng, a_sim=contact, b_sim=shop.sims[inc], svc=svc, sod=times(inc), dur=voice_durations(rng, svc)
+    )
     return Calls.concat([tests, outgoing, incoming])
 
 
 # --- lawful SMS notification gateways -----------------------------------------------------------
 
-GATEWAY_SIMS = 8                           # one box, all SIMs of one carrier (a bulk contract)
+GATEWAY_SIMS = 8  # one box, all SIMs of one carrier (a bulk contract)
 GATEWAY_HOURS = (8 * HOUR, 20 * HOUR)
-GATEWAY_SMS = (60, 120)                    # per SIM per day, inclusive, at machine-regular gaps
+GATEWAY_SMS = (60, 120)  # per SIM per day, inclusive, at machine-regular gaps
 GATEWAY_GAP_SD_S = (1.5, 4.0)
-GATEWAY_FIRST_S = 60                       # each SIM's first SMS within this many seconds of opening
-GATEWAY_REPLIES = 0.03                     # share of the texted residents who text back
-GATEWAY_REPLY_S = 20 * 60                  # mean delay of a reply
+GATEWAY_FIRST_S = 60  # each SIM's first SMS within this many seconds of opening
+GATEWAY_REPLIES = 0.03  # share of the texted residents who text back
+GATEWAY_REPLY_S = 20 * 60  # mean delay of a reply
 GATEWAY_NAMES = ("丰巢快递柜通知平台", "菜鸟驿站取件通知平台", "京东快递柜通知平台", "速递易快递柜通知平台")
 
 
@@ -437,10 +482,10 @@ class SmsGateway:
     name: str
     site: int
     slot: int
-    sims: np.ndarray                   # registry indices, ascending
+    sims: np.ndarray  # registry indices, ascending
     imei: int
-    gap_sd: float                      # seconds: how regular the box is
-    customers: np.ndarray              # residents it may text
+    gap_sd: float  # seconds: how regular the box is
+    customers: np.ndarray  # residents it may text
 
     def locate(self, sims: np.ndarray, sod: np.ndarray, world: World) -> tuple[np.ndarray, np.ndarray]:
         return np.full(sims.size, self.site), np.full(sims.size, self.slot)
@@ -457,20 +502,33 @@ def gateway_site(rng: np.random.Generator, city: City, avoid: set[int]) -> int:
     return int(rng.choice(quiet or busy))
 
 
-def open_gateways(rng: np.random.Generator, city: City, registry: SimRegistry, numbers: NumberPlan,
-                  ids: Identities, count: int, customers: np.ndarray, avoid: set[int]) -> list[SmsGateway]:
+def open_gateways(
+    rng: np.random.Generator,
+    city: City,
+    registry: SimRegistry,
+    numbers: NumberPlan,
+    ids: Identities,
+    count: int,
+    customers: np.ndarray,
+    avoid: set[int],
+) -> list[SmsGateway]:
     """`count` gateways at distinct sites (none of `avoid`); numbers from the segments' far end."""
     gateways: list[SmsGateway] = []
     for k in range(count):
         site = gateway_site(rng, city, avoid | {g.site for g in gateways})
         carrier = np.full(GATEWAY_SIMS, rng.choice(3, p=CARRIER_SHARES), dtype=np.int8)
         imei = int(ids.imei(1, BOX_TACS)[0])
-        sims = registry.add(numbers.draw_mixed(carrier, from_end=True), carrier, ids.imsi(carrier),
-                            np.full(GATEWAY_SIMS, imei))
-        name = GATEWAY_NAMES[k % len(GATEWAY_NAMES)] + (f"{k // len(GATEWAY_NAMES) + 1}号" if k >= len(GATEWAY_NAMES)
-                                                        else "")
-        gateways.append(SmsGateway(name, site, int(rng.integers(0, 6)), sims, imei,
-                                   float(rng.uniform(*GATEWAY_GAP_SD_S)), customers))
+        sims = registry.add(
+            numbers.draw_mixed(carrier, from_end=True), carrier, ids.imsi(carrier), np.full(GATEWAY_SIMS, imei)
+        )
+        name = GATEWAY_NAMES[k % len(GATEWAY_NAMES)] + (
+            f"{k // len(GATEWAY_NAMES) + 1}号" if k >= len(GATEWAY_NAMES) else ""
+        )
+        gateways.append(
+            SmsGateway(
+                name, site, int(rng.integers(0, 6)), sims, imei, float(rng.uniform(*GATEWAY_GAP_SD_S)), customers
+            )
+        )
     return gateways
 
 
@@ -487,7 +545,7 @@ def gateway_day(world: World, gateway: SmsGateway, rng: np.random.Generator) -> 
     slot = np.broadcast_to(np.arange(n)[:, None], keep.shape)[keep]
     sod = sod[keep]
     rounds = -(-slot.size // gateway.customers.size)
-    recipient = np.concatenate([rng.permutation(gateway.customers) for _ in range(rounds)])[:slot.size]
+    recipient = np.concatenate([rng.permutation(gateway.customers) for _ in range(rounds)])[: slot.size]
     texts = world.calls(rng, a_sim=gateway.sims[slot], b_sim=recipient, svc=1, sod=sod, dur=0)
 
     back_sod = sod + 30 + rng.exponential(GATEWAY_REPLY_S, sod.size).astype(np.int64)

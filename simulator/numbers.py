@@ -3,6 +3,7 @@
 Numbers are handled as int64 holding the E.164 digits (8613912345678, 862885551234, 855...);
 short service numbers are their digits (95588) and are told apart by being below 10**6.
 """
+
 from __future__ import annotations
 
 import math
@@ -10,18 +11,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-MOBILE_BASE = 86 * 10**11           # +86 followed by an 11-digit mobile number
-SEGMENT_SIZE = 10_000               # a 7-digit prefix (139-1234) holds 10,000 numbers
-SUBSCRIBERS_PER_SEGMENT = 3000      # residents per local segment (so most numbers belong to nobody)
-SERVICE_LIMIT = 10**6               # anything below is a short service number, kept as digits
+MOBILE_BASE = 86 * 10**11  # +86 followed by an 11-digit mobile number
+SEGMENT_SIZE = 10_000  # a 7-digit prefix (139-1234) holds 10,000 numbers
+SUBSCRIBERS_PER_SEGMENT = 3000  # residents per local segment (so most numbers belong to nobody)
+SERVICE_LIMIT = 10**6  # anything below is a short service number, kept as digits
 
 
 @dataclass(frozen=True)
 class CarrierPlan:
     code: str
-    share: float                    # of the city's residents
-    prefixes: tuple[int, ...]       # 3-digit mobile prefixes
-    mcc_mnc: tuple[int, ...]        # IMSI heads
+    share: float  # of the city's residents
+    prefixes: tuple[int, ...]  # 3-digit mobile prefixes
+    mcc_mnc: tuple[int, ...]  # IMSI heads
 
 
 CARRIER_PLANS = (
@@ -43,8 +44,8 @@ PROTECTED_SHORT = np.array([110, 96110, 12345, 12368])
 government and court hotlines. Shown on an incoming call, they are spoofed (改号, issue 16)."""
 SERVICE_LANDLINE_BASE = 862860000000
 """An organisation rings its customers back from a Chengdu landline of its own: 028-6009 5588 for 95588."""
-LANDLINE_AREAS = np.array([28, 28, 28, 28, 28, 28, 10, 21, 20, 23])   # mostly Chengdu 028
-OVERSEAS = ((855, 9), (63, 10), (1, 10), (44, 10), (81, 10), (65, 8), (60, 9))   # (country code, digits)
+LANDLINE_AREAS = np.array([28, 28, 28, 28, 28, 28, 10, 21, 20, 23])  # mostly Chengdu 028
+OVERSEAS = ((855, 9), (63, 10), (1, 10), (44, 10), (81, 10), (65, 8), (60, 9))  # (country code, digits)
 
 
 def luhn_digit(body: np.ndarray) -> np.ndarray:
@@ -52,7 +53,7 @@ def luhn_digit(body: np.ndarray) -> np.ndarray:
     body = np.asarray(body, dtype=np.int64)
     total = np.zeros(body.shape, dtype=np.int64)
     rest = body.copy()
-    for position in range(14):                      # from the rightmost digit leftwards
+    for position in range(14):  # from the rightmost digit leftwards
         digit = rest % 10
         rest //= 10
         if position % 2 == 0:
@@ -101,6 +102,7 @@ class Identities:
 
     def imei(self, n: int, tacs: np.ndarray | None = None, random_tac: bool = False) -> np.ndarray:
         """Phones draw from `tacs`; GOIP boxes with fresh IMEIs invent random TACs."""
+
         def draw(k):
             if random_tac:
                 tac = self.rng.integers(10_000_000, 99_999_999, k)
@@ -116,10 +118,10 @@ class Identities:
 class NumberPlan:
     """Local segments per carrier; hands out numbers nobody holds yet (residents first, then SIMs)."""
 
-    segments: list[np.ndarray]       # per carrier: sorted 7-digit prefixes
-    _free: list[np.ndarray]          # per carrier: shuffled unused numbers (E.164 ints)
+    segments: list[np.ndarray]  # per carrier: sorted 7-digit prefixes
+    _free: list[np.ndarray]  # per carrier: shuffled unused numbers (E.164 ints)
     _next: list[int]
-    _tail: list[int] = field(default_factory=lambda: [0, 0, 0])   # numbers handed out from the far end
+    _tail: list[int] = field(default_factory=lambda: [0, 0, 0])  # numbers handed out from the far end
 
     @classmethod
     def build(cls, rng: np.random.Generator, residents_per_carrier: np.ndarray, spare: int) -> "NumberPlan":
@@ -127,8 +129,9 @@ class NumberPlan:
         taken: set[int] = set()
         for c, plan in enumerate(CARRIER_PLANS):
             need = residents_per_carrier[c] + spare
-            n_seg = max(3, math.ceil(residents_per_carrier[c] / SUBSCRIBERS_PER_SEGMENT),
-                        math.ceil(need / (SEGMENT_SIZE * 0.8)))
+            n_seg = max(
+                3, math.ceil(residents_per_carrier[c] / SUBSCRIBERS_PER_SEGMENT), math.ceil(need / (SEGMENT_SIZE * 0.8))
+            )
             chosen: list[int] = []
             while len(chosen) < n_seg:
                 seg = int(rng.choice(plan.prefixes)) * 10**4 + int(rng.integers(0, 10**4))
@@ -146,7 +149,7 @@ class NumberPlan:
         if start + n > self._free[carrier].size - self._tail[carrier]:
             raise ValueError(f"carrier {CARRIER_PLANS[carrier].code}: local segments exhausted")
         self._next[carrier] = start + n
-        return self._free[carrier][start:start + n]
+        return self._free[carrier][start : start + n]
 
     def draw_from_end(self, carrier: int, n: int) -> np.ndarray:
         """Numbers from the far end of the free list, so whatever draws from the front (residents,
@@ -155,7 +158,7 @@ class NumberPlan:
         if end - n < self._next[carrier]:
             raise ValueError(f"carrier {CARRIER_PLANS[carrier].code}: local segments exhausted")
         self._tail[carrier] += n
-        return self._free[carrier][end - n:end][::-1]
+        return self._free[carrier][end - n : end][::-1]
 
     def draw_mixed(self, carrier: np.ndarray, from_end: bool = False) -> np.ndarray:
         out = np.empty(len(carrier), dtype=np.int64)
@@ -192,12 +195,11 @@ class OutsidePools:
         prefixes = np.concatenate([p.prefixes for p in CARRIER_PLANS])
         seg = rng.choice(prefixes, n) * 10**4 + rng.integers(0, 10**4, n)
         seg = np.where(np.isin(seg, local_prefixes), seg + 1, seg)
-        seg = np.where(np.isin(seg, local_prefixes), seg + 1, seg)   # two clashes in a row: vanishingly rare
+        seg = np.where(np.isin(seg, local_prefixes), seg + 1, seg)  # two clashes in a row: vanishingly rare
         mobile = np.unique(MOBILE_BASE + seg * SEGMENT_SIZE + rng.integers(0, SEGMENT_SIZE, n))
         mobile = mobile[~np.isin((mobile - MOBILE_BASE) // SEGMENT_SIZE, local_prefixes)]
         area = rng.choice(LANDLINE_AREAS, n)
-        landline = np.unique(86 * 10**10 + area * 10**8 + rng.integers(6, 9, n) * 10**7
-                             + rng.integers(0, 10**7, n))
+        landline = np.unique(86 * 10**10 + area * 10**8 + rng.integers(6, 9, n) * 10**7 + rng.integers(0, 10**7, n))
         m = max(300, n_residents // 50)
         country = rng.integers(0, len(OVERSEAS), m)
         cc = np.array([OVERSEAS[i][0] for i in country])
@@ -229,6 +231,6 @@ def ring_from_landline(number: np.ndarray, svc: np.ndarray) -> np.ndarray:
     return np.where((np.asarray(svc) == 0) & is_protected(number), SERVICE_LANDLINE_BASE + number, number)
 
 
-def e164(number: int) -> str:
+def lake_number(number: int) -> str:
     """The lake's form of a number: +digits, or digits for short service numbers."""
     return str(number) if number < SERVICE_LIMIT else f"+{number}"

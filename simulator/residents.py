@@ -4,29 +4,55 @@ This is the bulk of the CDRs and the background every detector has to see throug
 rhythm, social circles biased to the own district, calls and SMS to the outside world. Banks and
 hotlines text from their short numbers but ring from landlines (`numbers.ring_from_landline`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
 
-from jobs.simulate.city import City
-from jobs.simulate.events import Calls, World
-from jobs.simulate.numbers import (CARRIER_SHARES, PHONE_TACS, Identities, NumberPlan, OutsidePools,
-                                   ring_from_landline)
+from simulator.city import City
+from simulator.events import Calls, World
+from simulator.numbers import CARRIER_SHARES, PHONE_TACS, Identities, NumberPlan, OutsidePools, ring_from_landline
 
 HOUR = 3600
 N_CONTACTS = 10
 SAME_DISTRICT_CONTACTS = 0.7
 WORKER_SHARE = 0.6
-CALLS_PER_DAY = 10.5            # mean outgoing events of an average resident on a weekday
-INCOMING_PER_DAY = 2.5          # mean calls/SMS from outside the city per resident
+CALLS_PER_DAY = 10.5  # mean outgoing events of an average resident on a weekday
+INCOMING_PER_DAY = 2.5  # mean calls/SMS from outside the city per resident
 WEEKEND_FACTOR = 0.9
 SMS_SHARE = 0.25
 UNANSWERED = 0.20
 # when people call: few at night, a late-morning and an evening peak
-DIURNAL = np.array([0.3, 0.15, 0.1, 0.08, 0.08, 0.15, 0.5, 1.5, 3.0, 4.5, 5.5, 5.5,
-                    4.5, 4.0, 4.5, 4.8, 5.0, 5.0, 5.2, 5.8, 6.0, 5.0, 3.2, 1.2])
+DIURNAL = np.array(
+    [
+        0.3,
+        0.15,
+        0.1,
+        0.08,
+        0.08,
+        0.15,
+        0.5,
+        1.5,
+        3.0,
+        4.5,
+        5.5,
+        5.5,
+        4.5,
+        4.0,
+        4.5,
+        4.8,
+        5.0,
+        5.0,
+        5.2,
+        5.8,
+        6.0,
+        5.0,
+        3.2,
+        1.2,
+    ]
+)
 DIURNAL = DIURNAL / DIURNAL.sum()
 # whom an outgoing event goes to
 TARGETS = ("contact", "resident", "out_of_region", "landline", "service", "overseas")
@@ -50,9 +76,9 @@ class Population:
     work: np.ndarray
     worker: np.ndarray
     activity: np.ndarray
-    slot_seed: np.ndarray          # picks a stable sector per person per site
-    contacts: np.ndarray           # (n_residents, N_CONTACTS) resident indices
-    courier: np.ndarray            # courier number, -1 for everybody else
+    slot_seed: np.ndarray  # picks a stable sector per person per site
+    contacts: np.ndarray  # (n_residents, N_CONTACTS) resident indices
+    courier: np.ndarray  # courier number, -1 for everybody else
 
     @property
     def size(self) -> int:
@@ -80,8 +106,9 @@ class Population:
         return site
 
 
-def build_population(rng: np.random.Generator, city: City, n_residents: int, n_office: int,
-                     office_site: int) -> tuple[Population, np.ndarray]:
+def build_population(
+    rng: np.random.Generator, city: City, n_residents: int, n_office: int, office_site: int
+) -> tuple[Population, np.ndarray]:
     """Residents plus the office SIMs; returns the population and its head count per carrier."""
     n = n_residents + n_office
     kind = np.r_[np.full(n_residents, KIND_RESIDENT), np.full(n_office, KIND_OFFICE)].astype(np.int8)
@@ -136,7 +163,7 @@ def resident_day(world: World, population: Population, pools: OutsidePools, rng:
     n_out = rng.poisson(CALLS_PER_DAY * factor * population.activity[:n])
     caller = np.repeat(np.arange(n), n_out)
     sod = diurnal_times(rng, caller.size)
-    if world.crowd is not None:           # the crowd calls and texts more than usual at the event
+    if world.crowd is not None:  # the crowd calls and texts more than usual at the event
         fans = np.flatnonzero(world.crowd.members[:n])
         extra = np.repeat(fans, rng.poisson(2.5, fans.size))
         caller = np.r_[caller, extra]
@@ -151,13 +178,26 @@ def resident_day(world: World, population: Population, pools: OutsidePools, rng:
         where = source == i
         a_num[where] = pools.draw(kind, int(where.sum()), rng)
     svc = (rng.random(callee.size) < np.where(source == 2, 0.8, 0.3)).astype(np.int8)
-    incoming = world.calls(rng, a_sim=-1, a_num=ring_from_landline(a_num, svc), b_sim=callee, svc=svc,
-                           sod=diurnal_times(rng, callee.size), dur=voice_durations(rng, svc))
+    incoming = world.calls(
+        rng,
+        a_sim=-1,
+        a_num=ring_from_landline(a_num, svc),
+        b_sim=callee,
+        svc=svc,
+        sod=diurnal_times(rng, callee.size),
+        dur=voice_durations(rng, svc),
+    )
     return Calls.concat([outgoing, incoming])
 
 
-def _outgoing(world: World, population: Population, pools: OutsidePools, rng: np.random.Generator,
-              caller: np.ndarray, sod: np.ndarray) -> Calls:
+def _outgoing(
+    world: World,
+    population: Population,
+    pools: OutsidePools,
+    rng: np.random.Generator,
+    caller: np.ndarray,
+    sod: np.ndarray,
+) -> Calls:
     n = population.n_residents
     target = rng.choice(len(TARGETS), caller.size, p=TARGET_P)
     b_sim = np.full(caller.size, -1, dtype=np.int64)
@@ -166,13 +206,12 @@ def _outgoing(world: World, population: Population, pools: OutsidePools, rng: np
     b_sim[contact] = population.contacts[caller[contact], rng.integers(0, N_CONTACTS, int(contact.sum()))]
     anyone = target == 1
     other = rng.integers(0, n - 1, int(anyone.sum()))
-    b_sim[anyone] = other + (other >= caller[anyone])            # anybody but oneself
+    b_sim[anyone] = other + (other >= caller[anyone])  # anybody but oneself
     for i, kind in enumerate(TARGETS[2:], start=2):
         where = target == i
         b_num[where] = pools.draw(kind, int(where.sum()), rng)
     svc = (rng.random(caller.size) < SMS_SHARE).astype(np.int8)
-    return world.calls(rng, a_sim=caller, b_sim=b_sim, b_num=b_num, svc=svc, sod=sod,
-                       dur=voice_durations(rng, svc))
+    return world.calls(rng, a_sim=caller, b_sim=b_sim, b_num=b_num, svc=svc, sod=sod, dur=voice_durations(rng, svc))
 
 
 def diurnal_times(rng: np.random.Generator, n: int) -> np.ndarray:

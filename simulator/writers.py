@@ -6,6 +6,7 @@ times, cell keys), dirtied, encoded in one call and gzipped with mtime=0, so a s
 the same bytes. Each carrier splits its day into a few time windows, one file each, by the times
 its own switch clock wrote (`clock`: off by a fixed number of seconds, 0 unless asked for).
 """
+
 from __future__ import annotations
 
 import gzip
@@ -18,20 +19,30 @@ import numpy as np
 import polars as pl
 
 from jobs.io.manifest import Entry, entry_for, write_manifest
-from jobs.simulate.city import CARRIERS, City
-from jobs.simulate.dirt import Dirtied, dirty, poison
-from schemas.raw import (CN_CSV, CN_CSV_SERVICES, JSONL_DIRECTIONS, JSONL_SERVICES, PIPE_GBK_DIRECTIONS,
-                         PIPE_GBK_SERVICES, RAW_LAYOUTS)
+from schemas.raw import (
+    CN_CSV,
+    CN_CSV_SERVICES,
+    JSONL_DIRECTIONS,
+    JSONL_SERVICES,
+    PIPE_GBK_DIRECTIONS,
+    PIPE_GBK_SERVICES,
+    RAW_LAYOUTS,
+)
+from simulator.city import CARRIERS, City
+from simulator.dirt import Dirtied, dirty, poison
 
 FORMATS = {"cm": "cn_csv", "cu": "pipe_gbk", "ct": "jsonl"}
-FILE_HOURS = {"cm": 6, "cu": 8, "ct": 12}             # one file per window of this many hours
+FILE_HOURS = {"cm": 6, "cu": 8, "ct": 12}  # one file per window of this many hours
 GZIP_LEVEL = 3
 BOM = "\ufeff"
 # how often a mobile number is written bare / 86… / +86… / 0086…, per format (the samples' habits)
-MOBILE_FORMS = {"cn_csv": (0.92, 0.03, 0.03, 0.02), "pipe_gbk": (0.93, 0.0, 0.0, 0.07),
-                "jsonl": (0.04, 0.01, 0.95, 0.0)}
-FOREIGN_PLUS = {"cn_csv": 0.5, "pipe_gbk": 0.3, "jsonl": 0.9}   # +855… rather than 00855…
-CLOCK_SKEW_SHARES = {"cm": 0.0, "cu": 0.75, "ct": -1.0}   # of --clock-skew S: how far each switch clock is off
+MOBILE_FORMS = {
+    "cn_csv": (0.92, 0.03, 0.03, 0.02),
+    "pipe_gbk": (0.93, 0.0, 0.0, 0.07),
+    "jsonl": (0.04, 0.01, 0.95, 0.0),
+}
+FOREIGN_PLUS = {"cn_csv": 0.5, "pipe_gbk": 0.3, "jsonl": 0.9}  # +855… rather than 00855…
+CLOCK_SKEW_SHARES = {"cm": 0.0, "cu": 0.75, "ct": -1.0}  # of --clock-skew S: how far each switch clock is off
 _DIRS = ("out", "in")
 _SVCS = ("voice", "sms")
 
@@ -39,7 +50,7 @@ _SVCS = ("voice", "sms")
 @dataclass(frozen=True)
 class FileSpec:
     name: str
-    start: int                  # seconds of day covered: [start, end)
+    start: int  # seconds of day covered: [start, end)
     end: int
     bom: bool = False
     gz: bool = False
@@ -47,9 +58,9 @@ class FileSpec:
 
 @dataclass
 class WrittenFile:
-    path: str                   # relative to the landing root
+    path: str  # relative to the landing root
     rows: int
-    corrupt: list[tuple[int, str]]   # (1-based physical line, kind)
+    corrupt: list[tuple[int, str]]  # (1-based physical line, kind)
     duplicated: int
 
 
@@ -69,8 +80,11 @@ def file_specs(carrier: str, day: date, day_len: int) -> list[FileSpec]:
         stem = f"{carrier}_{stamp}_{i + 1}"
         if carrier == "cm":
             variant = i % 4
-            specs.append(FileSpec(stem + (".csv.gz" if variant % 2 else ".csv"), *window,
-                                  bom=variant in (0, 3), gz=variant % 2 == 1))
+            specs.append(
+                FileSpec(
+                    stem + (".csv.gz" if variant % 2 else ".csv"), *window, bom=variant in (0, 3), gz=variant % 2 == 1
+                )
+            )
         elif carrier == "cu":
             specs.append(FileSpec(stem + ".txt", *window))
         else:
@@ -91,36 +105,61 @@ def number_expr(column: str, draw: str, fmt: str) -> pl.Expr:
     national = digits.str.slice(2)
     u = pl.col(draw)
     bare, p86, plus86, _ = np.cumsum(MOBILE_FORMS[fmt])
-    mobile = (pl.when(u < bare).then(national)
-              .when(u < p86).then(pl.concat_str([pl.lit("86"), national]))
-              .when(u < plus86).then(pl.concat_str([pl.lit("+86"), national]))
-              .otherwise(pl.concat_str([pl.lit("0086"), national])))
-    landline = (pl.when(u < 0.5).then(pl.concat_str([pl.lit("0"), national]))
-                .otherwise(pl.concat_str([pl.lit("0"), national.str.slice(0, 2), pl.lit("-"), national.str.slice(2)])))
-    foreign = (pl.when(u < FOREIGN_PLUS[fmt]).then(pl.concat_str([pl.lit("+"), digits]))
-               .otherwise(pl.concat_str([pl.lit("00"), digits])))
-    return (pl.when(n < 1_000_000).then(digits)
-            .when((n >= 8_610_000_000_000) & (n < 8_620_000_000_000)).then(mobile)
-            .when((n >= 860_000_000_000) & (n < 870_000_000_000)).then(landline)
-            .otherwise(foreign))
+    mobile = (
+        pl.when(u < bare)
+        .then(national)
+        .when(u < p86)
+        .then(pl.concat_str([pl.lit("86"), national]))
+        .when(u < plus86)
+        .then(pl.concat_str([pl.lit("+86"), national]))
+        .otherwise(pl.concat_str([pl.lit("0086"), national]))
+    )
+    landline = (
+        pl.when(u < 0.5)
+        .then(pl.concat_str([pl.lit("0"), national]))
+        .otherwise(pl.concat_str([pl.lit("0"), national.str.slice(0, 2), pl.lit("-"), national.str.slice(2)]))
+    )
+    foreign = (
+        pl.when(u < FOREIGN_PLUS[fmt])
+        .then(pl.concat_str([pl.lit("+"), digits]))
+        .otherwise(pl.concat_str([pl.lit("00"), digits]))
+    )
+    return (
+        pl.when(n < 1_000_000)
+        .then(digits)
+        .when((n >= 8_610_000_000_000) & (n < 8_620_000_000_000))
+        .then(mobile)
+        .when((n >= 860_000_000_000) & (n < 870_000_000_000))
+        .then(landline)
+        .otherwise(foreign)
+    )
 
 
 def _label(mapping: dict[str, tuple[str, str]] | None, values: dict[str, str] | None, kind: str) -> pl.Expr:
     """A format's code for direction/service, taken from schemas.raw (inverted)."""
-    if mapping is not None:                        # cn_csv: one label for (direction, service)
+    if mapping is not None:  # cn_csv: one label for (direction, service)
         label = {v: k for k, v in mapping.items()}
         expr = pl.when(pl.col("dir") == 0)
         out = [label[("out", s)] for s in _SVCS]
         inc = [label[("in", s)] for s in _SVCS]
-        return (expr.then(pl.when(pl.col("svc") == 0).then(pl.lit(out[0])).otherwise(pl.lit(out[1])))
-                .otherwise(pl.when(pl.col("svc") == 0).then(pl.lit(inc[0])).otherwise(pl.lit(inc[1]))))
+        return expr.then(pl.when(pl.col("svc") == 0).then(pl.lit(out[0])).otherwise(pl.lit(out[1]))).otherwise(
+            pl.when(pl.col("svc") == 0).then(pl.lit(inc[0])).otherwise(pl.lit(inc[1]))
+        )
     code = {v: k for k, v in values.items()}
     names = _DIRS if kind == "dir" else _SVCS
     return pl.when(pl.col(kind) == 0).then(pl.lit(code[names[0]])).otherwise(pl.lit(code[names[1]]))
 
 
-def format_lines(records: pl.DataFrame, carrier: str, day: date, day_start: int, timezone: str, city: City,
-                 rng: np.random.Generator, clock: int = 0) -> pl.DataFrame:
+def format_lines(
+    records: pl.DataFrame,
+    carrier: str,
+    day: date,
+    day_start: int,
+    timezone: str,
+    city: City,
+    rng: np.random.Generator,
+    clock: int = 0,
+) -> pl.DataFrame:
     """One carrier's day as text lines, sorted by start time; columns `sod` (as written) and `line`.
     `clock`: how many seconds this carrier's switch clock is ahead (negative: behind); every time it
     writes is off by that much, so `sod` may fall before 0 or after the day's end."""
@@ -132,7 +171,7 @@ def format_lines(records: pl.DataFrame, carrier: str, day: date, day_start: int,
     seq = np.empty(n, dtype=np.int64)
     seq[order.to_numpy()] = np.arange(1, n + 1)
     cells = records["cell"].to_numpy()
-    records = records.with_columns(pl.col("sod") + clock)        # one shift for all: the order stays
+    records = records.with_columns(pl.col("sod") + clock)  # one shift for all: the order stays
     frame = records.with_columns(
         pl.Series("seq", seq),
         pl.Series("u_msisdn", rng.random(n, dtype=np.float32)),
@@ -146,27 +185,74 @@ def format_lines(records: pl.DataFrame, carrier: str, day: date, day_start: int,
     imsi, imei = pl.col("imsi").cast(pl.String), pl.col("imei").cast(pl.String)
     dur = pl.col("dur")
     if fmt == "cn_csv":
-        line = pl.concat_str([record_id, msisdn, peer, _label(CN_CSV_SERVICES, None, ""),
-                              local.dt.strftime("%Y-%m-%d %H:%M:%S"), dur.cast(pl.String), imsi, imei,
-                              pl.col("cell_id").str.replace("-", ",", literal=True)], separator=",")
+        line = pl.concat_str(
+            [
+                record_id,
+                msisdn,
+                peer,
+                _label(CN_CSV_SERVICES, None, ""),
+                local.dt.strftime("%Y-%m-%d %H:%M:%S"),
+                dur.cast(pl.String),
+                imsi,
+                imei,
+                pl.col("cell_id").str.replace("-", ",", literal=True),
+            ],
+            separator=",",
+        )
     elif fmt == "pipe_gbk":
         site_name = pl.Series(city.inventories["cu"]["site_name"])
         base = int(city.cell_base[CARRIERS.index("cu")])
         frame = frame.with_columns(site_name.gather(cells - base).alias("site_name"))
-        hhmmss = pl.concat_str([(dur // 3600).cast(pl.String).str.zfill(2),
-                                (dur % 3600 // 60).cast(pl.String).str.zfill(2),
-                                (dur % 60).cast(pl.String).str.zfill(2)])
-        line = pl.concat_str([record_id, msisdn, imsi, imei, peer, _label(None, PIPE_GBK_DIRECTIONS, "dir"),
-                              _label(None, PIPE_GBK_SERVICES, "svc"), local.dt.strftime("%Y%m%d%H%M%S"), hhmmss,
-                              pl.col("cell_id"), pl.col("site_name")], separator="|")
+        hhmmss = pl.concat_str(
+            [
+                (dur // 3600).cast(pl.String).str.zfill(2),
+                (dur % 3600 // 60).cast(pl.String).str.zfill(2),
+                (dur % 60).cast(pl.String).str.zfill(2),
+            ]
+        )
+        line = pl.concat_str(
+            [
+                record_id,
+                msisdn,
+                imsi,
+                imei,
+                peer,
+                _label(None, PIPE_GBK_DIRECTIONS, "dir"),
+                _label(None, PIPE_GBK_SERVICES, "svc"),
+                local.dt.strftime("%Y%m%d%H%M%S"),
+                hhmmss,
+                pl.col("cell_id"),
+                pl.col("site_name"),
+            ],
+            separator="|",
+        )
     else:
         ts = ((pl.col("sod").cast(pl.Int64) + day_start) * 1000).cast(pl.String)
-        line = pl.concat_str([
-            pl.lit('{"id": "'), record_id, pl.lit('", "subscriber": "'), msisdn, pl.lit('", "peer": "'), peer,
-            pl.lit('", "dir": "'), _label(None, JSONL_DIRECTIONS, "dir"),
-            pl.lit('", "svc": "'), _label(None, JSONL_SERVICES, "svc"), pl.lit('", "ts": '), ts,
-            pl.lit(', "dur": '), dur.cast(pl.String), pl.lit(', "imsi": "'), imsi, pl.lit('", "imei": "'), imei,
-            pl.lit('", "cell": "'), pl.col("cell_id"), pl.lit('"}')])
+        line = pl.concat_str(
+            [
+                pl.lit('{"id": "'),
+                record_id,
+                pl.lit('", "subscriber": "'),
+                msisdn,
+                pl.lit('", "peer": "'),
+                peer,
+                pl.lit('", "dir": "'),
+                _label(None, JSONL_DIRECTIONS, "dir"),
+                pl.lit('", "svc": "'),
+                _label(None, JSONL_SERVICES, "svc"),
+                pl.lit('", "ts": '),
+                ts,
+                pl.lit(', "dur": '),
+                dur.cast(pl.String),
+                pl.lit(', "imsi": "'),
+                imsi,
+                pl.lit('", "imei": "'),
+                imei,
+                pl.lit('", "cell": "'),
+                pl.col("cell_id"),
+                pl.lit('"}'),
+            ]
+        )
     return frame.select("sod", line.alias("line"))
 
 
@@ -183,8 +269,9 @@ class DayWriter:
     def close(self) -> None:
         self.pool.shutdown(wait=True)
 
-    def write(self, carrier: str, day: date, day_len: int, lines: pl.DataFrame, rng: np.random.Generator,
-              resend: bool) -> list[WrittenFile]:
+    def write(
+        self, carrier: str, day: date, day_len: int, lines: pl.DataFrame, rng: np.random.Generator, resend: bool
+    ) -> list[WrittenFile]:
         fmt = FORMATS[carrier]
         folder = self.out / carrier / day.isoformat()
         folder.mkdir(parents=True, exist_ok=True)
@@ -202,21 +289,26 @@ class DayWriter:
             rel = f"{carrier}/{day.isoformat()}/{spec.name}"
             names = [(rel, spec.name)]
             written.append(WrittenFile(rel, dirtied.lines.len(), corrupt, dirtied.duplicated))
-            if i == copy_of:                      # the same file delivered twice under another name
+            if i == copy_of:  # the same file delivered twice under another name
                 copy = resend_name(spec.name)
                 names.append((f"{carrier}/{day.isoformat()}/{copy}", copy))
-                written.append(WrittenFile(names[-1][0], dirtied.lines.len(), corrupt,
-                                           dirtied.lines.len() - len(corrupt)))
-            jobs.append(self.pool.submit(self._encode_and_write, folder, [n for _, n in names], dirtied, fmt, spec,
-                                         self.manifests))
+                written.append(
+                    WrittenFile(names[-1][0], dirtied.lines.len(), corrupt, dirtied.lines.len() - len(corrupt))
+                )
+            jobs.append(
+                self.pool.submit(
+                    self._encode_and_write, folder, [n for _, n in names], dirtied, fmt, spec, self.manifests
+                )
+            )
         entries = [entry for job in jobs for entry in job.result()]
         if self.manifests:
             write_manifest(folder, entries)
         return written
 
     @staticmethod
-    def _encode_and_write(folder: Path, names: list[str], dirtied: Dirtied, fmt: str, spec: FileSpec,
-                          manifest: bool) -> list[Entry]:
+    def _encode_and_write(
+        folder: Path, names: list[str], dirtied: Dirtied, fmt: str, spec: FileSpec, manifest: bool
+    ) -> list[Entry]:
         """Write the file (and its re-sent copies); their manifest lines, measured on disk, if wanted."""
         eol = "\n" if fmt == "jsonl" else "\r\n"
         text = dirtied.lines.str.join(eol).item() + eol if dirtied.lines.len() else ""
@@ -232,7 +324,7 @@ class DayWriter:
         if not manifest:
             return []
         entry = entry_for(folder / names[0], has_header=RAW_LAYOUTS[fmt].header)
-        return [replace(entry, file=name) for name in names]   # the copies are the same bytes
+        return [replace(entry, file=name) for name in names]  # the copies are the same bytes
 
 
 def write_inventories(out: Path, city: City) -> None:
@@ -244,5 +336,6 @@ def write_inventories(out: Path, city: City) -> None:
 
 
 def write_whitelist(out: Path, rows: list[tuple[str, str]]) -> None:
-    pl.DataFrame(rows, schema=["number", "owner"], orient="row").write_csv(out / "whitelist.csv",
-                                                                          line_terminator="\r\n")
+    pl.DataFrame(rows, schema=["number", "owner"], orient="row").write_csv(
+        out / "whitelist.csv", line_terminator="\r\n"
+    )

@@ -1,4 +1,5 @@
 """Shared fixtures: one SparkSession for the whole test session (starting one costs ~10 s)."""
+
 import pytest
 
 from jobs.config import load_config
@@ -37,32 +38,49 @@ def week(tmp_path_factory):
     import datetime as dt
     from types import SimpleNamespace
 
-    from jobs.simulate import simulate
+    from simulator import simulate
 
     root = tmp_path_factory.mktemp("week")
-    simulate(root / "landing", WEEK_START, WEEK_DAYS, subscribers=1500, dens=WEEK_DENS, seed=3, spoofers=2,
-             clock_skew=60)
+    simulate(
+        root / "landing", WEEK_START, WEEK_DAYS, subscribers=1500, dens=WEEK_DENS, seed=3, spoofers=2, clock_skew=60
+    )
     dates = [WEEK_START + dt.timedelta(days=i) for i in range(WEEK_DAYS)]
-    argv = ["--landing", str(root / "landing"), "--lake", str(root / "lake"), "--outbox", str(root / "outbox"),
-            "--set", "spark.master=local[2]", "--set", "spark.shuffle_partitions=2"]
-    config = load_config(overrides=[f"paths.landing={root / 'landing'}", f"paths.lake={root / 'lake'}",
-                                    f"paths.outbox={root / 'outbox'}"])
-    return SimpleNamespace(root=root, truth=root / "landing" / "truth", dates=dates, argv=argv, config=config,
-                           done=set())
+    argv = [
+        "--landing",
+        str(root / "landing"),
+        "--lake",
+        str(root / "lake"),
+        "--outbox",
+        str(root / "outbox"),
+        "--set",
+        "spark.master=local[2]",
+        "--set",
+        "spark.shuffle_partitions=2",
+    ]
+    config = load_config(
+        overrides=[
+            f"paths.landing={root / 'landing'}",
+            f"paths.lake={root / 'lake'}",
+            f"paths.outbox={root / 'outbox'}",
+        ]
+    )
+    return SimpleNamespace(
+        root=root, truth=root / "landing" / "truth", dates=dates, argv=argv, config=config, done=set()
+    )
 
 
 def run_step(week, step):
     """Run `cdrwatch <step>` for every date of the week once (and the steps before it, in the order of
     `jobs.pipeline.NIGHTLY`); `validate` and `feedback`, which have no `--date` command, through the pipeline."""
     from jobs import pipeline
-    from jobs.cli import STEPS, main
+    from jobs.cli import COMMANDS, main
 
     order = pipeline.NIGHTLY
     for earlier in order[: order.index(step) + 1]:
         if earlier in week.done:
             continue
         for day in week.dates:
-            if earlier in STEPS and earlier not in pipeline.DRIVER_ONLY:
+            if earlier in COMMANDS:
                 assert main([earlier, "--date", day.isoformat(), *week.argv]) == 0, f"{earlier} {day}"
             else:
                 assert pipeline.run_step(earlier, week.config, day).status in ("ok", "partial"), f"{earlier} {day}"

@@ -1,6 +1,7 @@
 """The same jobs on a real Spark cluster: a standalone master and worker on 127.0.0.1, started from the
 installed pyspark, and `cdrwatch nightly` submitted to it with spark-submit (the package as
 --py-files) must give the leads of the local-mode run, byte for byte."""
+
 import json
 import os
 import socket
@@ -42,17 +43,38 @@ def standalone_cluster(tmp_path):
     spark_class = str(spark_home / "bin" / "spark-class")
     url = f"spark://127.0.0.1:{port}"
     commands = {
-        "master": [spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
-                   "--port", str(port), "--webui-port", str(webui)],
-        "worker": [spark_class, "org.apache.spark.deploy.worker.Worker", url, "--host", "127.0.0.1",
-                   "--cores", "2", "--memory", "2g", "--webui-port", str(free_port()),
-                   "--work-dir", str(tmp_path / "work")],
+        "master": [
+            spark_class,
+            "org.apache.spark.deploy.master.Master",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--webui-port",
+            str(webui),
+        ],
+        "worker": [
+            spark_class,
+            "org.apache.spark.deploy.worker.Worker",
+            url,
+            "--host",
+            "127.0.0.1",
+            "--cores",
+            "2",
+            "--memory",
+            "2g",
+            "--webui-port",
+            str(free_port()),
+            "--work-dir",
+            str(tmp_path / "work"),
+        ],
     }
     processes: dict[str, subprocess.Popen] = {}
     try:
         for name, command in commands.items():
-            processes[name] = subprocess.Popen(command, env=env, stdout=(tmp_path / f"{name}.log").open("wb"),
-                                               stderr=subprocess.STDOUT)
+            processes[name] = subprocess.Popen(
+                command, env=env, stdout=(tmp_path / f"{name}.log").open("wb"), stderr=subprocess.STDOUT
+            )
         deadline = time.monotonic() + STARTUP_S
         while True:
             try:
@@ -77,19 +99,31 @@ def standalone_cluster(tmp_path):
                 process.wait()
 
 
-def test_nightly_on_a_standalone_cluster_gives_the_local_leads(week_exported, standalone_cluster, tmp_path,
-                                                               monkeypatch):
+def test_nightly_on_a_standalone_cluster_gives_the_local_leads(
+    week_exported, standalone_cluster, tmp_path, monkeypatch
+):
     """The week's first night has no earlier night, so a fresh run of it alone must match the
     local-mode run that the shared week fixture made through `cdrwatch` in this process."""
     url, webui = standalone_cluster
     night = week_exported.dates[0]
     conf = tmp_path / "cluster.yaml"
-    conf.write_text(json.dumps({
-        "paths": {"landing": str(week_exported.root / "landing"), "lake": str(tmp_path / "lake"),
-                  "outbox": str(tmp_path / "outbox")},
-        "spark": {"master": url, "shuffle_partitions": 2, "driver_memory": "1g",
-                  "extra": {"spark.executor.memory": "1g"}},
-    }))
+    conf.write_text(
+        json.dumps(
+            {
+                "paths": {
+                    "landing": str(week_exported.root / "landing"),
+                    "lake": str(tmp_path / "lake"),
+                    "outbox": str(tmp_path / "outbox"),
+                },
+                "spark": {
+                    "master": url,
+                    "shuffle_partitions": 2,
+                    "driver_memory": "1g",
+                    "extra": {"spark.executor.memory": "1g"},
+                },
+            }
+        )
+    )
     monkeypatch.setenv("SPARK_LOCAL_IP", "127.0.0.1")  # the driver, reachable by the executors on loopback
 
     orchestrate.run_step("nightly", night, conf, cache_dir=tmp_path / "submit")

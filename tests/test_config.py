@@ -1,4 +1,5 @@
 """Configuration: defaults load, overrides apply, and every mistake names its key."""
+
 import pytest
 
 from jobs.config import load_config
@@ -14,8 +15,14 @@ def test_defaults_describe_a_local_run():
 
 
 def test_set_overrides_parse_yaml_scalars():
-    config = load_config(overrides=["detectors.goip.min_score=0.75", "spark.master=spark://10.0.0.5:7077",
-                                    "export.chinese_headers=true", "spark.extra.spark.executor.cores=4"])
+    config = load_config(
+        overrides=[
+            "detectors.goip.min_score=0.75",
+            "spark.master=spark://10.0.0.5:7077",
+            "export.chinese_headers=true",
+            "spark.extra.spark.executor.cores=4",
+        ]
+    )
     assert config.detectors.goip.min_score == 0.75
     assert config.spark.master == "spark://10.0.0.5:7077"
     assert config.export.chinese_headers is True

@@ -1,5 +1,6 @@
 """docs/contracts.md is the project's statement of its interfaces: its tables are read back here and
 compared with the code that defines them, so neither can change without the other."""
+
 import re
 from pathlib import Path
 
@@ -21,9 +22,11 @@ def section(title: str) -> str:
         found = HEADING.match(line)
         if found and re.search(title, found.group(2)):
             level = len(found.group(1))
-            end = next((j for j in range(i + 1, len(lines))
-                        if (h := HEADING.match(lines[j])) and len(h.group(1)) <= level), len(lines))
-            return "\n".join(lines[i + 1:end])
+            end = next(
+                (j for j in range(i + 1, len(lines)) if (h := HEADING.match(lines[j])) and len(h.group(1)) <= level),
+                len(lines),
+            )
+            return "\n".join(lines[i + 1 : end])
     raise AssertionError(f"docs/contracts.md has no heading matching {title!r}")
 
 
@@ -56,30 +59,36 @@ def test_every_table_is_documented_with_its_exact_columns_in_order(table):
     assert documented == [(c.name, c.type, "yes" if c.nullable else "no") for c in table.columns]
     partitioned = re.search(r"^Partitioned by: (.*)$", body, re.M)
     assert partitioned, f"table {table.name}: no 'Partitioned by:' line"
-    columns = re.sub(r"\([^)]*\)", "", partitioned.group(1)).split(". ")[0]   # `date`, `carrier`. Files ...
+    columns = re.sub(r"\([^)]*\)", "", partitioned.group(1)).split(". ")[0]  # `date`, `carrier`. Files ...
     assert tuple(re.findall(r"`(\w+)`", columns)) == table.partition_by
 
 
 def test_no_table_is_documented_that_the_code_does_not_have():
-    documented = {m.group(2) for line in TEXT.splitlines()
-                  if (m := re.match(r"^(#+) Table `(\w+)`", line))}
+    documented = {m.group(2) for line in TEXT.splitlines() if (m := re.match(r"^(#+) Table `(\w+)`", line))}
     assert documented == set(TABLES)
 
 
 def test_outbox_csvs_have_the_exact_columns_in_order():
-    from jobs.export import (CHINESE_LEAD_HEADERS, CHINESE_UNLOCATED_HEADERS, LEAD_FILE_COLUMNS, SUPPRESSED_COLUMNS,
-                             UNLOCATED_COLUMNS)
+    from jobs.export import (
+        CHINESE_LEAD_HEADERS,
+        CHINESE_UNLOCATED_HEADERS,
+        LEAD_FILE_COLUMNS,
+        SUPPRESSED_COLUMNS,
+        UNLOCATED_COLUMNS,
+    )
 
     leads = numbered(section(r"^`leads/<district>\.csv`"))
-    assert LEAD_FILE_COLUMNS[:len(LEAD_COLUMNS)] == LEAD_COLUMNS     # the contract's columns first, the rest after
+    assert LEAD_FILE_COLUMNS[: len(LEAD_COLUMNS)] == LEAD_COLUMNS  # the contract's columns first, the rest after
     assert tuple(unquoted(r[1]) for r in leads) == LEAD_FILE_COLUMNS
     assert [r[2] for r in leads] == [CHINESE_LEAD_HEADERS[c] for c in LEAD_FILE_COLUMNS]
     suppressed = section(r"^`analysts/suppressed\.csv`")
     assert SUPPRESSED_COLUMNS == (*LEAD_COLUMNS, "last_visit", "last_outcome", "related_to", "reason")
-    assert f"the {len(LEAD_COLUMNS)} lead columns, `last_visit`, `last_outcome`, `related_to`, then `reason`" in suppressed
+    assert (
+        f"the {len(LEAD_COLUMNS)} lead columns, `last_visit`, `last_outcome`, `related_to`, then `reason`" in suppressed
+    )
     warnings = numbered(section(r"^`warnings\.csv`"))
     assert tuple(unquoted(r[1]) for r in warnings) == WARNING_FILE_COLUMNS
-    assert WARNING_FILE_COLUMNS[:len(WARNING_COLUMNS)] == WARNING_COLUMNS
+    assert WARNING_FILE_COLUMNS[: len(WARNING_COLUMNS)] == WARNING_COLUMNS
     unlocated = section(r"^`analysts/unlocated_dens\.csv`")
     assert UNLOCATED_COLUMNS == (*LEAD_COLUMNS, "reason")
     assert f"the {len(LEAD_COLUMNS)} lead columns above" in unlocated
@@ -106,8 +115,11 @@ def test_every_quarantine_reason_is_documented():
     from jobs.ingest import CONFLICT_PREFIX
 
     documented = [unquoted(r[0]) for r in table_rows(section(r"^Table `quarantine`")) if r[0].startswith("`")]
-    fixed = [value for name, value in vars(formats).items()
-             if name.isupper() and not name.startswith("_") and isinstance(value, str) and "REGEX" not in name]
+    fixed = [
+        value
+        for name, value in vars(formats).items()
+        if name.isupper() and not name.startswith("_") and isinstance(value, str) and "REGEX" not in name
+    ]
     assert fixed and not [reason for reason in fixed if reason not in documented]
     for shape in ("wrong field count (", "missing field ", CONFLICT_PREFIX):
         assert any(reason.startswith(shape) for reason in documented), shape
@@ -141,12 +153,15 @@ def test_every_cli_command_and_option_is_documented():
         return found.choices if found else {}
 
     parser = build_parser()
-    commands = {}   # `feedback import` is a command of its own
+    commands = {}  # `feedback import` is a command of its own
     for name, sub in subcommands(parser).items():
         commands.update({f"{name} {action}": p for action, p in subcommands(sub).items()} or {name: sub})
     cli = section(r"^5\. Command line")
-    rows = {unquoted(r[0]).removeprefix("cdrwatch "): " ".join(r[1:]) for r in table_rows(cli)
-            if r[0].startswith("`cdrwatch ")}
+    rows = {
+        unquoted(r[0]).removeprefix("cdrwatch "): " ".join(r[1:])
+        for r in table_rows(cli)
+        if r[0].startswith("`cdrwatch ")
+    }
     assert set(rows) == set(commands)
     every = set.intersection(*(_options(p) for p in commands.values()))
     common = " ".join(r[0] for r in table_rows(cli) if r[0].startswith("`-"))

@@ -6,24 +6,25 @@ migrated SQLite database) set before Airflow is imported; the jobs run in-proces
 The child runs a script file, not `python -c`: pyspark.sql.connect (imported by Great Expectations)
 calls sys.exit(0) in a `-c` process when Spark Connect's optional dependencies are missing.
 """
+
 import datetime as dt
 import json
-import re
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from jobs.simulate import simulate
+from simulator import simulate
 
 pytestmark = pytest.mark.slow
 
 DAGS = Path(__file__).resolve().parents[1] / "dags"
 NIGHT = dt.date(2026, 11, 20)
 LATE = "ct"
-STEPS = list(__import__("jobs.pipeline").pipeline.NIGHTLY)   # ingest, validate, feedback, detect, dens, export, report
+STEPS = list(__import__("jobs.pipeline").pipeline.NIGHTLY)  # ingest, validate, feedback, detect, dens, export, report
 
 # Runs one DAG run for the night of sys.argv[1] and prints its state and the state of every task.
 DAG_TEST = """
@@ -79,12 +80,18 @@ def run_script(tmp_path: Path, script: str, *args: str, env: dict, timeout: int)
 def airflow_env(tmp_path_factory):
     """The environment of an Airflow with its own home and a migrated database."""
     home = tmp_path_factory.mktemp("airflow_home")
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("AIRFLOW", "CDRWATCH_CONF"))}
-    env.update({"AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS), "SPARK_LOCAL_IP": "127.0.0.1"})
-    migrate = subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], env=env,
-                             capture_output=True, text=True)
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("AIRFLOW", "CDRWATCH_CONF"))}
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+            "SPARK_LOCAL_IP": "127.0.0.1",
+        }
+    )
+    migrate = subprocess.run(
+        [str(Path(sys.executable).parent / "airflow"), "db", "migrate"], env=env, capture_output=True, text=True
+    )
     assert migrate.returncode == 0, migrate.stderr[-2000:]
     return env
 
@@ -101,24 +108,37 @@ def landing(tmp_path_factory):
 
 
 def write_conf(path: Path, landing: Path, lake: Path, outbox: Path, policy: str, one_task: bool = False) -> Path:
-    path.write_text(json.dumps({  # JSON is YAML
-        "paths": {"landing": str(landing), "lake": str(lake), "outbox": str(outbox)},
-        "spark": {"master": "local[2]", "shuffle_partitions": 2, "driver_memory": "2g"},
-        # the simulator writes manifests: with require_manifest a carrier lands as soon as its manifest is there
-        "schedule": {"late_carrier": policy, "retries": 0, "poke_interval_s": 1, "landing_deadline_minutes": 0.05,
-                     "require_manifest": True, "one_task": one_task},
-    }))
+    path.write_text(
+        json.dumps(
+            {  # JSON is YAML
+                "paths": {"landing": str(landing), "lake": str(lake), "outbox": str(outbox)},
+                "spark": {"master": "local[2]", "shuffle_partitions": 2, "driver_memory": "2g"},
+                # the simulator writes manifests: with require_manifest a carrier lands as soon as its manifest is there
+                "schedule": {
+                    "late_carrier": policy,
+                    "retries": 0,
+                    "poke_interval_s": 1,
+                    "landing_deadline_minutes": 0.05,
+                    "require_manifest": True,
+                    "one_task": one_task,
+                },
+            }
+        )
+    )
     return path
 
 
 def test_the_dag_parses_cheaply_with_the_expected_tasks(airflow_env, landing, tmp_path):
     conf = write_conf(tmp_path / "site.yaml", landing, tmp_path / "lake", tmp_path / "outbox", "continue")
-    dag = result_of(run_script(tmp_path, DAG_BAG, str(DAGS), env={**airflow_env, "CDRWATCH_CONF": str(conf)},
-                               timeout=120))
+    dag = result_of(
+        run_script(tmp_path, DAG_BAG, str(DAGS), env={**airflow_env, "CDRWATCH_CONF": str(conf)}, timeout=120)
+    )
     assert dag["import_errors"] == {}
     assert dag["heavy"] == []  # pyspark, polars and GX are imported by tasks, not by the scheduler's parse
     assert dag["timetable"] == ["CronDataIntervalTimetable", "0 0 * * *", "Asia/Shanghai"]
-    assert dt.datetime.fromisoformat(dag["start_date"]) == dt.datetime(2026, 11, 1, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+    assert dt.datetime.fromisoformat(dag["start_date"]) == dt.datetime(
+        2026, 11, 1, tzinfo=dt.timezone(dt.timedelta(hours=8))
+    )
     assert dag["catchup"] is True and dag["max_active_runs"] == 1
 
     tasks = dag["tasks"]
@@ -150,16 +170,25 @@ def test_a_late_carrier_under_continue_gives_a_partial_night(airflow_env, landin
     log = completed.stdout + completed.stderr
 
     assert run["state"] == "success", (run["tasks"], log[-4000:])
-    assert run["tasks"] == {"wait_cm": "success", "wait_cu": "success", "wait_ct": "skipped",
-                            "ingest": "success", "validate": "success", "feedback": "success", "detect": "success", "dens": "success",
-                            "export": "success", "report": "success"}
+    assert run["tasks"] == {
+        "wait_cm": "success",
+        "wait_cu": "success",
+        "wait_ct": "skipped",
+        "ingest": "success",
+        "validate": "success",
+        "feedback": "success",
+        "detect": "success",
+        "dens": "success",
+        "export": "success",
+        "report": "success",
+    }
     assert "ct: no files for 2026-11-20 by the deadline 2026-11-21T00:00:03+08:00; going on without it" in log
     assert "partial night 2026-11-20: going on without ct" in log
     for carrier in ("cm", "cu"):
         assert f"{carrier}: files for 2026-11-20 landed: _MANIFEST.csv with " in log
     for carrier in ("cm", "cu"):  # the validate task logs the GX results that ingest saved
         assert f"{carrier}: GX suite passed (22/22 expectations met, " in log
-    for step in STEPS:   # each task logs what its step did (jobs.pipeline), counts included
+    for step in STEPS:  # each task logs what its step did (jobs.pipeline), counts included
         assert re.search(rf"{step} 2026-11-20 (ok|partial) in [0-9.]+ s", log), step
     assert re.search(r"detect 2026-11-20 ok in [0-9.]+ s: flags=[1-9][0-9]* ", log)
 
@@ -202,14 +231,20 @@ def test_one_task_mode_runs_the_whole_night_in_one_task(airflow_env, landing, tm
 
 def test_a_late_carrier_under_fail_fails_the_night_before_any_step(airflow_env, landing, tmp_path):
     conf = write_conf(tmp_path / "site.yaml", landing, tmp_path / "lake", tmp_path / "outbox", "fail")
-    completed = run_script(tmp_path, DAG_TEST, NIGHT.isoformat(), str(DAGS),
-                           env={**airflow_env, "CDRWATCH_CONF": str(conf)}, timeout=300)
+    completed = run_script(
+        tmp_path, DAG_TEST, NIGHT.isoformat(), str(DAGS), env={**airflow_env, "CDRWATCH_CONF": str(conf)}, timeout=300
+    )
     run = result_of(completed)
     assert run["state"] == "failed"
-    assert run["tasks"] == {"wait_cm": "success", "wait_cu": "success", "wait_ct": "failed",
-                            **{step: "upstream_failed" for step in STEPS}}
+    assert run["tasks"] == {
+        "wait_cm": "success",
+        "wait_cu": "success",
+        "wait_ct": "failed",
+        **{step: "upstream_failed" for step in STEPS},
+    }
     assert "ct: no files for 2026-11-20 by the deadline 2026-11-21T00:00:03+08:00; failing the night" in (
-        completed.stdout + completed.stderr)
+        completed.stdout + completed.stderr
+    )
     assert not (tmp_path / "lake").exists() and not (tmp_path / "outbox").exists()
 
 
@@ -226,8 +261,12 @@ def test_a_bad_conf_fails_the_night_at_once_without_retries(airflow_env, landing
     completed = run_script(tmp_path, DAG_TEST, NIGHT.isoformat(), str(DAGS), env=env, timeout=600)
     run = result_of(completed)
     assert run["state"] == "failed"
-    assert run["tasks"] == {"wait_cm": "failed", "wait_cu": "failed", "wait_ct": "failed",
-                            **{step: "upstream_failed" for step in STEPS}}
+    assert run["tasks"] == {
+        "wait_cm": "failed",
+        "wait_cu": "failed",
+        "wait_ct": "failed",
+        **{step: "upstream_failed" for step in STEPS},
+    }
     assert {run["tries"][w] for w in ("wait_cm", "wait_cu", "wait_ct")} == {1}
     assert "conf ingest.rows_per_file: Input should be greater than 0" in completed.stdout + completed.stderr
     assert not (tmp_path / "lake").exists() and not (tmp_path / "outbox").exists()

@@ -1,6 +1,7 @@
 """The earlier days as daily aggregates (#14): what `detect` stores for its night and later nights
 read must be exactly what the raw CDRs of those days give, and a re-ingested day must not be read
 from aggregates of its older version."""
+
 import datetime as dt
 import json
 from dataclasses import replace
@@ -11,9 +12,8 @@ from pyspark.sql import functions as F
 from detectors import DETECTORS
 from detectors.base import run_detectors
 from detectors.history import daily_history
-from jobs.detect import _DAILY_MARKER, keep_night, load_night, release_night
-from jobs.io import inventory
-from jobs.io import summaries
+from jobs.io import layout
+from jobs.night import NightCache, load_night, release_night
 from schemas.tables import DAILY, FLAG
 
 pytestmark = pytest.mark.slow
@@ -24,10 +24,12 @@ def _rows(frame, columns):
 
 
 def _same_history(a, b):
-    for name, columns in (("sims", ("date", "msisdn", "n_out", "n_in")),
-                          ("devices", ("date", "imei", "msisdn", "sim")),
-                          ("site_hours", ("date", "site_key", "hour", "n")),
-                          ("contacts", ("date", "msisdn", "other_party", "called"))):
+    for name, columns in (
+        ("sims", ("date", "msisdn", "n_out", "n_in")),
+        ("devices", ("date", "imei", "msisdn", "sim")),
+        ("site_hours", ("date", "site_key", "hour", "n")),
+        ("contacts", ("date", "msisdn", "other_party", "called")),
+    ):
         assert _rows(getattr(a, name), columns) == _rows(getattr(b, name), columns), name
 
 
@@ -35,7 +37,7 @@ def test_detect_stores_the_aggregates_of_its_night(week_detected):
     for table in DAILY:
         days = {p.name for p in (week_detected.root / "lake" / table.name).iterdir() if p.name.startswith("date=")}
         assert days == {f"date={d.isoformat()}" for d in week_detected.dates}, table.name
-    marker = summaries.run_dir(week_detected.config, "detect", week_detected.dates[0]) / _DAILY_MARKER
+    marker = layout.daily_marker_path(week_detected.config, week_detected.dates[0])
     assert json.loads(marker.read_text())["date"] == week_detected.dates[0].isoformat()
 
 
@@ -58,14 +60,16 @@ def test_the_stored_aggregates_are_what_the_raw_days_give(week_detected, spark):
 def test_a_day_whose_cdrs_changed_is_read_from_its_raw_rows(week_detected, spark):
     config, day = week_detected.config, week_detected.dates[4]
     earlier = day - dt.timedelta(days=1)
-    marker = summaries.run_dir(config, "detect", earlier) / _DAILY_MARKER
+    marker = layout.daily_marker_path(config, earlier)
     kept = marker.read_text()
     marker.write_text(json.dumps({"date": earlier.isoformat(), "cdr": "an older ingest"}))
     try:
         notes = []
         night = load_night(config, spark, day, notes=notes)
-        assert len(notes) == 1 and f"1 earlier day(s) read from raw CDRs, no current daily aggregates " \
-            f"({earlier.isoformat()})" in notes[0]
+        assert (
+            len(notes) == 1
+            and f"1 earlier day(s) read from raw CDRs, no current daily aggregates ({earlier.isoformat()})" in notes[0]
+        )
         _same_history(night.past, daily_history(night.history))
         assert night.past.sims.where(F.col("date") == F.lit(earlier)).count() > 0
         night.cdr.unpersist()
@@ -77,15 +81,17 @@ def test_dens_reads_the_located_night_detect_kept_while_its_inputs_are_unchanged
     """In one session, dens takes detect's cached located rows instead of reading the night again,
     but never when the CDRs, the cells or the whitelist differ from what they were made of."""
     config, day = week_detected.config, week_detected.dates[-1]
-    night = load_night(config, spark, day)
-    keep_night(config, spark, day, night.cdr)
-    whitelist = inventory.whitelist_path(config)
+    cache = NightCache()
+    night = load_night(config, spark, day, cache=cache)
+    cache.keep(config, spark, day, night.cdr)
+    whitelist = layout.whitelist_path(config)
     before = whitelist.read_bytes() if whitelist.is_file() else None
     try:
-        assert load_night(config, spark, day).cdr is night.cdr
-        assert load_night(config, spark, week_detected.dates[-2]).cdr is not night.cdr
+        assert load_night(config, spark, day, cache=cache).cdr is night.cdr
+        assert load_night(config, spark, day).cdr is not night.cdr  # no cache passed: read again
+        assert load_night(config, spark, week_detected.dates[-2], cache=cache).cdr is not night.cdr
         whitelist.write_bytes((before or b"number,owner\n").rstrip(b"\n") + b"\n+8613900000001,test\n")
-        changed = load_night(config, spark, day).cdr
+        changed = load_night(config, spark, day, cache=cache).cdr
         assert changed is not night.cdr
         changed.unpersist()
     finally:
@@ -93,5 +99,5 @@ def test_dens_reads_the_located_night_detect_kept_while_its_inputs_are_unchanged
             whitelist.unlink()
         else:
             whitelist.write_bytes(before)
-        release_night(night.cdr)
-    assert load_night(config, spark, day).cdr is not night.cdr
+        release_night(night.cdr, cache)
+    assert load_night(config, spark, day, cache=cache).cdr is not night.cdr

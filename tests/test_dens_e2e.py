@@ -1,4 +1,5 @@
 """Dens end to end: the simulated week through `cdrwatch dens`, against the simulator's truth."""
+
 import statistics
 
 import polars as pl
@@ -40,12 +41,14 @@ def test_dens_are_found_located_and_keep_their_ids(week_dens):
                 errors.append(distance_m(float(t["lat"]), float(t["lon"]), best["lat"], best["lon"]))
                 ids_of_truth.setdefault(t["den_id"], set()).add(best["den_id"])
                 assert best["district"] == t["district"], (day, t["den_id"])
-    print(f"den recall {matched}/{truth_total}, den precision {pure_dens}/{found_dens}, "
-          f"median location error {statistics.median(errors):.0f} m")
+    print(
+        f"den recall {matched}/{truth_total}, den precision {pure_dens}/{found_dens}, "
+        f"median location error {statistics.median(errors):.0f} m"
+    )
     assert matched / truth_total >= 0.9
     assert pure_dens / found_dens >= 0.9
     assert statistics.median(errors) <= 500
-    assert all(len(ids) == 1 for ids in ids_of_truth.values()), ids_of_truth   # den01 moves on day 4
+    assert all(len(ids) == 1 for ids in ids_of_truth.values()), ids_of_truth  # den01 moves on day 4
 
 
 def test_victims_are_found(week_dens):

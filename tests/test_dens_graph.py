@@ -1,4 +1,5 @@
 """The dens step's graph, clustering and description on tiny hand-built nights."""
+
 import datetime as dt
 import io
 import random
@@ -8,24 +9,27 @@ from pyspark.sql import functions as F
 
 from detectors.base import Night
 from jobs.dens import find_dens
-from jobs.render import den_table
 from jobs.dens.cluster import den_groups, suspect_graph
 from jobs.dens.core import active_hours, dialling_pattern, evidence, weighted_position
 from jobs.dens.graph import cap_degree, collect_edges, strong_edges, suspect_edges
+from jobs.render import den_table
 from schemas.tables import FLAG
 
 DAY = dt.date(2026, 11, 24)
-CDR = ("msisdn string, other_party string, direction string, service string, start_time string, "
-       "duration_s int, imsi string, imei string, carrier string, cell_id string, site_key string, "
-       "site_lat double, site_lon double, site_label string, district string")
+CDR = (
+    "msisdn string, other_party string, direction string, service string, start_time string, "
+    "duration_s int, imsi string, imei string, carrier string, cell_id string, site_key string, "
+    "site_lat double, site_lon double, site_label string, district string"
+)
 BOX = "86000000000001"
 A, B, C, FAR = "+8613300000001", "+8613300000002", "+8613300000003", "+8613800000009"
 
 
 def flag(detector, entity_type, entity_id, score, **details):
     """A row of lake/flags (FLAG's columns); `details` are its typed detail columns, None if not given."""
-    values = dict(detector=detector, entity_type=entity_type, entity_id=entity_id, score=score, evidence="",
-                  date=DAY, **details)
+    values = dict(
+        detector=detector, entity_type=entity_type, entity_id=entity_id, score=score, evidence="", date=DAY, **details
+    )
     return tuple(values.get(name) for name in FLAG.names)
 
 
@@ -34,8 +38,23 @@ def at(hour, minute=0):
 
 
 def row(msisdn, callee, hour, minute=0, imei=None, site="S1"):
-    return (msisdn, callee, "out", "voice", at(hour, minute), 0, f"i{msisdn[-4:]}", imei or f"h{msisdn[-4:]}",
-            "cm", f"c-{site}", site, 30.6, 104.0, f"{site}基站", "锦江区")
+    return (
+        msisdn,
+        callee,
+        "out",
+        "voice",
+        at(hour, minute),
+        0,
+        f"i{msisdn[-4:]}",
+        imei or f"h{msisdn[-4:]}",
+        "cm",
+        f"c-{site}",
+        site,
+        30.6,
+        104.0,
+        f"{site}基站",
+        "锦江区",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -50,18 +69,46 @@ def night(spark):
         rows.append(row(C, A, h, 30))  # and calls A
     rows += [row(A, "+8613912340100", 10), row(A, "+8613912340101", 11)]
     rows.append(row(FAR, "+8615000000000", 3, site="S9"))  # flagged, alone elsewhere
-    flags = [flag("goip", "msisdn", A, 0.9), flag("goip", "imei", BOX, 0.9),
-             flag("sequential", "msisdn", C, 0.8, segment="1391234", range_lo="+8613912342009",
-                  range_hi="+8613912342011", pattern="in ascending order by this SIM alone"),
-             flag("goip", "msisdn", FAR, 0.7)]
+    flags = [
+        flag("goip", "msisdn", A, 0.9),
+        flag("goip", "imei", BOX, 0.9),
+        flag(
+            "sequential",
+            "msisdn",
+            C,
+            0.8,
+            segment="1391234",
+            range_lo="+8613912342009",
+            range_hi="+8613912342011",
+            pattern="in ascending order by this SIM alone",
+        ),
+        flag("goip", "msisdn", FAR, 0.7),
+    ]
     victim, hotline, brief = "+8613999990001", "+8613999990002", "+8613999990003"
     at_s1 = ("cm", "c-S1", "S1", 30.6, 104.0, "S1基站", "锦江区")
-    rows += [(B, victim, "out", "voice", at(14, 5), 400, "iB", BOX, *at_s1),     # talked 400 s: a victim
-             (B, victim, "out", "voice", at(15, 0), 0, "iB", BOX, *at_s1),       # rang again, unanswered
-             (victim, "+8613000000000", "out", "voice", at(19), 60, "iv", "hv",  # lives at S7
-              "cu", "c-S7", "S7", 30.7, 104.1, "S7基站", "成华区"),
-             (A, hotline, "out", "voice", at(14, 10), 900, "iA", BOX, *at_s1),   # whitelisted
-             (A, brief, "out", "voice", at(14, 20), 30, "iA", BOX, *at_s1)]      # too short to be at risk
+    rows += [
+        (B, victim, "out", "voice", at(14, 5), 400, "iB", BOX, *at_s1),  # talked 400 s: a victim
+        (B, victim, "out", "voice", at(15, 0), 0, "iB", BOX, *at_s1),  # rang again, unanswered
+        (
+            victim,
+            "+8613000000000",
+            "out",
+            "voice",
+            at(19),
+            60,
+            "iv",
+            "hv",  # lives at S7
+            "cu",
+            "c-S7",
+            "S7",
+            30.7,
+            104.1,
+            "S7基站",
+            "成华区",
+        ),
+        (A, hotline, "out", "voice", at(14, 10), 900, "iA", BOX, *at_s1),  # whitelisted
+        (A, brief, "out", "voice", at(14, 20), 30, "iA", BOX, *at_s1),
+    ]  # too short to be at risk
     cdr = spark.createDataFrame(rows, CDR).withColumn("start_time", F.col("start_time").cast("timestamp"))
     whitelist = spark.createDataFrame([(hotline,)], "number string")
     return Night(DAY, cdr, cdr, whitelist), spark.createDataFrame(flags, FLAG.spark()), victim
@@ -88,12 +135,11 @@ def test_the_step_finds_one_den_with_its_victim(night, test_config):
     # C's sequential flag, read from its columns (its evidence text is empty here)
     assert ", dialling 139-1234-2009…2011 in ascending order by this SIM alone; " in den["evidence"]
     (v,) = victims.collect()
-    assert (v.number, v.district, v.den_id, v.longest_call_s, v.n_calls) == \
-        (night[2], "成华区", "D20261124-01", 400, 2)
+    assert (v.number, v.district, v.den_id, v.longest_call_s, v.n_calls) == (night[2], "成华区", "D20261124-01", 400, 2)
 
 
 def test_sims_in_a_flagged_device_are_linked_to_each_other(edges):
-    assert edges[(A, B)]["shared_id"] == 1.0   # B is unflagged, tied by the box
+    assert edges[(A, B)]["shared_id"] == 1.0  # B is unflagged, tied by the box
     # B's one site-hour is A's too: overlap 1, damped by min(1, 1/3) for a single shared hour
     assert edges[(A, B)]["colocation"] == pytest.approx(1 / 3)
 
@@ -113,8 +159,14 @@ def test_a_lone_flagged_sim_has_no_edge(edges):
 
 
 def test_clusters_are_components_and_the_same_every_run():
-    edges = [("a1", "a2", 2.0), ("a2", "a3", 1.0), ("b1", "b2", 2.0), ("b2", "b3", 2.0), ("a3", "b1", 0.2),
-             ("imei:x", "a1", 1.0)]
+    edges = [
+        ("a1", "a2", 2.0),
+        ("a2", "a3", 1.0),
+        ("b1", "b2", 2.0),
+        ("b2", "b3", 2.0),
+        ("a3", "b1", 0.2),
+        ("imei:x", "a1", 1.0),
+    ]
     graph = suspect_graph(edges, ["a1", "z"], min_edge_weight=0.5)
     groups = den_groups(graph, seed=7, min_sims=3)
     assert groups == [["a1", "a2", "a3", "imei:x"], ["b1", "b2", "b3"]]
@@ -124,7 +176,8 @@ def test_clusters_are_components_and_the_same_every_run():
 def test_louvain_splits_two_dens_joined_by_one_link_deterministically():
     def clique(prefix):
         names = [f"{prefix}{i:02d}" for i in range(12)]
-        return [(x, y, 2.0) for i, x in enumerate(names) for y in names[i + 1:]]
+        return [(x, y, 2.0) for i, x in enumerate(names) for y in names[i + 1 :]]
+
     edges = clique("p") + clique("q") + [("p00", "q00", 0.6)]
     runs = [den_groups(suspect_graph(edges, min_edge_weight=0.5), seed=7, split_min_nodes=20) for _ in range(3)]
     assert runs[0] == runs[1] == runs[2]
@@ -151,26 +204,55 @@ def test_a_night_without_flags_has_no_dens(night, test_config):
 
 
 def test_evidence_reads_like_a_lead():
-    text = evidence(sims={"+861": "cm", "+862": "cm", "+863": "cu"}, n_boxes=1, n_handsets=0,
-                    main_site="锦江区023号基站", radius_m=180.0, hours="09-12;14-18", n_calls=3442, n_sms=0,
-                    n_callees=3310, top_segment="1391234", n_victims=4, min_call_s=180)
-    assert text == ("3 SIMs (cm 2, cu 1) and 1 GOIP device at 锦江区023号基站 (±180 m), 09-12;14-18, "
-                    "3,442 calls to 3,310 numbers, most to 139-1234-xxxx; 4 residents talked over 3 min")
+    text = evidence(
+        sims={"+861": "cm", "+862": "cm", "+863": "cu"},
+        n_boxes=1,
+        n_handsets=0,
+        main_site="锦江区023号基站",
+        radius_m=180.0,
+        hours="09-12;14-18",
+        n_calls=3442,
+        n_sms=0,
+        n_callees=3310,
+        top_segment="1391234",
+        n_victims=4,
+        min_call_s=180,
+    )
+    assert text == (
+        "3 SIMs (cm 2, cu 1) and 1 GOIP device at 锦江区023号基站 (±180 m), 09-12;14-18, "
+        "3,442 calls to 3,310 numbers, most to 139-1234-xxxx; 4 residents talked over 3 min"
+    )
 
 
 def test_evidence_names_the_dialling_pattern_of_the_sequential_flag():
-    pattern = dialling_pattern("1391234", "+8613912340000", "+8613912340411",
-                               "in ascending order round-robin by 13 SIMs")
+    pattern = dialling_pattern(
+        "1391234", "+8613912340000", "+8613912340411", "in ascending order round-robin by 13 SIMs"
+    )
     assert pattern == "139-1234-0000…0411 in ascending order round-robin by 13 SIMs"
-    assert dialling_pattern(None, None, None, None) is None       # a goip or congestion flag
+    assert dialling_pattern(None, None, None, None) is None  # a goip or congestion flag
     assert dialling_pattern("1391234", "+8613912340000", "+8613912340411", None) is None
-    text = evidence(sims={"+861": "cm"}, n_boxes=0, n_handsets=1, main_site=None, radius_m=None, hours="09-12",
-                    n_calls=400, n_callees=398, top_segment="1391234", n_victims=0, min_call_s=180, pattern=pattern)
-    assert text == ("1 SIM (cm 1) and 1 handset, 09-12, 400 calls to 398 numbers, dialling 139-1234-0000…0411 "
-                    "in ascending order round-robin by 13 SIMs; 0 residents talked over 3 min")
+    text = evidence(
+        sims={"+861": "cm"},
+        n_boxes=0,
+        n_handsets=1,
+        main_site=None,
+        radius_m=None,
+        hours="09-12",
+        n_calls=400,
+        n_callees=398,
+        top_segment="1391234",
+        n_victims=0,
+        min_call_s=180,
+        pattern=pattern,
+    )
+    assert text == (
+        "1 SIM (cm 1) and 1 handset, 09-12, 400 calls to 398 numbers, dialling 139-1234-0000…0411 "
+        "in ascending order round-robin by 13 SIMs; 0 residents talked over 3 min"
+    )
 
 
 # --- determinism and the bound --------------------------------------------------------------------
+
 
 def test_weights_that_differ_in_the_last_bits_give_the_same_graph():
     # 0.1 + 0.2 + 0.3 summed in two orders: 0.6000000000000001 and 0.6
@@ -187,7 +269,7 @@ def test_the_degree_cap_keeps_each_nodes_heaviest_links(spark):
     # a hub with 10 spokes (weights 1.00..1.09) and a clique of 6 (weight 2): max_degree 3
     spokes = [("hub", f"s{i}", 1.0 + i / 100) for i in range(10)]
     names = [f"c{i}" for i in range(6)]
-    clique = [(x, y, 2.0) for i, x in enumerate(names) for y in names[i + 1:]]
+    clique = [(x, y, 2.0) for i, x in enumerate(names) for y in names[i + 1 :]]
     edges = spark.createDataFrame(spokes + clique, EDGES)
     kept = {(r.a, r.b): r.weight for r in cap_degree(edges, 3).collect()}
     n_nodes = 11 + 6
@@ -196,17 +278,31 @@ def test_the_degree_cap_keeps_each_nodes_heaviest_links(spark):
     assert {b for a, b in kept if a == "hub"} == {f"s{i}" for i in range(10)}
     # in the clique (all ties), each node keeps its links to the 3 lowest other ids
     clique_kept = sorted(p for p in kept if p[0].startswith("c"))
-    assert clique_kept == [("c0", "c1"), ("c0", "c2"), ("c0", "c3"), ("c0", "c4"), ("c0", "c5"),
-                           ("c1", "c2"), ("c1", "c3"), ("c1", "c4"), ("c1", "c5"), ("c2", "c3"),
-                           ("c2", "c4"), ("c2", "c5")]
+    assert clique_kept == [
+        ("c0", "c1"),
+        ("c0", "c2"),
+        ("c0", "c3"),
+        ("c0", "c4"),
+        ("c0", "c5"),
+        ("c1", "c2"),
+        ("c1", "c3"),
+        ("c1", "c4"),
+        ("c1", "c5"),
+        ("c2", "c3"),
+        ("c2", "c4"),
+        ("c2", "c5"),
+    ]
 
 
 def test_a_big_star_and_clique_are_bounded_and_the_heaviest_edges_survive(spark):
     # two hubs sharing 60 spokes, plus a 30-clique with uneven weights: max_degree 5
     spokes = [(h, f"s{i:02d}", 0.5 + (i % 7) / 10) for h in ("h1", "h2") for i in range(60)]
     names = [f"c{i:02d}" for i in range(30)]
-    clique = [(x, y, 1.0 + ((i * 31 + j) % 11) / 100) for i, x in enumerate(names)
-              for j, y in enumerate(names[i + 1:], start=i + 1)]
+    clique = [
+        (x, y, 1.0 + ((i * 31 + j) % 11) / 100)
+        for i, x in enumerate(names)
+        for j, y in enumerate(names[i + 1 :], start=i + 1)
+    ]
     everything = spokes + clique
     kept = {(r.a, r.b) for r in cap_degree(spark.createDataFrame(everything, EDGES), 5).collect()}
     n_nodes = 2 + 60 + 30
@@ -222,8 +318,14 @@ def test_a_big_star_and_clique_are_bounded_and_the_heaviest_edges_survive(spark)
 
 
 def test_collect_edges_thresholds_caps_and_warns(spark):
-    rows = [("a", "b", 0.4999999), ("a", "c", 0.4999999999999), ("a", "d", 0.9), ("b", "c", 0.7),
-            ("c", "d", 0.7), ("b", "d", 0.6)]
+    rows = [
+        ("a", "b", 0.4999999),
+        ("a", "c", 0.4999999999999),
+        ("a", "d", 0.9),
+        ("b", "c", 0.7),
+        ("c", "d", 0.7),
+        ("b", "d", 0.6),
+    ]
     edges = spark.createDataFrame(rows, EDGES)
     strong = {(r.a, r.b): r.weight for r in strong_edges(edges, 0.5).collect()}
     assert strong == {("a", "c"): 0.5, ("a", "d"): 0.9, ("b", "c"): 0.7, ("c", "d"): 0.7, ("b", "d"): 0.6}
@@ -231,14 +333,15 @@ def test_collect_edges_thresholds_caps_and_warns(spark):
     assert kept == [("a", "d", 0.9), ("b", "c", 0.7), ("c", "d", 0.7), ("b", "d", 0.6), ("a", "c", 0.5)]
     assert warnings == []
     kept, warnings = collect_edges(edges, min_edge_weight=0.5, max_degree=40, max_edges=3)
-    assert kept == [("a", "d", 0.9), ("b", "c", 0.7), ("c", "d", 0.7)]   # heaviest first, ties by (a, b)
+    assert kept == [("a", "d", 0.9), ("b", "c", 0.7), ("c", "d", 0.7)]  # heaviest first, ties by (a, b)
     assert len(warnings) == 1 and "5 links" in warnings[0] and "only the 3 heaviest" in warnings[0]
 
 
 def test_the_collected_edges_do_not_depend_on_the_partitioning(spark):
     rng = random.Random(3)
-    rows = [(f"n{rng.randrange(40):02d}", f"m{rng.randrange(40):02d}", rng.choice([0.5, 0.7, 1.0, 1.3]))
-            for _ in range(400)]
+    rows = [
+        (f"n{rng.randrange(40):02d}", f"m{rng.randrange(40):02d}", rng.choice([0.5, 0.7, 1.0, 1.3])) for _ in range(400)
+    ]
     rows = list({(a, b): (a, b, w) for a, b, w in rows}.values())
     results, before = [], spark.conf.get("spark.sql.shuffle.partitions")
     try:
@@ -254,9 +357,20 @@ def test_the_collected_edges_do_not_depend_on_the_partitioning(spark):
 def test_site_names_with_markup_are_printed_as_text():
     from rich.console import Console
 
-    den = dict(den_id="D20261124-01", priority="high", score=0.9, district="锦江[/]区", numbers=[A, B], imeis=[BOX],
-               n_calls=5, n_victims=0, first_seen=DAY, last_seen=DAY, nights_active=1,
-               evidence="2 SIMs at [bold]S1[/]基站 (±100 m) [/]")
+    den = dict(
+        den_id="D20261124-01",
+        priority="high",
+        score=0.9,
+        district="锦江[/]区",
+        numbers=[A, B],
+        imeis=[BOX],
+        n_calls=5,
+        n_victims=0,
+        first_seen=DAY,
+        last_seen=DAY,
+        nights_active=1,
+        evidence="2 SIMs at [bold]S1[/]基站 (±100 m) [/]",
+    )
     out = io.StringIO()
     Console(file=out, width=400).print(den_table([den], "dens [/] -> /lake/[x]"))
     text = out.getvalue()
@@ -268,13 +382,13 @@ def test_a_shared_segment_without_being_together_is_no_link(spark):
     rows = []
     agents = ["+8613300000011", "+8613300000012", "+8613300000013"]
     for i, agent in enumerate(agents):
-        for h in (9, 12, 15):    # three 3-hour windows on one segment: a full segment link
+        for h in (9, 12, 15):  # three 3-hour windows on one segment: a full segment link
             for k in range(4):
                 rows.append(row(agent, f"+861391234{i}{h:02d}{k}", h, 10 * k, site=f"W{i}{h}"))
     cdr = spark.createDataFrame(rows, CDR).withColumn("start_time", F.col("start_time").cast("timestamp"))
     flags = spark.createDataFrame([flag("sequential", "msisdn", a, 0.9) for a in agents], FLAG.spark())
     edges = suspect_edges(cdr, flags)
-    assert {r.segment for r in edges.collect()} == {1.0} and edges.count() == 3   # they do share the segment
+    assert {r.segment for r in edges.collect()} == {1.0} and edges.count() == 3  # they do share the segment
     assert strong_edges(edges, 0.5, min_together=0.2).count() == 0
     kept, _ = collect_edges(edges, min_edge_weight=0.5, max_degree=40, max_edges=10, min_together=0.2)
     assert kept == []
@@ -290,7 +404,7 @@ def test_a_box_inventing_an_imei_per_call_is_one_den(spark, test_config):
     one-SIM stars, and the graph has only the SIMs as nodes."""
     sims = [f"+861330000010{i}" for i in range(4)]
     rows, flags = [], []
-    for i, sim in enumerate(sims):   # each flag names the site, as goip's do (the SIM's main site)
+    for i, sim in enumerate(sims):  # each flag names the site, as goip's do (the SIM's main site)
         flags.append(flag("goip", "msisdn", sim, 0.9, site_key="S1"))
         for h in (9, 10, 11):
             for k in range(10):
@@ -301,7 +415,9 @@ def test_a_box_inventing_an_imei_per_call_is_one_den(spark, test_config):
     night = Night(DAY, cdr, cdr, spark.createDataFrame([], "number string"))
     found = find_dens(test_config, night, spark.createDataFrame(flags, FLAG.spark()), earlier=[])
     assert [den["numbers"] for den in found.rows] == [sims]
-    assert len(found.rows[0]["imeis"]) == 120 and "120 IMEIs (a new IMEI on almost every call" in found.rows[0]["evidence"]
+    assert (
+        len(found.rows[0]["imeis"]) == 120 and "120 IMEIs (a new IMEI on almost every call" in found.rows[0]["evidence"]
+    )
 
 
 def test_a_flagged_resident_of_a_dens_block_is_not_linked_to_it_by_the_place_alone(spark):
@@ -314,11 +430,13 @@ def test_a_flagged_resident_of_a_dens_block_is_not_linked_to_it_by_the_place_alo
     for h in (9, 10, 11):
         for i, sim in enumerate(box):
             rows += [row(sim, f"+861391234{i}{h:02d}{k}", h, 10 * k, imei="86000000000021") for k in range(4)]
-        rows.append(row(resident, "+8615000000001", h, 30))               # calls home, at the box's site
+        rows.append(row(resident, "+8615000000001", h, 30))  # calls home, at the box's site
         rows += [row(sim, f"+86150{i}{h:02d}00001", h, 20, site="S2") for i, sim in enumerate(room)]
     flags = [flag("goip", "msisdn", sim, 0.9, site_key="S1") for sim in box]
-    flags += [flag("goip", "imei", "86000000000021", 0.9, site_key="S1"),
-              flag("sequential", "msisdn", resident, 0.86, site_key="S5")]
+    flags += [
+        flag("goip", "imei", "86000000000021", 0.9, site_key="S1"),
+        flag("sequential", "msisdn", resident, 0.86, site_key="S5"),
+    ]
     flags += [flag("low_slow", "msisdn", sim, 0.7, site_key="S2") for sim in room]
     cdr = spark.createDataFrame(rows, CDR).withColumn("start_time", F.col("start_time").cast("timestamp"))
     edges = {(r.a, r.b): r for r in suspect_edges(cdr, spark.createDataFrame(flags, FLAG.spark())).collect()}
@@ -327,8 +445,13 @@ def test_a_flagged_resident_of_a_dens_block_is_not_linked_to_it_by_the_place_alo
         assert pair not in edges or (edges[pair].colocation == 0.0 and edges[pair].weight == 0.0)
     assert edges[tuple(box)].shared_id == 1.0 and edges[tuple(box)].colocation == pytest.approx(1.0)
     room_pairs = [(a, b) for a in room for b in room if a < b]
-    assert all(edges[p].colocation == pytest.approx(1.0) for p in room_pairs)   # only the place, flagged there
-    kept, _ = collect_edges(suspect_edges(cdr, spark.createDataFrame(flags, FLAG.spark())), min_edge_weight=0.5,
-                            max_degree=40, max_edges=100, min_together=0.2)
+    assert all(edges[p].colocation == pytest.approx(1.0) for p in room_pairs)  # only the place, flagged there
+    kept, _ = collect_edges(
+        suspect_edges(cdr, spark.createDataFrame(flags, FLAG.spark())),
+        min_edge_weight=0.5,
+        max_degree=40,
+        max_edges=100,
+        min_together=0.2,
+    )
     linked = {n for a, b, _ in kept for n in (a, b)}
     assert resident not in linked and set(box) <= linked and set(room) <= linked

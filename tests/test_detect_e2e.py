@@ -1,11 +1,12 @@
 """Detectors end to end: a simulated week through `cdrwatch ingest` and `cdrwatch detect`, scored
 against the simulator's truth the way an analyst would with `cdrwatch evaluate`."""
+
 import polars as pl
 import pytest
 from rich.console import Console
 
 from jobs.cli import main
-from jobs.evaluate import evaluate, read_flags
+from simulator.evaluate import evaluate, read_flags
 
 pytestmark = pytest.mark.slow
 

@@ -1,45 +1,69 @@
 """detectors.congestion: a den's site stands out against its own all-hours baseline and is told from a
 crowd by who drives the load; hand-built nights of CDRs that already carry their sites."""
+
 import datetime as dt
 from dataclasses import replace
-from zoneinfo import ZoneInfo
 
 import pytest
+from builders import LOCAL, SITE_FIELDS, make_night
 from chispa import assert_approx_df_equality, assert_df_equality
 from pyspark.sql import functions as F
-from pyspark.sql.types import DoubleType, StringType, StructField, StructType
+from pyspark.sql.types import StructType
 
-from detectors.base import Night
 from detectors.congestion import CellCongestion, congested_hours, hour_ranges, hourly_counts, site_baseline
 from jobs.config import Congestion
 from schemas.tables import CDR
 
 DAY = dt.date(2026, 11, 24)
-LOCAL = ZoneInfo("Asia/Shanghai")     # the session timezone (conf `timezone`): hours are local hours
-SETTINGS = Congestion(baseline_days=7, min_baseline_days=2, min_robust_z=6.0, min_hour_calls=40,
-                      full_robust_z=15.0, heavy_sim_calls_per_hour=8.0, min_heavy_sims=3)
+SETTINGS = Congestion(
+    baseline_days=7,
+    min_baseline_days=2,
+    min_robust_z=6.0,
+    min_hour_calls=40,
+    full_robust_z=15.0,
+    heavy_sim_calls_per_hour=8.0,
+    min_heavy_sims=3,
+)
 SITES = {  # site -> label, its cells (carrier, cell_id)
-    "SA": ("锦江区128号基站",
-           [("cm", "4100-20001"), ("cu", "460-01-23000-11"), ("ct", "ct00001"), ("cm", "4100-20002")]),
+    "SA": (
+        "锦江区128号基站",
+        [("cm", "4100-20001"), ("cu", "460-01-23000-11"), ("ct", "ct00001"), ("cm", "4100-20002")],
+    ),
     "SB": ("成华区024号基站", [("cm", "4104-20660"), ("ct", "ct02100")]),
     "SC": ("高新区014号基站", [("cm", "4105-20777")]),
 }
-DEN_CELLS = SITES["SA"][1][:3]          # the box's SIMs use these; 4100-20002 only carries residents
+DEN_CELLS = SITES["SA"][1][:3]  # the box's SIMs use these; 4100-20002 only carries residents
 DEN_SIMS = [f"+8617000000{i:03d}" for i in range(8)]
 DEN_HOURS = (9, 10, 11, 14, 15)
 CROWD = [f"+8613500{i:06d}" for i in range(300)]
-SCHEMA = StructType(CDR.spark().fields + [  # what prepare_night adds
-    StructField(name, kind) for name, kind in (("site_key", StringType()), ("site_lat", DoubleType()),
-                                               ("site_lon", DoubleType()), ("site_label", StringType()),
-                                               ("district", StringType()))])
+SCHEMA = StructType(CDR.spark().fields + SITE_FIELDS)  # with what prepare_night adds
 
 
 def event(day, msisdn, site, cell, hour, second, direction="out"):
     """One CDR row as `prepare_night` leaves it: the lake's columns plus the site's; `second` of the hour."""
     carrier, cell_id = cell
     when = dt.datetime.combine(day, dt.time(hour), LOCAL) + dt.timedelta(seconds=second)
-    return (f"{msisdn}-{when.isoformat()}-{direction}", carrier, msisdn, "+8613900000000", direction, "voice",
-            when, 30, None, None, cell_id, "test", 1, day, site, 30.6, 104.0, SITES[site][0], "锦江区")
+    return (
+        f"{msisdn}-{when.isoformat()}-{direction}",
+        carrier,
+        msisdn,
+        "+8613900000000",
+        direction,
+        "voice",
+        when,
+        30,
+        None,
+        None,
+        cell_id,
+        "test",
+        1,
+        day,
+        site,
+        30.6,
+        104.0,
+        SITES[site][0],
+        "锦江区",
+    )
 
 
 def residents(day, rows):
@@ -96,8 +120,7 @@ def night(spark, today):
         residents(past, history)
         if back < 3:
             den(past, history)
-    whitelist = spark.createDataFrame([], "number string")
-    return Night(DAY, spark.createDataFrame(today, SCHEMA), spark.createDataFrame(history, SCHEMA), whitelist)
+    return make_night(spark, DAY, spark.createDataFrame(today, SCHEMA), spark.createDataFrame(history, SCHEMA))
 
 
 def flags_of(night, earlier_flags=None):
@@ -115,7 +138,8 @@ def with_sim_flags(night, spark):
     earlier = spark.createDataFrame(
         [("msisdn", sim, 0.9, "dialled in order") for sim in DEN_SIMS[:5]]
         + [("imei", CROWD[0], 0.9, "an imei flag: not a SIM, ignored")],
-        "entity_type string, entity_id string, score double, evidence string")
+        "entity_type string, entity_id string, score double, evidence string",
+    )
     return flags_of(night, earlier)
 
 
@@ -134,7 +158,7 @@ def test_den_evidence_names_hours_site_and_the_few_busy_sims(unflagged):
     assert "outgoing calls/SMS 09:00–12:00, 14:00–16:00 at 锦江区128号基站 (baseline " in evidence
     assert "8 SIM(s) at 8+ calls/h making" in evidence
     assert "flagged SIMs 0%" in evidence
-    assert evidence.endswith("this cell carried 400 of those SIMs' calls")   # SIMs 2 and 5, 5 hours of 40
+    assert evidence.endswith("this cell carried 400 of those SIMs' calls")  # SIMs 2 and 5, 5 hours of 40
 
 
 def test_flags_carry_the_site_and_its_congested_span(unflagged):
@@ -143,15 +167,16 @@ def test_flags_carry_the_site_and_its_congested_span(unflagged):
     for _, cell in DEN_CELLS:
         r = unflagged[cell]
         assert r.site_key == "SA"
-        assert (r.window_start.timestamp(), r.window_end.timestamp()) == \
-            ((midnight + dt.timedelta(hours=9)).timestamp(), (midnight + dt.timedelta(hours=16)).timestamp())
+        assert (r.window_start.timestamp(), r.window_end.timestamp()) == (
+            (midnight + dt.timedelta(hours=9)).timestamp(),
+            (midnight + dt.timedelta(hours=16)).timestamp(),
+        )
     stadium = unflagged[SITES["SB"][1][0][1]]
     assert stadium.site_key == "SB"
     assert stadium.window_end.timestamp() == (midnight + dt.timedelta(hours=22)).timestamp()
 
 
-def test_sims_flagged_by_earlier_detectors_raise_the_score_and_show_in_the_evidence(today, unflagged,
-                                                                                   with_sim_flags):
+def test_sims_flagged_by_earlier_detectors_raise_the_score_and_show_in_the_evidence(today, unflagged, with_sim_flags):
     at_den = [r for r in today if r[14] == "SA" and r[4] == "out" and r[6].hour in DEN_HOURS]
     flagged = sum(r[2] in DEN_SIMS[:5] for r in at_den)
     assert with_sim_flags["4100-20001"].score > unflagged["4100-20001"].score
@@ -199,27 +224,34 @@ def test_couriers_moving_between_sites_congest_nothing(spark):
     for k in range(60):
         site = ("SA", "SB", "SC")[k // 20]
         rows.append(event(DAY, "+8613900000009", site, SITES[site][1][0], 9 + k // 6, 60 * k))
-    night = Night(DAY, spark.createDataFrame(rows, SCHEMA), spark.createDataFrame(past, SCHEMA),
-                  spark.createDataFrame([], "number string"))
+    night = make_night(spark, DAY, spark.createDataFrame(rows, SCHEMA), spark.createDataFrame(past, SCHEMA))
     assert CellCongestion(SETTINGS).flags(night).count() == 0
 
 
 def test_hour_ranges_merge_consecutive_hours(spark):
-    hours = spark.createDataFrame([("S1", [9, 10, 11, 14, 15]), ("S2", [23]), ("S3", [0, 1, 2, 3])],
-                                  "site_key string, hour_list array<int>")
-    expected = spark.createDataFrame([("S1", "09:00–12:00, 14:00–16:00"), ("S2", "23:00–24:00"),
-                                      ("S3", "00:00–04:00")], "site_key string, hours string")
-    assert_df_equality(hours.select("site_key", hour_ranges(F.col("hour_list")).alias("hours")), expected,
-                       ignore_nullable=True)
+    hours = spark.createDataFrame(
+        [("S1", [9, 10, 11, 14, 15]), ("S2", [23]), ("S3", [0, 1, 2, 3])], "site_key string, hour_list array<int>"
+    )
+    expected = spark.createDataFrame(
+        [("S1", "09:00–12:00, 14:00–16:00"), ("S2", "23:00–24:00"), ("S3", "00:00–04:00")],
+        "site_key string, hours string",
+    )
+    assert_df_equality(
+        hours.select("site_key", hour_ranges(F.col("hour_list")).alias("hours")), expected, ignore_nullable=True
+    )
 
 
 def test_site_baseline_counts_missing_hours_as_zero(spark):
     """5 calls in each of 13 hours on two days, the other 11 hours of each day count as 0: median 5 and
     MAD 0, so sigma is the Poisson floor sqrt(5)."""
-    rows = [event(DAY - dt.timedelta(days=d), f"+86139{h:02d}{k:06d}", "SA", SITES["SA"][1][0], h, 60 * k)
-            for d in (1, 2) for h in range(8, 21) for k in range(5)]
+    rows = [
+        event(DAY - dt.timedelta(days=d), f"+86139{h:02d}{k:06d}", "SA", SITES["SA"][1][0], h, 60 * k)
+        for d in (1, 2)
+        for h in range(8, 21)
+        for k in range(5)
+    ]
     counts = hourly_counts(spark.createDataFrame(rows, SCHEMA))
-    expected = spark.createDataFrame([("SA", 5.0, 5 ** 0.5)], "site_key string, median double, sigma double")
+    expected = spark.createDataFrame([("SA", 5.0, 5**0.5)], "site_key string, median double, sigma double")
     assert_approx_df_equality(site_baseline(counts), expected, 1e-9, ignore_nullable=True)
 
 
@@ -229,5 +261,4 @@ def test_a_site_never_busy_before_is_measured_against_poisson_noise(spark):
     tonight = [event(DAY, f"+86139000001{k:02d}", "SB", SITES["SB"][1][0], 3, k) for k in range(50)]
     located = spark.createDataFrame(tonight, SCHEMA).withColumn("hour", F.hour("start_time"))
     found = congested_hours(located, hourly_counts(spark.createDataFrame(past, SCHEMA)), SETTINGS).collect()
-    assert [(r.site_key, r.n_hours, r.median, r.sigma, r.hours) for r in found] == \
-        [("SB", 1, 0.0, 1.0, "03:00–04:00")]
+    assert [(r.site_key, r.n_hours, r.median, r.sigma, r.hours) for r in found] == [("SB", 1, 0.0, 1.0, "03:00–04:00")]

@@ -2,23 +2,23 @@
 a group, with its site, span and evidence; a debt-collection room, moving estate agents, couriers,
 residents sharing a site and their family, one stranger-calling SIM alone and a phone shop are
 not; a night without history flags nothing. One hand-built night with one history day."""
+
 import datetime as dt
 import random
-from zoneinfo import ZoneInfo
 
 import pytest
+from builders import LOCAL, SiteCdr, make_night
 from chispa import assert_df_equality
 
 from detectors.base import FLAG_FIELDS, Night
 from detectors.low_slow import LowSlowRoom, busy_rows, callee_pairs, sim_profiles
-from schemas.tables import CDR
 
 DAY = dt.date(2026, 11, 24)
 YESTERDAY = DAY - dt.timedelta(days=1)
-LOCAL = ZoneInfo("Asia/Shanghai")
-SITE_COLUMNS = "site_key string, site_lat double, site_lon double, site_label string, district string"
-SITES = {k: (k, 30.6 + i / 100, 104.0 + i / 100, f"锦江区{i:03d}号基站", "锦江区") for i, k in enumerate(
-    ["ROOM", "DEBT", "BLOCK", "LONE", "SHOP", "OLDHOME", *(f"ROUTE{i}" for i in range(8))])}
+SITES = {
+    k: (k, 30.6 + i / 100, 104.0 + i / 100, f"锦江区{i:03d}号基站", "锦江区")
+    for i, k in enumerate(["ROOM", "DEBT", "BLOCK", "LONE", "SHOP", "OLDHOME", *(f"ROUTE{i}" for i in range(8))])
+}
 
 ROOM = [f"+861370010{i:04d}" for i in range(6)]
 DEBT = [f"+861370020{i:04d}" for i in range(6)]
@@ -37,25 +37,13 @@ def residents_list(rng, n):
     return sorted(numbers, key=lambda _: rng.random())
 
 
-LISTED = residents_list(random.Random(11), 130)   # the room's: 0-83; the lone caller's: 100-129
-FRIEND = "+8618900000000"   # the first room SIM's former owner's friend
+LISTED = residents_list(random.Random(11), 130)  # the room's: 0-83; the lone caller's: 100-129
+FRIEND = "+8618900000000"  # the first room SIM's former owner's friend
 
 
-class Cdr:
-    """Collects CDR rows with their site columns, as `prepare_night` leaves them."""
-
-    def __init__(self):
-        self.rows = []
-
-    def add(self, msisdn, other, direction, when, *, seconds=0, service="voice", site="ROOM"):
-        n = len(self.rows)
-        self.rows.append((f"R{n:06d}", "cm", msisdn, other, direction, service, when, seconds,
-                          f"46000{msisdn[-10:]}", f"8689120300{msisdn[-5:]}", "4100-1", "test", n + 1, when.date(),
-                          *SITES[site]))
-
-    def frame(self, spark):
-        schema = ", ".join(f"{f.name} {f.dataType.simpleString()}" for f in CDR.spark().fields)
-        return spark.createDataFrame(self.rows, f"{schema}, {SITE_COLUMNS}")
+def Cdr():
+    """CDR rows at the room unless told, every SIM in its own phone."""
+    return SiteCdr(SITES, "ROOM", imei=lambda msisdn: f"8689120300{msisdn[-5:]}")
 
 
 def at(hour, minute=0, day=DAY):
@@ -115,8 +103,7 @@ def couriers(today, past):
         past.add(sim, f"+8613900{c:02d}9999", "out", at(11, 0, YESTERDAY), seconds=30, site="ROUTE1")
         for k in range(40):
             customer = f"+86186{c:02d}{k:06d}"
-            today.add(sim, customer, "out", at(8, 15 * k), seconds=20 + k % 40 if k % 5 else 0,
-                      site=f"ROUTE{k // 5}")
+            today.add(sim, customer, "out", at(8, 15 * k), seconds=20 + k % 40 if k % 5 else 0, site=f"ROUTE{k // 5}")
             if k % 10 in (1, 4, 7):
                 today.add(sim, customer, "in", at(8, 15 * k + 5), seconds=15, site=f"ROUTE{k // 5}")
 
@@ -131,8 +118,9 @@ def block_residents(today, past):
             past.add(sim, number, "in" if n % 2 else "out", at(19, n, YESTERDAY), seconds=200, site="BLOCK")
         for k in range(20):
             number = (family + friends)[k % 15] if k < 18 else f"+8615802{r:02d}{k:04d}"
-            today.add(sim, number, "out", at(8, 30 * k + r), seconds=(5 if k % 4 == 1 else 700) if k % 2 else 0,
-                      site="BLOCK")
+            today.add(
+                sim, number, "out", at(8, 30 * k + r), seconds=(5 if k % 4 == 1 else 700) if k % 2 else 0, site="BLOCK"
+            )
 
 
 def lone_caller(today, past):
@@ -159,7 +147,7 @@ def build_night(spark):
     block_residents(today, past)
     lone_caller(today, past)
     phone_shop(today)
-    return Night(DAY, today.frame(spark), past.frame(spark), spark.createDataFrame([], "number string"))
+    return make_night(spark, DAY, today.frame(spark), past.frame(spark))
 
 
 @pytest.fixture(scope="module")
@@ -188,12 +176,16 @@ def profiles(night, settings):
 
 
 def test_the_room_is_flagged_as_one_group_with_its_site_and_span(spark, night, settings):
-    flags = LowSlowRoom(settings).flags(night).select("entity_type", "entity_id", "score", "site_key",
-                                                      "window_start", "window_end")
+    flags = (
+        LowSlowRoom(settings)
+        .flags(night)
+        .select("entity_type", "entity_id", "score", "site_key", "window_start", "window_end")
+    )
     expected = spark.createDataFrame(
         [("msisdn", sim, 0.93, "ROOM", at(9), at(19)) for sim in ROOM],
         "entity_type string, entity_id string, score double, site_key string, window_start timestamp, "
-        "window_end timestamp")
+        "window_end timestamp",
+    )
     assert_df_equality(flags, expected, ignore_row_order=True, ignore_nullable=True)
 
 
@@ -201,7 +193,8 @@ def test_evidence_gives_the_rooms_numbers_and_the_sims_own(flagged):
     assert flagged[ROOM[0]].evidence == (
         "Low-and-slow room: 6 SIMs at 锦江区000号基站 09:00–19:00, calls to 144 strangers (99 % of 145 calls), "
         "1 call-back, 12 conversations of 5 minutes or more, 36 hang-ups within 20 s; 62 residents called by "
-        "2+ of these SIMs; this SIM: 25 calls, 24 to strangers")
+        "2+ of these SIMs; this SIM: 25 calls, 24 to strangers"
+    )
     assert flagged[ROOM[1]].evidence.endswith("this SIM: 24 calls, 24 to strangers")
     assert len({r.evidence.split(";")[0] for r in flagged.values()}) == 1, "one room, one description"
 
@@ -249,8 +242,9 @@ def test_without_history_nothing_is_flagged_and_note_says_why(night, settings):
     bare = Night(DAY, night.cdr, night.history.limit(0), night.whitelist)
     detector = LowSlowRoom(settings)
     assert detector.flags(bare).count() == 0
-    assert detector.note(bare) == ("no history yet (0 of 1 days): strangers cannot be told from contacts "
-                                   "without earlier days, no room flagged")
+    assert detector.note(bare) == (
+        "no history yet (0 of 1 days): strangers cannot be told from contacts without earlier days, no room flagged"
+    )
     assert detector.note(night) is None
 
 
@@ -261,5 +255,6 @@ def test_fewer_members_than_min_sims_is_no_room(night, settings):
 
 def test_flags_are_deterministic(night, settings, flagged):
     again = LowSlowRoom(settings).flags(night).orderBy("entity_id").collect()
-    assert [(r.entity_id, r.score, r.evidence) for r in again] == \
-        [(r.entity_id, r.score, r.evidence) for r in sorted(flagged.values(), key=lambda r: r.entity_id)]
+    assert [(r.entity_id, r.score, r.evidence) for r in again] == [
+        (r.entity_id, r.score, r.evidence) for r in sorted(flagged.values(), key=lambda r: r.entity_id)
+    ]

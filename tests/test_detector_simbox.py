@@ -1,24 +1,26 @@
 """detectors.simbox: GOIP boxes (shared IMEI, fresh IMEI per SIM, SMS blaster) are flagged, with
 their devices; a call room scores between a box and a courier; couriers, residents and a crowd
 are not flagged. One hand-built night, scored once per module."""
+
 import datetime as dt
 import random
-from zoneinfo import ZoneInfo
 
 import pytest
+from builders import LOCAL, SiteCdr, make_night
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from detectors.base import FLAG_FIELDS, Night
+from detectors.base import FLAG_FIELDS
 from detectors.simbox import SimBox, luhn_valid, score_sims, sim_features
-from jobs.simulate.numbers import make_imei
-from schemas.tables import CDR
+from simulator.numbers import make_imei
 
 DAY = dt.date(2026, 11, 24)
-LOCAL = ZoneInfo("Asia/Shanghai")
-SITE_COLUMNS = "site_key string, site_lat double, site_lon double, site_label string, district string"
-SITES = {k: (k, 30.6 + i / 100, 104.0 + i / 100, f"锦江区{i:03d}号基站", "锦江区") for i, k in enumerate(
-    ["BOX", "FRESH", "BLAST", "ROOM", "HOME", "WORK", "STADIUM", *(f"ROUTE{i}" for i in range(6))])}
+SITES = {
+    k: (k, 30.6 + i / 100, 104.0 + i / 100, f"锦江区{i:03d}号基站", "锦江区")
+    for i, k in enumerate(
+        ["BOX", "FRESH", "BLAST", "ROOM", "HOME", "WORK", "STADIUM", *(f"ROUTE{i}" for i in range(6))]
+    )
+}
 PHONE_TAC, BOX_TAC = 86891203, 86271805
 
 SHARED_BOX = [f"+861300000010{i}" for i in range(4)]
@@ -36,21 +38,9 @@ def imei(tac, serial, valid=True):
     return str(value if valid else value - value % 10 + (value + 1) % 10)
 
 
-class Cdr:
-    """Collects CDR rows with their site columns, as `prepare_night` leaves them."""
-
-    def __init__(self):
-        self.rows = []
-
-    def add(self, msisdn, other, direction, when, *, seconds=0, service="voice", imsi=None, phone=None, site="HOME"):
-        n = len(self.rows)
-        self.rows.append((f"R{n:06d}", "cm", msisdn, other, direction, service, when, seconds,
-                          imsi or f"46000{msisdn[-10:]}", phone, "4100-1", "test", n + 1, when.date(),
-                          *SITES[site]))
-
-    def frame(self, spark):
-        schema = ", ".join(f"{f.name} {f.dataType.simpleString()}" for f in CDR.spark().fields)
-        return spark.createDataFrame(self.rows, f"{schema}, {SITE_COLUMNS}")
+def Cdr():
+    """CDR rows at home unless told, with no device unless a row names one (`imei=`)."""
+    return SiteCdr(SITES, "HOME")
 
 
 def at(hour, minute=0, second=0, day=DAY):
@@ -65,7 +55,7 @@ def box_calls(cdr, sims, phones, site, start_hour, gap_s, rng, service="voice", 
             callee = f"+86139123{first_callee + s * 100 + k:05d}"
             seconds = 0 if service == "sms" or k % 6 else 15
             device = phone[k % len(phone)] if isinstance(phone, list) else phone
-            cdr.add(sim, callee, "out", when, seconds=seconds, service=service, phone=device, site=site)
+            cdr.add(sim, callee, "out", when, seconds=seconds, service=service, imei=device, site=site)
             when += dt.timedelta(seconds=gap_s + rng.choice([-1, 0, 1]))
 
 
@@ -75,50 +65,89 @@ def build_night(spark):
     box_calls(today, SHARED_BOX, [imei(BOX_TAC, 1)] * 4, "BOX", 9, 75, rng)
     fresh = [imei(51612983, 2), imei(28923275, 3, valid=False), imei(46203565, 4)]
     box_calls(today, FRESH_BOX, fresh, "FRESH", 10, 90, rng, first_callee=1000)
-    box_calls(today, [HOPPER], [[imei(73523105, 5), imei(65707812, 6), imei(90775649, 7)]], "FRESH", 10, 90, rng,
-              first_callee=2000)
+    box_calls(
+        today,
+        [HOPPER],
+        [[imei(73523105, 5), imei(65707812, 6), imei(90775649, 7)]],
+        "FRESH",
+        10,
+        90,
+        rng,
+        first_callee=2000,
+    )
     box_calls(today, BLASTER, [imei(35566009, 8)] * 3, "BLAST", 10, 25, rng, service="sms", first_callee=3000)
 
     # a call-room operator: an ordinary phone that carried another SIM earlier, human gaps, one site
     room_phone = imei(PHONE_TAC, 400)
     when = at(20)
     for k in range(12):
-        today.add(ROOM, f"+86139124{k:05d}", "out", when, seconds=0 if k % 4 else 30, phone=room_phone, site="ROOM")
+        today.add(ROOM, f"+86139124{k:05d}", "out", when, seconds=0 if k % 4 else 30, imei=room_phone, site="ROOM")
         when += dt.timedelta(seconds=rng.randint(40, 400))
-    past.add("+8613000000401", "+8613912400999", "out", at(20, day=DAY - dt.timedelta(days=2)), phone=room_phone,
-             site="ROOM")
+    past.add(
+        "+8613000000401", "+8613912400999", "out", at(20, day=DAY - dt.timedelta(days=2)), imei=room_phone, site="ROOM"
+    )
 
     # a courier: short calls to customers along a route, 6 of whom call back
     for k in range(12):
         when = at(9 + k * 10 // 12, rng.randint(0, 59), rng.randint(0, 59))
         customer = f"+86138001{k:05d}"
-        today.add(COURIER, customer, "out", when, seconds=rng.randint(10, 60), phone=imei(PHONE_TAC, 500),
-                  site=f"ROUTE{k // 2}")
+        today.add(
+            COURIER,
+            customer,
+            "out",
+            when,
+            seconds=rng.randint(10, 60),
+            imei=imei(PHONE_TAC, 500),
+            site=f"ROUTE{k // 2}",
+        )
         if k % 2:
-            today.add(COURIER, customer, "in", when + dt.timedelta(minutes=20), seconds=25,
-                      phone=imei(PHONE_TAC, 500), site=f"ROUTE{k // 2}")
-    past.add(COURIER, "+8613800100000", "out", at(11, day=DAY - dt.timedelta(days=1)), seconds=30,
-             phone=imei(PHONE_TAC, 500), site="ROUTE0")
+            today.add(
+                COURIER,
+                customer,
+                "in",
+                when + dt.timedelta(minutes=20),
+                seconds=25,
+                imei=imei(PHONE_TAC, 500),
+                site=f"ROUTE{k // 2}",
+            )
+    past.add(
+        COURIER,
+        "+8613800100000",
+        "out",
+        at(11, day=DAY - dt.timedelta(days=1)),
+        seconds=30,
+        imei=imei(PHONE_TAC, 500),
+        site="ROUTE0",
+    )
 
     # a resident: long calls with three friends from home and work, friends ring back
     for k in range(12):
         friend = f"+86138002{k % 3:05d}"
         site = "HOME" if k % 2 else "WORK"
         when = at(8 + k, rng.randint(0, 59))
-        today.add(RESIDENT, friend, "out", when, seconds=120 + 10 * k, phone=imei(PHONE_TAC, 600), site=site)
-        today.add(RESIDENT, friend, "in", when + dt.timedelta(minutes=30), seconds=200, phone=imei(PHONE_TAC, 600),
-                  site=site)
-    past.add(RESIDENT, "+8613800200000", "out", at(19, day=DAY - dt.timedelta(days=1)), seconds=90,
-             phone=imei(PHONE_TAC, 600))
+        today.add(RESIDENT, friend, "out", when, seconds=120 + 10 * k, imei=imei(PHONE_TAC, 600), site=site)
+        today.add(
+            RESIDENT, friend, "in", when + dt.timedelta(minutes=30), seconds=200, imei=imei(PHONE_TAC, 600), site=site
+        )
+    past.add(
+        RESIDENT, "+8613800200000", "out", at(19, day=DAY - dt.timedelta(days=1)), seconds=90, imei=imei(PHONE_TAC, 600)
+    )
 
     # a crowd at the stadium: many ordinary phones on one site, a few calls each
     for i, member in enumerate(CROWD):
         for k in range(3):
-            today.add(member, f"+86138003{i:03d}{k:02d}", "out", at(19 + k, i), seconds=60,
-                      phone=imei(PHONE_TAC, 700 + i), site="STADIUM")
+            today.add(
+                member,
+                f"+86138003{i:03d}{k:02d}",
+                "out",
+                at(19 + k, i),
+                seconds=60,
+                imei=imei(PHONE_TAC, 700 + i),
+                site="STADIUM",
+            )
 
     cdr, history = today.frame(spark), past.frame(spark)
-    return Night(DAY, cdr, history, spark.createDataFrame([], "number string"))
+    return make_night(spark, DAY, cdr, history)
 
 
 @pytest.fixture(scope="module")
@@ -154,10 +183,19 @@ def scored(night, settings):
 def test_luhn_check_digit_in_spark_sql(spark):
     frame = spark.createDataFrame(
         [("490154203237518",), ("490154203237519",), (imei(BOX_TAC, 1),), ("35693803",), ("49015420323751x",), (None,)],
-        "imei string")
+        "imei string",
+    )
     expected = spark.createDataFrame(
-        [("490154203237518", True), ("490154203237519", False), (imei(BOX_TAC, 1), True), ("35693803", False),
-         ("49015420323751x", False), (None, False)], "imei string, luhn_ok boolean")
+        [
+            ("490154203237518", True),
+            ("490154203237519", False),
+            (imei(BOX_TAC, 1), True),
+            ("35693803", False),
+            ("49015420323751x", False),
+            (None, False),
+        ],
+        "imei string, luhn_ok boolean",
+    )
     assert_df_equality(frame.withColumn("luhn_ok", luhn_valid(F.col("imei"))), expected, ignore_nullable=True)
 
 
@@ -180,8 +218,7 @@ def test_sim_and_device_flags_carry_the_main_site_and_the_outgoing_span(flag_row
     sim, device = flag_rows[("msisdn", SHARED_BOX[0])], flag_rows[("imei", imei(BOX_TAC, 1))]
     assert sim.site_key == device.site_key == "BOX"
     assert at(9).timestamp() <= sim.window_start.timestamp() < sim.window_end.timestamp() < at(9, 14).timestamp()
-    assert device.window_start.timestamp() == min(flag_rows[("msisdn", s)].window_start.timestamp()
-                                                  for s in SHARED_BOX)
+    assert device.window_start.timestamp() == min(flag_rows[("msisdn", s)].window_start.timestamp() for s in SHARED_BOX)
     assert device.window_end.timestamp() == max(flag_rows[("msisdn", s)].window_end.timestamp() for s in SHARED_BOX)
     assert at(9, 16).timestamp() <= device.window_end.timestamp() < at(9, 17).timestamp()
 
@@ -189,8 +226,10 @@ def test_sim_and_device_flags_carry_the_main_site_and_the_outgoing_span(flag_row
 def test_box_with_a_fresh_imei_per_sim_is_flagged(flags):
     assert all(flags[("msisdn", sim)][0] == 1.0 for sim in FRESH_BOX)
     evidence = flags[("msisdn", FRESH_BOX[1])][1]
-    assert f"IMEI {imei(28923275, 3, valid=False)} looks invented (TAC 28923275 on no other device in the city, " \
-           "invalid check digit)" in evidence
+    assert (
+        f"IMEI {imei(28923275, 3, valid=False)} looks invented (TAC 28923275 on no other device in the city, "
+        "invalid check digit)" in evidence
+    )
     assert "SIM seen in 3 devices tonight" in flags[("msisdn", HOPPER)][1]
 
 
@@ -212,12 +251,14 @@ def test_sms_blaster_is_flagged(flags):
 def test_box_devices_are_flagged_with_their_sim_count(flags):
     score, evidence = flags[("imei", imei(BOX_TAC, 1))]
     assert score == 1.0
-    assert evidence == (f"Suspect device: IMEI {imei(BOX_TAC, 1)} carried 4 SIMs tonight (4 flagged GOIP-like, "
-                        "best score 1.00); TAC 86271805 on no other device in the city; "
-                        "48 outgoing events of flagged SIMs 09:00–09:16 at 锦江区000号基站")
+    assert evidence == (
+        f"Suspect device: IMEI {imei(BOX_TAC, 1)} carried 4 SIMs tonight (4 flagged GOIP-like, "
+        "best score 1.00); TAC 86271805 on no other device in the city; "
+        "48 outgoing events of flagged SIMs 09:00–09:16 at 锦江区000号基站"
+    )
     assert "carried 1 SIM tonight" in flags[("imei", imei(51612983, 2))][1]
     assert ("imei", imei(35566009, 8)) in flags
-    assert ("imei", imei(PHONE_TAC, 500)) not in flags          # the courier's phone
+    assert ("imei", imei(PHONE_TAC, 500)) not in flags  # the courier's phone
 
 
 def test_room_operator_scores_between_a_box_and_a_courier(scored, flags):
@@ -240,4 +281,3 @@ def test_courier_resident_and_crowd_are_not_flagged(scored, flags):
 def test_only_box_and_room_sims_are_flagged(flags):
     sims = {entity for kind, entity in flags if kind == "msisdn"}
     assert sims == {*SHARED_BOX, *FRESH_BOX, HOPPER, *BLASTER, ROOM}
-

@@ -2,12 +2,13 @@
 the flag shape (with FLAG's types for the detail columns a detector fills), determinism, empty
 input, and the whitelist honoured, on a small hand-built night with a den in it and a low-and-slow
 room (so that every detector has something to find)."""
+
 import datetime as dt
 import random
 from dataclasses import replace
-from zoneinfo import ZoneInfo
 
 import pytest
+from builders import LOCAL, cdr_row
 from pyspark.sql import functions as F
 
 from detectors import DETECTORS
@@ -15,7 +16,6 @@ from detectors.base import FLAG_DETAILS, FLAG_FIELDS, Night, prepare_night, run_
 from schemas.tables import CDR, FLAG, HOTLIST
 
 DAY = dt.date(2026, 11, 24)
-LOCAL = ZoneInfo("Asia/Shanghai")  # the session timezone: rows are built in local time
 DEN_SIMS = [f"+861700000{i:04d}" for i in range(1, 9)]
 ROOM_SIMS = [f"+861370000{i:04d}" for i in range(1, 5)]
 WHITELISTED = DEN_SIMS[0]
@@ -30,27 +30,49 @@ CELLS = list(SITES)
 FLAG_TYPES = {f.name: f.dataType for f in FLAG.spark().fields}
 
 
-def _cdr_row(rid, carrier, msisdn, other, direction, service, when, duration, imsi, imei, cell):
-    return (rid, carrier, msisdn, other, direction, service, when, duration, imsi, imei, cell, "test", 1, when.date())
-
-
 def _residents(day, rng, rows):
     """60 residents calling friends all day at sites B and C (and a few at A)."""
     for r in range(60):
         msisdn = f"+8613800{r:06d}"
         carrier, cell = CELLS[3 + r % 2] if r % 10 else CELLS[0]
         for k in range(rng.randint(3, 9)):
-            when = dt.datetime.combine(day, dt.time(rng.randint(7, 22), rng.randint(0, 59), rng.randint(0, 59)),
-                                       tzinfo=LOCAL)
+            when = dt.datetime.combine(
+                day, dt.time(rng.randint(7, 22), rng.randint(0, 59), rng.randint(0, 59)), tzinfo=LOCAL
+            )
             friend = f"+8613800{rng.randint(0, 59):06d}"
             duration = rng.choice([0, 35, 60, 120, 300])
-            rows.append(_cdr_row(f"R{day}{r}-{k}", carrier, msisdn, friend, "out", "voice", when, duration,
-                                 f"46000{r:010d}", f"8689120300{r:05d}", cell))
-            f = int(friend[-6:])    # the friend's carrier records the same call, one second later
+            rows.append(
+                cdr_row(
+                    f"R{day}{r}-{k}",
+                    carrier,
+                    msisdn,
+                    friend,
+                    "out",
+                    "voice",
+                    when,
+                    duration,
+                    f"46000{r:010d}",
+                    f"8689120300{r:05d}",
+                    cell,
+                )
+            )
+            f = int(friend[-6:])  # the friend's carrier records the same call, one second later
             f_carrier, f_cell = CELLS[3 + f % 2] if f % 10 else CELLS[0]
-            rows.append(_cdr_row(f"R{day}{r}-{k}-in", f_carrier, friend, msisdn, "in", "voice",
-                                 when + dt.timedelta(seconds=1), duration, f"46000{f:010d}", f"8689120300{f:05d}",
-                                 f_cell))
+            rows.append(
+                cdr_row(
+                    f"R{day}{r}-{k}-in",
+                    f_carrier,
+                    friend,
+                    msisdn,
+                    "in",
+                    "voice",
+                    when + dt.timedelta(seconds=1),
+                    duration,
+                    f"46000{f:010d}",
+                    f"8689120300{f:05d}",
+                    f_cell,
+                )
+            )
 
 
 def _spoofer(day, rows):
@@ -61,8 +83,21 @@ def _spoofer(day, rows):
         carrier, cell = CELLS[3 + r % 2] if r % 10 else CELLS[0]
         when = dt.datetime.combine(day, dt.time(15, 3 * k), tzinfo=LOCAL)
         shown = "110" if k >= 6 else "+8613800000007"
-        rows.append(_cdr_row(f"S{day}{k}", carrier, f"+8613800{r:06d}", shown, "in", "voice", when, 240 if k in (2, 6)
-                             else 0, f"46000{r:010d}", f"8689120300{r:05d}", cell))
+        rows.append(
+            cdr_row(
+                f"S{day}{k}",
+                carrier,
+                f"+8613800{r:06d}",
+                shown,
+                "in",
+                "voice",
+                when,
+                240 if k in (2, 6) else 0,
+                f"46000{r:010d}",
+                f"8689120300{r:05d}",
+                cell,
+            )
+        )
 
 
 def _den(day, rows):
@@ -72,8 +107,21 @@ def _den(day, rows):
         sim = k % 8
         carrier, cell = CELLS[sim % 3]
         when = start + dt.timedelta(seconds=k * 7.5)
-        rows.append(_cdr_row(f"D{day}{k}", carrier, DEN_SIMS[sim], f"+861391234{k:04d}", "out", "voice", when,
-                             0 if k % 5 else 12, f"4600{sim % 3}9{sim:010d}", "860000001234563", cell))
+        rows.append(
+            cdr_row(
+                f"D{day}{k}",
+                carrier,
+                DEN_SIMS[sim],
+                f"+861391234{k:04d}",
+                "out",
+                "voice",
+                when,
+                0 if k % 5 else 12,
+                f"4600{sim % 3}9{sim:010d}",
+                "860000001234563",
+                cell,
+            )
+        )
 
 
 def _room(day, rows, tonight):
@@ -85,15 +133,40 @@ def _room(day, rows, tonight):
         device = f"8689120310{i:05d}"
         if not tonight:
             friend = f"+8618900{i:06d}"
-            rows.append(_cdr_row(f"L{day}{i}", carrier, sim, friend, "out", "voice",
-                                 dt.datetime.combine(day, dt.time(19), tzinfo=LOCAL), 90, f"46000{sim[-10:]}", device,
-                                 cell))
+            rows.append(
+                cdr_row(
+                    f"L{day}{i}",
+                    carrier,
+                    sim,
+                    friend,
+                    "out",
+                    "voice",
+                    dt.datetime.combine(day, dt.time(19), tzinfo=LOCAL),
+                    90,
+                    f"46000{sim[-10:]}",
+                    device,
+                    cell,
+                )
+            )
             continue
         for k in range(16):
             when = dt.datetime.combine(day, dt.time(9, i), tzinfo=LOCAL) + dt.timedelta(minutes=25 * k)
             duration = 0 if k % 3 else (600 if k % 12 == 0 else 5)
-            rows.append(_cdr_row(f"L{day}{i}-{k}", carrier, sim, listed[(8 * i + k) % 40], "out", "voice", when,
-                                 duration, f"46000{sim[-10:]}", device, cell))
+            rows.append(
+                cdr_row(
+                    f"L{day}{i}-{k}",
+                    carrier,
+                    sim,
+                    listed[(8 * i + k) % 40],
+                    "out",
+                    "voice",
+                    when,
+                    duration,
+                    f"46000{sim[-10:]}",
+                    device,
+                    cell,
+                )
+            )
 
 
 @pytest.fixture(scope="module")
@@ -110,14 +183,30 @@ def night(spark):
     cdr = spark.createDataFrame(today, CDR.spark())
     past = spark.createDataFrame(history, CDR.spark())
     sites = spark.createDataFrame(
-        [(c, cell, lat, lon, name, district, key, lat, lon, name) for (c, cell), (key, lat, lon, name, district)
-         in SITES.items()],
+        [
+            (c, cell, lat, lon, name, district, key, lat, lon, name)
+            for (c, cell), (key, lat, lon, name, district) in SITES.items()
+        ],
         "carrier string, cell_id string, lat double, lon double, site_name string, district string, "
-        "site_key string, site_lat double, site_lon double, site_label string")
+        "site_key string, site_lat double, site_lon double, site_label string",
+    )
     whitelist = spark.createDataFrame([(WHITELISTED,)], "number string")
     # the den's box was seized from a den raided a week ago: what the hotlist detector looks for
-    hotlist = spark.createDataFrame([("860000001234563", "imei", "D20261117-01", "raided", DAY - dt.timedelta(days=7),
-                                      DAY + dt.timedelta(days=90), None, None)], HOTLIST.spark())
+    hotlist = spark.createDataFrame(
+        [
+            (
+                "860000001234563",
+                "imei",
+                "D20261117-01",
+                "raided",
+                DAY - dt.timedelta(days=7),
+                DAY + dt.timedelta(days=90),
+                None,
+                None,
+            )
+        ],
+        HOTLIST.spark(),
+    )
     return replace(prepare_night(DAY, cdr, past, sites, whitelist), hotlist=hotlist)
 
 
@@ -179,12 +268,13 @@ def test_whitelisted_numbers_are_never_flagged(night, all_flags):
 
 def test_every_detector_gives_the_flag_schema_with_typed_details(all_flags):
     """The detail columns a detector does not fill are typed nulls, so detect writes one schema."""
-    assert [(f.name, f.dataType) for f in all_flags.schema.fields] == \
-        [(f.name, f.dataType) for f in FLAG.spark().fields]
+    assert [(f.name, f.dataType) for f in all_flags.schema.fields] == [
+        (f.name, f.dataType) for f in FLAG.spark().fields
+    ]
     rows = all_flags.collect()
     assert {r.detector for r in rows} == set(DETECTORS)
     for r in rows:
-        if r.detector != "sequential":   # the swept range and how it was dialled are sequential's alone
+        if r.detector != "sequential":  # the swept range and how it was dialled are sequential's alone
             assert (r.segment, r.range_lo, r.range_hi, r.pattern) == (None, None, None, None)
 
 
@@ -196,7 +286,7 @@ def test_filled_details_are_consistent(all_flags, night):
     for r in all_flags.collect():
         assert r.site_key is None or r.site_key in sites, r
         assert (r.window_start is None) == (r.window_end is None), r
-        if r.window_start is not None:   # instants: compared as seconds since the epoch
+        if r.window_start is not None:  # instants: compared as seconds since the epoch
             assert midnight <= r.window_start.timestamp() <= r.window_end.timestamp() <= midnight + 86400, r
         if r.segment is not None:
             assert r.range_lo.startswith(f"+86{r.segment}") and r.range_hi.startswith(f"+86{r.segment}"), r

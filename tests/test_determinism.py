@@ -1,5 +1,6 @@
 """The same input gives the same dens and the same outbox, byte for byte, whatever PYTHONHASHSEED
 (set iteration order) and spark.sql.shuffle.partitions (collect and summation order)."""
+
 import datetime as dt
 import json
 import os
@@ -28,7 +29,7 @@ def fuzzy_city(seed=11, groups=4, size=15, trios=40):
     names = [f"+86133{g}{i:05d}" for g in range(groups) for i in range(size)]
     edges = []
     for i, x in enumerate(names):
-        for y in names[i + 1:]:
+        for y in names[i + 1 :]:
             if rng.random() < (0.5 if x[6] == y[6] else 0.12):
                 edges.append((x, y, round(rng.uniform(0.5, 2.0), 3)))
     for c in range(trios):
@@ -46,8 +47,8 @@ def test_clusters_do_not_depend_on_the_order_of_edges_or_nodes():
     nodes = sorted({n for a, b, _ in edges for n in (a, b)}) + ["+8619900000000"]
     expected = groups_of(edges, nodes)
     big = [g for g in expected if g[0].startswith("+86133")]
-    assert len(big) >= 3 and sum(map(len, big)) == 60          # the big component was split by Louvain
-    assert len(expected) == 40 + len(big)                       # the trios are dens; the lone SIM is not
+    assert len(big) >= 3 and sum(map(len, big)) == 60  # the big component was split by Louvain
+    assert len(expected) == 40 + len(big)  # the trios are dens; the lone SIM is not
     rng = random.Random(5)
     for _ in range(5):
         shuffled = [(b, a, w) if rng.random() < 0.5 else (a, b, w) for a, b, w in edges]
@@ -70,10 +71,16 @@ def test_clusters_are_the_same_under_every_hash_seed(tmp_path):
     edges.write_text(json.dumps(fuzzy_city()))
     runs = {}
     for seed in HASH_SEEDS:
-        done = subprocess.run([sys.executable, "-c", _CLUSTER, str(edges)], cwd=ROOT, capture_output=True, text=True,
-                              env={**os.environ, "PYTHONHASHSEED": str(seed)}, check=True)
+        done = subprocess.run(
+            [sys.executable, "-c", _CLUSTER, str(edges)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+            check=True,
+        )
         runs[seed] = json.loads(done.stdout)
-    assert sum(g[0].startswith("+86133") for g in runs[0]) >= 3   # Louvain did split (the part that was unstable)
+    assert sum(g[0].startswith("+86133") for g in runs[0]) >= 3  # Louvain did split (the part that was unstable)
     assert all(runs[seed] == runs[0] for seed in HASH_SEEDS), {s: [len(g) for g in r[:4]] for s, r in runs.items()}
 
 
@@ -96,12 +103,22 @@ def detected(tmp_path_factory, spark):
     """A small simulated city (600 subscribers, 2 dens, 2 days) ingested and detected once through
     the CLI, and the first night's dens (the last night's ids look back at them)."""
     from jobs.cli import main
-    from jobs.simulate import simulate
+    from simulator import simulate
 
     root = tmp_path_factory.mktemp("determinism")
     simulate(root / "landing", START, DAYS, subscribers=600, dens=2, seed=5)
-    argv = ["--landing", str(root / "landing"), "--lake", str(root / "lake"), "--outbox", str(root / "outbox"),
-            "--set", "spark.master=local[2]", "--set", "spark.shuffle_partitions=2"]
+    argv = [
+        "--landing",
+        str(root / "landing"),
+        "--lake",
+        str(root / "lake"),
+        "--outbox",
+        str(root / "outbox"),
+        "--set",
+        "spark.master=local[2]",
+        "--set",
+        "spark.shuffle_partitions=2",
+    ]
     for step in ("ingest", "detect"):
         for day in range(DAYS):
             assert main([step, "--date", str(START + dt.timedelta(days=day)), *argv]) == 0, step
@@ -126,11 +143,18 @@ def test_the_outbox_is_the_same_under_every_shuffle_partitioning_and_hash_seed(d
     common = ["--date", str(last), "--landing", str(detected / "landing"), "--set", "spark.master=local[2]"]
     outboxes, dens, started = {}, {}, time.monotonic()
     try:
-        for partitions in PARTITIONS:   # in this process: the session takes each run's setting
+        for partitions in PARTITIONS:  # in this process: the session takes each run's setting
             run = detected / f"run-{partitions}"
             shutil.copytree(detected / "lake", run / "lake")
-            argv = [*common, "--lake", str(run / "lake"), "--outbox", str(run / "outbox"),
-                    "--set", f"spark.shuffle_partitions={partitions}"]
+            argv = [
+                *common,
+                "--lake",
+                str(run / "lake"),
+                "--outbox",
+                str(run / "outbox"),
+                "--set",
+                f"spark.shuffle_partitions={partitions}",
+            ]
             assert main(["dens", *argv]) == 0 and main(["export", *argv]) == 0
             assert spark.conf.get("spark.sql.shuffle.partitions") == str(partitions)
             outboxes["shuffle", partitions] = _outbox(run / "outbox" / str(last))
@@ -140,10 +164,27 @@ def test_the_outbox_is_the_same_under_every_shuffle_partitioning_and_hash_seed(d
     lake = detected / f"run-{PARTITIONS[0]}" / "lake"
     for seed in HASH_SEEDS:
         outbox = detected / f"seed-{seed}"
-        done = subprocess.run([sys.executable, "-c", _EXPORT, *common, "--lake", str(lake), "--outbox", str(outbox),
-                               "--set", "spark.master=local[1]", "--set", "spark.driver_memory=1g"],
-                              cwd=ROOT, capture_output=True, text=True, timeout=1800,
-                              env={**os.environ, "PYTHONHASHSEED": str(seed)})
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                _EXPORT,
+                *common,
+                "--lake",
+                str(lake),
+                "--outbox",
+                str(outbox),
+                "--set",
+                "spark.master=local[1]",
+                "--set",
+                "spark.driver_memory=1g",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+        )
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
         outboxes["seed", seed] = _outbox(outbox / str(last))
     print(f"{len(outboxes)} outboxes in {time.monotonic() - started:.0f} s")

@@ -1,13 +1,14 @@
 """Dens that dodge the textbook (issue #13), end to end: the simulated week — every den kind,
 evasive ones included, and the legitimate heavy callers — through the real CLI, scored by
-`cdrwatch evaluate`'s own code (`jobs.evaluate.evaluate_range`) against the simulator's truth."""
+`cdrwatch evaluate`'s own code (`simulator.evaluate.evaluate_range`) against the simulator's truth."""
+
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
 from detectors.sites import distance_m
 from jobs.cli import main
-from jobs.evaluate import evaluate_range
+from simulator.evaluate import evaluate_range
 
 pytestmark = pytest.mark.slow
 
@@ -68,10 +69,12 @@ def test_the_car_den_is_one_lead_covering_its_route_in_order(week_exported):
     assert truth.height
     for t in truth.iter_rows(named=True):
         mine = set(sims.filter((pl.col("date") == t["date"]) & (pl.col("den_id") == t["den_id"]))["msisdn"])
-        (lead,) = [d for d in _dens(week, t["date"]).iter_rows(named=True) if len(set(d["numbers"]) & mine) > len(mine) / 2]
+        (lead,) = [
+            d for d in _dens(week, t["date"]).iter_rows(named=True) if len(set(d["numbers"]) & mine) > len(mine) / 2
+        ]
         route = [tuple(map(float, p.split(","))) for p in t["route"].split(";")]
         assert len(route) >= 5
-        for lat, lon in route:   # every site it drove past is inside the lead's circle (+ the sites' own scatter)
+        for lat, lon in route:  # every site it drove past is inside the lead's circle (+ the sites' own scatter)
             assert distance_m(lead["lat"], lead["lon"], lat, lon) <= lead["radius_m"] + 50, (t["date"], lat, lon)
         assert "moving through" in lead["evidence"]
         assert len(lead["site_names"]) >= len(route)
@@ -90,8 +93,18 @@ def test_the_box_changing_its_imei_per_call_is_one_den_with_its_devices_collapse
 
 def test_evaluate_prints_the_range_tables(week_exported, capsys):
     week = week_exported
-    code = main(["evaluate", "--truth", str(week.truth), "--from", week.dates[0].isoformat(),
-                 "--to", week.dates[-1].isoformat(), *week.argv])
+    code = main(
+        [
+            "evaluate",
+            "--truth",
+            str(week.truth),
+            "--from",
+            week.dates[0].isoformat(),
+            "--to",
+            week.dates[-1].isoformat(),
+            *week.argv,
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     for kind in KINDS:

@@ -1,12 +1,14 @@
 """`cdrwatch export`: hand-built dens and victims in a tmp lake -> the outbox CSV contract."""
+
 import csv
 import datetime as dt
 import re
 
 import pytest
 
-from jobs.export import LEAD_FILE_COLUMNS, export_date, national, safe_text
-from jobs.io.lake import replace_date
+from jobs.export import LEAD_FILE_COLUMNS, export_date, safe_text
+from jobs.io.lake_spark import replace_date
+from jobs.numbers import national
 from schemas.tables import DEN, LEAD_COLUMNS, VICTIMS, WARNING_FILE_COLUMNS
 
 DAY = dt.date(2026, 11, 20)
@@ -21,24 +23,54 @@ CELLS = {
 
 
 def _den(den_id, priority, score, district, lat, lon, numbers, evidence="sequential dialling", **extra):
-    row = dict(den_id=den_id, score=score, priority=priority, district=district, lat=lat, lon=lon, radius_m=312.4,
-               numbers=numbers, imeis=["86000000000001", "86000000000002"], cells=["cm-1", "cu-1"],
-               site_names=["武侯祠站"], active_hours="09-12;14-18", first_seen=DAY - dt.timedelta(days=2),
-               last_seen=DAY, nights_active=3, n_calls=1234, n_distinct_callees=900, n_victims=2,
-               signals=["goip", "sequential"], evidence=evidence, segments=["1391234"], date=DAY,
-               last_visit=None, last_outcome=None, related_to=[], suppressed=None)
+    row = dict(
+        den_id=den_id,
+        score=score,
+        priority=priority,
+        district=district,
+        lat=lat,
+        lon=lon,
+        radius_m=312.4,
+        numbers=numbers,
+        imeis=["86000000000001", "86000000000002"],
+        cells=["cm-1", "cu-1"],
+        site_names=["武侯祠站"],
+        active_hours="09-12;14-18",
+        first_seen=DAY - dt.timedelta(days=2),
+        last_seen=DAY,
+        nights_active=3,
+        n_calls=1234,
+        n_distinct_callees=900,
+        n_victims=2,
+        signals=["goip", "sequential"],
+        evidence=evidence,
+        segments=["1391234"],
+        date=DAY,
+        last_visit=None,
+        last_outcome=None,
+        related_to=[],
+        suppressed=None,
+    )
     row.update(extra)
     return tuple(row[c] for c in DEN.names)
 
 
 DENS = [
-    _den("den-a", "high", 0.9, "武侯区", 30.641234567, 104.043, ["+8613900000001", "+862885551234", "+85512345678"],
-         evidence="=HYPERLINK(\"http://x\")"),
+    _den(
+        "den-a",
+        "high",
+        0.9,
+        "武侯区",
+        30.641234567,
+        104.043,
+        ["+8613900000001", "+862885551234", "+85512345678"],
+        evidence="=HYPERLINK(\"http://x\")",
+    ),
     _den("den-g", "high", 0.8, "武侯区", 30.642, 104.044, ["+8613900000007"]),
     _den("den-c", "low", 0.95, "武侯区", 30.643, 104.045, ["+8613900000009", "+8613900000003"]),
     _den("den-b", "medium", 0.5, "锦江区", -33.8651, -151.2099, ["+8613900000002"], evidence="-5 calls a minute"),
-    _den("den-d", "high", 0.99, "锦江区", 30.66, 104.08, ["+8613900000009"]),          # whitelisted only
-    _den("den-e", "medium", 0.6, None, None, None, ["+8613900000005"]),               # no position
+    _den("den-d", "high", 0.99, "锦江区", 30.66, 104.08, ["+8613900000009"]),  # whitelisted only
+    _den("den-e", "medium", 0.6, None, None, None, ["+8613900000005"]),  # no position
     _den("den-f", "medium", 0.7, "锦江区", 30.661, 104.081, ["+85512340000", "+66812345678"]),  # foreign only
 ]
 
@@ -66,7 +98,9 @@ def lake_config(tmp_path_factory, test_config, spark):
     _landing(root / "landing")
     config = test_config.with_paths(landing=root / "landing", lake=root / "lake", outbox=root / "outbox")
     replace_date(config, DEN, DAY, spark.createDataFrame(DENS, DEN.spark()), sort_by=("den_id",))
-    replace_date(config, VICTIMS, DAY, spark.createDataFrame(VICTIM_ROWS, VICTIMS.spark()), sort_by=("den_id", "number"))
+    replace_date(
+        config, VICTIMS, DAY, spark.createDataFrame(VICTIM_ROWS, VICTIMS.spark()), sort_by=("den_id", "number")
+    )
     return config
 
 
@@ -84,7 +118,9 @@ def _read(path, header):
     for row in rows[1:]:
         assert len(row) == len(header), (path, row)
         for cell in row:
-            assert not (cell[:1] in ("=", "+", "-", "@", "\t", "\r") and not re.fullmatch(r"[+-]?\d+(\.\d+)?", cell)), cell
+            assert not (cell[:1] in ("=", "+", "-", "@", "\t", "\r") and not re.fullmatch(r"[+-]?\d+(\.\d+)?", cell)), (
+                cell
+            )
     return [dict(zip(header, r)) for r in rows[1:]]
 
 
@@ -108,7 +144,8 @@ def test_one_file_per_district_with_only_its_dens(exported):
     assert not (out / "PARTIAL.txt").exists()
     assert summary["district_files"] == {d: f"leads/{d}.csv" for d in ("武侯区", "锦江区", "青羊区")}
     assert sorted(p.name for p in (out / "leads").iterdir()) == sorted(
-        f"{d}.{ext}" for d in ("武侯区", "锦江区", "青羊区") for ext in ("csv", "xlsx"))
+        f"{d}.{ext}" for d in ("武侯区", "锦江区", "青羊区") for ext in ("csv", "xlsx")
+    )
     for path in (out / "leads").glob("*.csv"):
         for row in _read(path, LEAD_FILE_COLUMNS):
             assert row["district"] == path.stem
@@ -124,7 +161,7 @@ def test_one_file_per_district_with_only_its_dens(exported):
 def test_lead_cells(exported):
     out, _ = exported
     a, _, c = _read(out / "leads" / "武侯区.csv", LEAD_FILE_COLUMNS)
-    assert a["numbers"] == "0085512345678;13900000001;02885551234"   # sorted by E.164
+    assert a["numbers"] == "0085512345678;13900000001;02885551234"  # sorted by E.164
     assert set(a["numbers"].split(";")) == {"13900000001", "02885551234", "0085512345678"}
     assert a["n_numbers"] == "3"
     assert a["imeis"] == "86000000000001;86000000000002" and a["n_imeis"] == "2"
@@ -136,7 +173,7 @@ def test_lead_cells(exported):
     # whitelisted number dropped from den-c, n_numbers follows
     assert (c["numbers"], c["n_numbers"]) == ("13900000003", "1")
     (b,) = _read(out / "leads" / "锦江区.csv", LEAD_FILE_COLUMNS)
-    assert (b["lat"], b["lon"]) == ("-33.865100", "-151.209900")     # negative coordinates stay numbers
+    assert (b["lat"], b["lon"]) == ("-33.865100", "-151.209900")  # negative coordinates stay numbers
     assert b["evidence"] == "'-5 calls a minute"
 
 
@@ -206,18 +243,21 @@ def test_workbook_keeps_numbers_and_imeis_as_text(exported):
     cell = dict(zip(names, a))
     assert cell["imeis"] == ("86000000000001;86000000000002", "s")
     assert cell["numbers"] == ("0085512345678;13900000001;02885551234", "s")
-    assert cell["evidence"] == ("=HYPERLINK(\"http://x\")", "s")          # text, never a formula
+    assert cell["evidence"] == ("=HYPERLINK(\"http://x\")", "s")  # text, never a formula
     assert cell["n_imeis"] == (2, "n") and cell["score"] == (0.9, "n")
-    assert cell["lat"] == (30.641235, "n")                                  # as rounded in the CSV
-    assert dict(zip(names, g))["numbers"] == ("13900000007", "s")         # a one-number den too
+    assert cell["lat"] == (30.641235, "n")  # as rounded in the CSV
+    assert dict(zip(names, g))["numbers"] == ("13900000007", "s")  # a one-number den too
     header, first, *_ = _workbook_rows(out / "warnings.xlsx")
     assert dict(zip([name for name, _ in header], first))["number"] == ("02887654321", "s")
 
 
 def test_chinese_headers(lake_config, spark, tmp_path):
-    config = lake_config.model_copy(update={
-        "export": lake_config.export.model_copy(update={"chinese_headers": True}),
-        "paths": lake_config.paths.model_copy(update={"outbox": tmp_path})})
+    config = lake_config.model_copy(
+        update={
+            "export": lake_config.export.model_copy(update={"chinese_headers": True}),
+            "paths": lake_config.paths.model_copy(update={"outbox": tmp_path}),
+        }
+    )
     export_date(config, DAY, spark=spark)
     header = (tmp_path / DAY.isoformat() / "leads" / "武侯区.csv").read_bytes().decode("utf-8-sig").splitlines()[0]
     assert header.split(",")[:4] == ["窝点编号", "优先级", "评分", "辖区"]
@@ -237,21 +277,29 @@ def test_rerun_is_byte_identical_and_leaves_no_temp(lake_config, exported, spark
 def test_partial_night_writes_its_reasons(lake_config, spark, tmp_path):
     import json
 
-    from jobs.io.lake import run_summary_path
+    from jobs.io.layout import run_summary_path
 
     config = lake_config.with_paths(outbox=tmp_path)
     summary_path = run_summary_path(config, "ingest", DAY)
     summary_path.parent.mkdir(parents=True, exist_ok=True)
-    summary_path.write_text(json.dumps({"missing_carriers": ["cu"], "partial_reasons": [
-        "cu: no files for 2026-11-20", "cm: volume suspect: 120 rows, median 5,000"]}), encoding="utf-8")
+    summary_path.write_text(
+        json.dumps(
+            {
+                "missing_carriers": ["cu"],
+                "partial_reasons": ["cu: no files for 2026-11-20", "cm: volume suspect: 120 rows, median 5,000"],
+            }
+        ),
+        encoding="utf-8",
+    )
     try:
         result = export_date(config, DAY, spark=spark)
     finally:
         summary_path.unlink()
     assert result["missing_carriers"] == ["cu"]
     assert result["partial_reasons"] == ["cu: no files for 2026-11-20", "cm: volume suspect: 120 rows, median 5,000"]
-    assert (tmp_path / DAY.isoformat() / "PARTIAL.txt").read_text(encoding="utf-8").splitlines()[1:] == \
-        result["partial_reasons"]
+    assert (tmp_path / DAY.isoformat() / "PARTIAL.txt").read_text(encoding="utf-8").splitlines()[1:] == result[
+        "partial_reasons"
+    ]
     assert str(tmp_path / DAY.isoformat() / "PARTIAL.txt") in result["files"]
 
 

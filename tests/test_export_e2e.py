@@ -1,7 +1,7 @@
 """Export end to end: the simulated week through `cdrwatch export`, against the simulator's truth.
 
-The shapes of docs/contracts.md "4. Outbox" are checked here (not with shared/tools/contract_check.py,
-which a user's clone lacks)."""
+The shapes of docs/contracts.md "4. Outbox" are checked here, by the project's own code."""
+
 import csv
 import re
 
@@ -9,8 +9,9 @@ import polars as pl
 import pytest
 
 from jobs.cli import main
-from jobs.export import LEAD_FILE_COLUMNS, national
-from schemas.tables import LEAD_COLUMNS, WARNING_FILE_COLUMNS
+from jobs.export import LEAD_FILE_COLUMNS
+from jobs.numbers import national
+from schemas.tables import WARNING_FILE_COLUMNS
 
 pytestmark = pytest.mark.slow
 
@@ -94,7 +95,9 @@ def test_warnings_reach_the_victims(week_exported):
     week = week_exported
     found = total = 0
     for day in week.dates:
-        warned = {r["number"] for r in _read(week.root / "outbox" / day.isoformat() / "warnings.csv", WARNING_FILE_COLUMNS)}
+        warned = {
+            r["number"] for r in _read(week.root / "outbox" / day.isoformat() / "warnings.csv", WARNING_FILE_COLUMNS)
+        }
         truth = {national(n) for n in _truth(week, "victims.csv", day)["number"]}
         found += len(warned & truth)
         total += len(truth)

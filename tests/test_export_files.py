@@ -1,4 +1,5 @@
 """The officers' file names, PARTIAL.txt and the console report of `cdrwatch export` (no Spark)."""
+
 import datetime as dt
 import hashlib
 import json
@@ -10,8 +11,8 @@ from rich.console import Console
 
 from jobs.errors import CdrwatchError
 from jobs.export import PARTIAL_FILE, build_outbox, district_file_names, partial_night
+from jobs.io.layout import run_summary_path
 from jobs.render import export_view
-from jobs.io.lake import run_summary_path
 
 DAY = dt.date(2026, 11, 20)
 
@@ -21,23 +22,49 @@ def h(name):
 
 
 def den(den_id, district):
-    return dict(den_id=den_id, score=0.8, priority="high", district=district, lat=30.6, lon=104.0, radius_m=300.0,
-                numbers=["+8613900000001"], imeis=[], cells=["cm-1"], site_names=["武侯祠站"], active_hours="09-12",
-                first_seen=DAY, last_seen=DAY, nights_active=1, n_calls=10, n_distinct_callees=9, n_victims=0,
-                signals=["goip"], evidence="x")
+    return dict(
+        den_id=den_id,
+        score=0.8,
+        priority="high",
+        district=district,
+        lat=30.6,
+        lon=104.0,
+        radius_m=300.0,
+        numbers=["+8613900000001"],
+        imeis=[],
+        cells=["cm-1"],
+        site_names=["武侯祠站"],
+        active_hours="09-12",
+        first_seen=DAY,
+        last_seen=DAY,
+        nights_active=1,
+        n_calls=10,
+        n_distinct_callees=9,
+        n_victims=0,
+        signals=["goip"],
+        evidence="x",
+    )
 
 
 def test_usual_names_are_kept():
     assert district_file_names(["武侯区", "锦江区", "High-Tech Zone", "青羊区 (west)"]) == {
-        "武侯区": "武侯区", "锦江区": "锦江区", "High-Tech Zone": "High-Tech Zone", "青羊区 (west)": "青羊区 (west)"}
+        "武侯区": "武侯区",
+        "锦江区": "锦江区",
+        "High-Tech Zone": "High-Tech Zone",
+        "青羊区 (west)": "青羊区 (west)",
+    }
 
 
 def test_names_that_sanitise_alike_get_distinct_stable_names():
     names = district_file_names(["A/B", "A\\B", "A_B", "A:B"])
-    assert names == {"A/B": f"A_B_{h('A/B')}", "A\\B": f"A_B_{h('A' + chr(92) + 'B')}",
-                     "A_B": "A_B", "A:B": f"A_B_{h('A:B')}"}
-    assert district_file_names(["A:B", "A_B", "A\\B", "A/B"]) == names          # input order does not matter
-    assert district_file_names(["A/B"]) == {"A/B": names["A/B"]}                 # nor the other districts
+    assert names == {
+        "A/B": f"A_B_{h('A/B')}",
+        "A\\B": f"A_B_{h('A' + chr(92) + 'B')}",
+        "A_B": "A_B",
+        "A:B": f"A_B_{h('A:B')}",
+    }
+    assert district_file_names(["A:B", "A_B", "A\\B", "A/B"]) == names  # input order does not matter
+    assert district_file_names(["A/B"]) == {"A/B": names["A/B"]}  # nor the other districts
 
 
 def test_names_equal_on_a_case_insensitive_disk_all_get_a_hash():
@@ -49,12 +76,27 @@ def test_names_equal_on_a_case_insensitive_disk_all_get_a_hash():
     assert len({unicodedata.normalize("NFC", s).casefold() for s in names.values()}) == 5
 
 
-@pytest.mark.parametrize("name, stem", [
-    ("", "district"), (".", "district"), ("..", "district"), ("  ", "district"), ("../../etc/passwd", "___.._etc_passwd"),
-    ("CON", "_CON"), ("nul", "_nul"), ("Com1", "_Com1"), ("LPT9.txt", "_LPT9.txt"), ("aux .x", "_aux .x"),
-    (".hidden", "_hidden"), ("dots...", "dots"), ("tab\there", "tab_here"), ("rtl\u202etxt.exe", "rtl_txt.exe"),
-    ("x" * 300, "x" * 100), ("区" * 100, "区" * 33),
-])
+@pytest.mark.parametrize(
+    "name, stem",
+    [
+        ("", "district"),
+        (".", "district"),
+        ("..", "district"),
+        ("  ", "district"),
+        ("../../etc/passwd", "___.._etc_passwd"),
+        ("CON", "_CON"),
+        ("nul", "_nul"),
+        ("Com1", "_Com1"),
+        ("LPT9.txt", "_LPT9.txt"),
+        ("aux .x", "_aux .x"),
+        (".hidden", "_hidden"),
+        ("dots...", "dots"),
+        ("tab\there", "tab_here"),
+        ("rtl\u202etxt.exe", "rtl_txt.exe"),
+        ("x" * 300, "x" * 100),
+        ("区" * 100, "区" * 33),
+    ],
+)
 def test_unsafe_names_are_cleaned_and_hashed(name, stem):
     assert district_file_names([name]) == {name: f"{stem}_{h(name)}"}
 
@@ -69,17 +111,29 @@ def test_every_stem_is_a_plain_file_in_leads(tmp_path):
             path = leads / f"{stem}.{ext}"
             assert path.resolve().parent == leads.resolve() and len(path.name.encode()) <= 255
             path.write_text(stem, encoding="utf-8")
-    assert len(list(leads.iterdir())) == 2 * len(names)     # nothing overwritten
+    assert len(list(leads.iterdir())) == 2 * len(names)  # nothing overwritten
 
 
 def test_colliding_districts_keep_their_own_leads():
-    files, summary = build_outbox([den("den-1", "A/B"), den("den-2", "A\\B"), den("den-3", "a_b")],
-                                  [], ["A/B", "A\\B", "a_b", "A_B"], set(), timezone="Asia/Shanghai")
-    leads = {name: data.decode("utf-8-sig").splitlines() for name, data in files.items()
-             if name.startswith("leads/") and name.endswith(".csv")}
+    files, summary = build_outbox(
+        [den("den-1", "A/B"), den("den-2", "A\\B"), den("den-3", "a_b")],
+        [],
+        ["A/B", "A\\B", "a_b", "A_B"],
+        set(),
+        timezone="Asia/Shanghai",
+    )
+    leads = {
+        name: data.decode("utf-8-sig").splitlines()
+        for name, data in files.items()
+        if name.startswith("leads/") and name.endswith(".csv")
+    }
     assert len(leads) == 4
-    assert summary["district_files"] == {"A/B": f"leads/A_B_{h('A/B')}.csv", "A\\B": f"leads/A_B_{h(chr(92).join('AB'))}.csv",
-                                         "A_B": f"leads/A_B_{h('A_B')}.csv", "a_b": f"leads/a_b_{h('a_b')}.csv"}
+    assert summary["district_files"] == {
+        "A/B": f"leads/A_B_{h('A/B')}.csv",
+        "A\\B": f"leads/A_B_{h(chr(92).join('AB'))}.csv",
+        "A_B": f"leads/A_B_{h('A_B')}.csv",
+        "a_b": f"leads/a_b_{h('a_b')}.csv",
+    }
     for district, den_id in (("A/B", "den-1"), ("A\\B", "den-2"), ("a_b", "den-3")):
         (_, row) = leads[summary["district_files"][district]]
         assert row.startswith(den_id + ",")
@@ -96,11 +150,14 @@ def test_a_hash_collision_is_one_clear_error(monkeypatch):
     import jobs.export as export
 
     monkeypatch.setattr(export, "_name_hash", lambda name: "00000000")
-    with pytest.raises(CdrwatchError, match=r"^districts 'A/B' and 'A\\\\B' would share the lead file leads/A_B_00000000.csv"):
+    with pytest.raises(
+        CdrwatchError, match=r"^districts 'A/B' and 'A\\\\B' would share the lead file leads/A_B_00000000.csv"
+    ):
         district_file_names(["A/B", "A\\B"])
 
 
 # ---------------------------------------------------------------- PARTIAL.txt
+
 
 @pytest.fixture
 def config(test_config, tmp_path):
@@ -114,14 +171,19 @@ def _summary(config, **content):
 
 
 def test_partial_reasons_one_per_line(config):
-    reasons = ["cu: no files for 2026-11-20", "ct: validation failed: imsi has 14 digits\nin 3 rows",
-               "cm: volume suspect: 120 rows, median 5,000"]
+    reasons = [
+        "cu: no files for 2026-11-20",
+        "ct: validation failed: imsi has 14 digits\nin 3 rows",
+        "cm: volume suspect: 120 rows, median 5,000",
+    ]
     _summary(config, missing_carriers=["cu"], partial_reasons=reasons)
     missing, got, note = partial_night(config, DAY)
     assert missing == ["cu"]
     assert got == [reasons[0], "ct: validation failed: imsi has 14 digits in 3 rows", reasons[2]]
     assert note.decode("utf-8").splitlines() == [
-        "partial night 2026-11-20: the ingested data is incomplete (3 reason(s) below); these leads may miss dens", *got]
+        "partial night 2026-11-20: the ingested data is incomplete (3 reason(s) below); these leads may miss dens",
+        *got,
+    ]
 
 
 def test_a_missing_carrier_no_reason_names_is_added(config):
@@ -134,15 +196,17 @@ def test_whole_night_is_not_partial(config):
     assert partial_night(config, DAY) == ([], [], None)
     _summary(config, missing_carriers=[])
     assert partial_night(config, DAY) == ([], [], None)
-    assert partial_night(config, DAY + dt.timedelta(days=1)) == ([], [], None)        # no summary at all
+    assert partial_night(config, DAY + dt.timedelta(days=1)) == ([], [], None)  # no summary at all
 
 
 def test_older_summary_keeps_todays_line(config):
     _summary(config, missing_carriers=["ct"])
     missing, reasons, note = partial_night(config, DAY)
     assert (missing, reasons) == (["ct"], ["ct: no files for 2026-11-20"])
-    assert note == (b"partial night 2026-11-20: no files from carrier(s) ct when it was ingested;"
-                    b" their subscribers are missing from these leads\n")
+    assert note == (
+        b"partial night 2026-11-20: no files from carrier(s) ct when it was ingested;"
+        b" their subscribers are missing from these leads\n"
+    )
 
 
 def test_unreadable_summary_is_one_clear_error(config):
@@ -154,12 +218,17 @@ def test_unreadable_summary_is_one_clear_error(config):
 
 # ---------------------------------------------------------------- console
 
+
 def test_console_shows_data_as_text_never_markup(tmp_path):
     target = tmp_path / "out[/]" / DAY.isoformat()
     districts = ["[/]", "[bold]武侯区", "A/B", "A_B"]
     files, summary = build_outbox([], [], districts, set(), timezone="Asia/Shanghai")
-    summary = {"date": DAY.isoformat(), "outbox": str(target), **summary,
-               "partial_reasons": ["cu: site [red]x[/] failed"]}
+    summary = {
+        "date": DAY.isoformat(),
+        "outbox": str(target),
+        **summary,
+        "partial_reasons": ["cu: site [red]x[/] failed"],
+    }
     console = Console(record=True, width=400, color_system=None)
     for renderable in export_view(summary):
         console.print(renderable)
@@ -168,7 +237,21 @@ def test_console_shows_data_as_text_never_markup(tmp_path):
     assert str(target / "leads" / "[bold]武侯区.csv") in out
     assert f"A/B -> leads/A_B_{h('A/B')}.csv" in out and f"A_B -> leads/A_B_{h('A_B')}.csv" not in out
     assert str(target / PARTIAL_FILE) in out
-    assert all(Path(p).name in {f"{s}.{e}" for s in (
-        "[_]_" + h("[/]"), "[bold]武侯区", "A_B_" + h("A/B"), "A_B", "warnings", "unlocated_dens", "suppressed", "spoofing")
-        for e in ("csv", "xlsx")}
-        for p in files)
+    assert all(
+        Path(p).name
+        in {
+            f"{s}.{e}"
+            for s in (
+                "[_]_" + h("[/]"),
+                "[bold]武侯区",
+                "A_B_" + h("A/B"),
+                "A_B",
+                "warnings",
+                "unlocated_dens",
+                "suppressed",
+                "spoofing",
+            )
+            for e in ("csv", "xlsx")
+        }
+        for p in files
+    )

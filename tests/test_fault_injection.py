@@ -1,10 +1,11 @@
 """Bad deliveries, injected on purpose: every line of every file is accounted for, no good row is
 lost, and a bad value costs its row, a bad file its file, a bad carrier-day that carrier-day.
 
-`FAULTS` is the table of README "What a bad delivery gets": one delivery file per fault kind, all
-ingested in one run (with the real Great Expectations suite on what was accepted), each line with
-the outcome it must get. A README test keeps the two tables the same.
+`FAULTS` is the table "What a bad delivery gets" of docs/operations.md: one delivery file per fault
+kind, all ingested in one run (with the real Great Expectations suite on what was accepted), each
+line with the outcome it must get. A test here keeps the two tables the same.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -16,33 +17,32 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from builders import CN_HEADER, cn, config_for, pipe
 
 from jobs import formats, validate
-from jobs.config import load_config
 from jobs.ingest import CONFLICT_PREFIX, Counts, run_ingest
-from jobs.io.lake import read_partition
+from jobs.io.lake_spark import read_partition
 from jobs.io.manifest import Entry, write_manifest
 from schemas.tables import CDR, QUARANTINE, ROUTED
 
 DAY = dt.date(2026, 11, 20)
 NEXT = DAY + dt.timedelta(days=1)
-CN_HEADER = "话单标识,本机号码,对端号码,业务类型,开始时间,时长,IMSI,IMEI,LAC,CI"
 ACCEPTED, DUPLICATE, ROUTED_OUT = "accepted", "duplicate", "routed"
 
 
-def cn(rid, msisdn="13912345678", when="2026-11-20 08:00:00", kind="主叫", seconds="30", imsi="460006890644432",
-       imei="868912038201668", peer="028-85551234"):
-    return f"{rid},{msisdn},{peer},{kind},{when},{seconds},{imsi},{imei},4101,20096"
-
-
-def pipe(rid, msisdn="13010731369", start="20261120120017", duration="000153", imsi="460012883288459",
-         imei="354204099837445", site="锦江区1号", service="V"):
-    return f"{rid}|{msisdn}|{imsi}|{imei}|15877668272|0|{service}|{start}|{duration}|460-01-1|{site}"
-
-
 def js(rid, **fields):
-    record = {"id": rid, "subscriber": "+8613342491460", "peer": "13912345678", "dir": "out", "svc": "voice",
-              "ts": 1795147255000, "dur": 19, "imsi": "460110123456789", "imei": "356938031234567", "cell": "ct00535"}
+    record = {
+        "id": rid,
+        "subscriber": "+8613342491460",
+        "peer": "13912345678",
+        "dir": "out",
+        "svc": "voice",
+        "ts": 1795147255000,
+        "dur": 19,
+        "imsi": "460110123456789",
+        "imei": "356938031234567",
+        "cell": "ct00535",
+    }
     record.update(fields)
     return json.dumps(record, ensure_ascii=False)
 
@@ -54,13 +54,14 @@ def csv_file(*lines: str, header: str = CN_HEADER, end: str = "\n") -> bytes:
 @dataclass(frozen=True)
 class Fault:
     """One bad (or awkward) delivery file and what each of its data lines must become."""
+
     kind: str
-    gets: str                      # README: what the delivery gets
+    gets: str  # docs/operations.md: what the delivery gets
     carrier: str
     name: str
     data: bytes
-    outcomes: tuple[str, ...]      # per data line: accepted | duplicate | routed | a quarantine reason
-    lines: int | None = None       # physical lines when not derivable (damaged files)
+    outcomes: tuple[str, ...]  # per data line: accepted | duplicate | routed | a quarantine reason
+    lines: int | None = None  # physical lines when not derivable (damaged files)
 
 
 def _faults() -> list[Fault]:
@@ -69,96 +70,272 @@ def _faults() -> list[Fault]:
     def add(kind, gets, carrier, name, data, *outcomes, lines=None):
         f.append(Fault(kind, gets, carrier, name, data, tuple(outcomes), lines))
 
-    add("quotes around fields", "row quarantined (`bad record id` / `served number not a subscriber number`)",
-        "cm", "quotes.csv", csv_file('"Q1",13912345678,95588,主叫,2026-11-20 08:00:00,5,,,1,2',
-                                      'Q2,"13912345678",95588,主叫,2026-11-20 08:00:00,5,,,1,2', cn("Q3")),
-        "bad record id", "served number not a subscriber number", ACCEPTED)
-    add("bare CR inside a field", "row quarantined (`control character in line`)", "cm", "cr.csv",
-        csv_file(cn("CR1", imei="86891203\r8201668"), cn("CR2")), "control character in line", ACCEPTED)
-    add("NUL byte inside a field", "row quarantined (`control character in line`)", "cu", "nul.txt",
-        (pipe("NU1", site="锦江\x00区") + "\n" + pipe("NU2") + "\n").encode("gbk"), "control character in line",
-        ACCEPTED)
-    add("BOM in the middle of a file", "row quarantined (`bad record id`)", "cm", "bom.csv",
-        csv_file("\ufeff" + cn("BO1"), cn("BO2")), "bad record id", ACCEPTED)
-    add("very long field (200 kB)", "row quarantined, the other rows accepted", "cu", "long.txt",
+    add(
+        "quotes around fields",
+        "row quarantined (`bad record id` / `served number not a subscriber number`)",
+        "cm",
+        "quotes.csv",
+        csv_file(
+            '"Q1",13912345678,95588,主叫,2026-11-20 08:00:00,5,,,1,2',
+            'Q2,"13912345678",95588,主叫,2026-11-20 08:00:00,5,,,1,2',
+            cn("Q3"),
+        ),
+        "bad record id",
+        "served number not a subscriber number",
+        ACCEPTED,
+    )
+    add(
+        "bare CR inside a field",
+        "row quarantined (`control character in line`)",
+        "cm",
+        "cr.csv",
+        csv_file(cn("CR1", imei="86891203\r8201668"), cn("CR2")),
+        "control character in line",
+        ACCEPTED,
+    )
+    add(
+        "NUL byte inside a field",
+        "row quarantined (`control character in line`)",
+        "cu",
+        "nul.txt",
+        (pipe("NU1", site="锦江\x00区") + "\n" + pipe("NU2") + "\n").encode("gbk"),
+        "control character in line",
+        ACCEPTED,
+    )
+    add(
+        "BOM in the middle of a file",
+        "row quarantined (`bad record id`)",
+        "cm",
+        "bom.csv",
+        csv_file("\ufeff" + cn("BO1"), cn("BO2")),
+        "bad record id",
+        ACCEPTED,
+    )
+    add(
+        "very long field (200 kB)",
+        "row quarantined, the other rows accepted",
+        "cu",
+        "long.txt",
         (pipe("LO1", site="站" * 100_000) + "\n" + pipe("L" * 200_000) + "\n" + pipe("LO3") + "\n").encode("gbk"),
-        ACCEPTED, "bad record id", ACCEPTED)
-    add("several JSON objects on one line", "row quarantined (`trailing data after json object`)", "ct",
-        "two.jsonl.gz", gzip.compress((js("TW1") + js("TW2") + "\n" + js("TW3") + "\n").encode()),
-        "trailing data after json object", ACCEPTED)
-    add("nested JSON value", "row quarantined (`broken json`)", "ct", "nested.jsonl.gz",
-        gzip.compress((js("NE1", cell={"lac": 1}) + "\n" + js("NE2") + "\n").encode()), "broken json", ACCEPTED)
-    add("GB18030-only text in a GBK file", "row quarantined (`undecodable bytes`)", "cu", "gb18030.txt",
+        ACCEPTED,
+        "bad record id",
+        ACCEPTED,
+    )
+    add(
+        "several JSON objects on one line",
+        "row quarantined (`trailing data after json object`)",
+        "ct",
+        "two.jsonl.gz",
+        gzip.compress((js("TW1") + js("TW2") + "\n" + js("TW3") + "\n").encode()),
+        "trailing data after json object",
+        ACCEPTED,
+    )
+    add(
+        "nested JSON value",
+        "row quarantined (`broken json`)",
+        "ct",
+        "nested.jsonl.gz",
+        gzip.compress((js("NE1", cell={"lac": 1}) + "\n" + js("NE2") + "\n").encode()),
+        "broken json",
+        ACCEPTED,
+    )
+    add(
+        "GB18030-only text in a GBK file",
+        "row quarantined (`undecodable bytes`)",
+        "cu",
+        "gb18030.txt",
         (pipe("GB1", site="锦江区𠀀号").encode("gb18030") + b"\n" + pipe("GB2").encode("gbk") + b"\n"),
-        "undecodable bytes", ACCEPTED)
-    add("gzip named .csv", "read as gzip (by its bytes, not its name)", "cm", "zipped.csv",
-        gzip.compress(csv_file(cn("GZ1"), cn("GZ2"))), ACCEPTED, ACCEPTED)
+        "undecodable bytes",
+        ACCEPTED,
+    )
+    add(
+        "gzip named .csv",
+        "read as gzip (by its bytes, not its name)",
+        "cm",
+        "zipped.csv",
+        gzip.compress(csv_file(cn("GZ1"), cn("GZ2"))),
+        ACCEPTED,
+        ACCEPTED,
+    )
     add("plain text named .csv.gz", "read as plain text", "cm", "plain.csv.gz", csv_file(cn("PL1")), ACCEPTED)
-    add("several gzip members", "every member read", "cm", "members.csv.gz",
-        gzip.compress(csv_file(cn("ME1"))) + gzip.compress((cn("ME2") + "\n").encode()), ACCEPTED, ACCEPTED)
+    add(
+        "several gzip members",
+        "every member read",
+        "cm",
+        "members.csv.gz",
+        gzip.compress(csv_file(cn("ME1"))) + gzip.compress((cn("ME2") + "\n").encode()),
+        ACCEPTED,
+        ACCEPTED,
+    )
     whole = gzip.compress(csv_file(*[cn(f"TR{i}") for i in range(300)]))
-    add("truncated gzip", "lines before the damage accepted, a cut last line quarantined; night partial",
-        "cm", "truncated.csv.gz", whole[: len(whole) * 2 // 3])
-    add("glob characters in the file name", "read exactly once, by its own name", "cm", "cm_a[1]{x}*?.csv",
-        csv_file(cn("GL1")), ACCEPTED)
-    add("comma, percent, hash and Chinese in the file name", "read exactly once", "cm", "移动,%20#1.csv",
-        csv_file(cn("CH1")), ACCEPTED)
-    add("a sibling whose name the glob would match", "read once, not twice", "cm", "cm_a1.csv",
-        csv_file(cn("SI1")), ACCEPTED)
-    add("empty (0-byte) file", "counted, nothing lost; a carrier-day of only empty files is partial", "cu",
-        "empty.txt", b"")
-    add("IMSI of 14 digits", "row quarantined (`bad imsi`)", "cm", "imsi.csv",
-        csv_file(cn("IM1", imsi="46000689064443"), cn("IM2")), "bad imsi", ACCEPTED)
-    add("IMEI of 13 digits or TAC 00", "row quarantined (`bad imei`)", "ct", "imei.jsonl.gz",
-        gzip.compress("\n".join([js("IE1", imei="3569380312345"), js("IE2", imei="003569380312345"),
-                                 js("IE3")]).encode()), "bad imei", "bad imei", ACCEPTED)
-    add("duration over a day", "row quarantined (`duration out of range`)", "cm", "duration.csv",
-        csv_file(cn("DU1", seconds="90000"), cn("DU2")), "duration out of range", ACCEPTED)
-    add("SMS with a duration", "row quarantined (`sms with a duration`)", "cu", "sms.txt",
-        (pipe("SM1", service="S") + "\n" + pipe("SM2") + "\n").encode("gbk"), "sms with a duration", ACCEPTED)
-    add("landline as the served number", "row quarantined (`served number not a subscriber number`)", "cm",
-        "landline.csv", csv_file(cn("LA1", msisdn="028-85551234"), cn("LA2")),
-        "served number not a subscriber number", ACCEPTED)
-    add("record stamped 00:00:00 of the next day", "kept in lake/routed, lands in the next date's partition",
-        "cm", "heartbeat.csv", csv_file(cn("HB1", when="2026-11-21 00:00:00"), cn("HB2")), ROUTED_OUT, ACCEPTED)
-    add("record ten days old", "row quarantined (`event outside delivery date`)", "cm", "old.csv",
-        csv_file(cn("OL1", when="2026-11-10 08:00:00"), cn("OL2")), "event outside delivery date", ACCEPTED)
-    add("exact duplicate", "counted as a duplicate, one row kept", "cm", "dup.csv",
-        csv_file(cn("DP1"), cn("DP1")), ACCEPTED, DUPLICATE)
-    add("corrected re-send (same id, other content)",
-        "first kept, the other quarantined as `conflicting duplicate of <file>:<line>`", "cm", "conflict.csv",
-        csv_file(cn("CO1"), cn("CO1", seconds="31")), ACCEPTED, CONFLICT_PREFIX + "cm/2026-11-20/conflict.csv:2")
-    add("header that is not the format's", "whole file quarantined (`file header does not match the format`); "
-        "night partial", "cm", "header.csv", csv_file(cn("HD1"), header=CN_HEADER.replace("IMEI", "IMEI号")),
-        "file header does not match the format")
-    add("CRLF line ends and no final newline", "accepted", "cu", "crlf.txt",
-        (pipe("CL1") + "\r\n" + pipe("CL2")).encode("gbk"), ACCEPTED, ACCEPTED)
-    add("blank line", "row quarantined (`wrong field count`)", "cu", "blank.txt",
-        (pipe("BL1") + "\n\n" + pipe("BL2") + "\n").encode("gbk"), ACCEPTED, "wrong field count (1, expected 11)",
-        ACCEPTED)
+    add(
+        "truncated gzip",
+        "lines before the damage accepted, a cut last line quarantined; night partial",
+        "cm",
+        "truncated.csv.gz",
+        whole[: len(whole) * 2 // 3],
+    )
+    add(
+        "glob characters in the file name",
+        "read exactly once, by its own name",
+        "cm",
+        "cm_a[1]{x}*?.csv",
+        csv_file(cn("GL1")),
+        ACCEPTED,
+    )
+    add(
+        "comma, percent, hash and Chinese in the file name",
+        "read exactly once",
+        "cm",
+        "移动,%20#1.csv",
+        csv_file(cn("CH1")),
+        ACCEPTED,
+    )
+    add(
+        "a sibling whose name the glob would match",
+        "read once, not twice",
+        "cm",
+        "cm_a1.csv",
+        csv_file(cn("SI1")),
+        ACCEPTED,
+    )
+    add(
+        "empty (0-byte) file",
+        "counted, nothing lost; a carrier-day of only empty files is partial",
+        "cu",
+        "empty.txt",
+        b"",
+    )
+    add(
+        "IMSI of 14 digits",
+        "row quarantined (`bad imsi`)",
+        "cm",
+        "imsi.csv",
+        csv_file(cn("IM1", imsi="46000689064443"), cn("IM2")),
+        "bad imsi",
+        ACCEPTED,
+    )
+    add(
+        "IMEI of 13 digits or TAC 00",
+        "row quarantined (`bad imei`)",
+        "ct",
+        "imei.jsonl.gz",
+        gzip.compress(
+            "\n".join([js("IE1", imei="3569380312345"), js("IE2", imei="003569380312345"), js("IE3")]).encode()
+        ),
+        "bad imei",
+        "bad imei",
+        ACCEPTED,
+    )
+    add(
+        "duration over a day",
+        "row quarantined (`duration out of range`)",
+        "cm",
+        "duration.csv",
+        csv_file(cn("DU1", seconds="90000"), cn("DU2")),
+        "duration out of range",
+        ACCEPTED,
+    )
+    add(
+        "SMS with a duration",
+        "row quarantined (`sms with a duration`)",
+        "cu",
+        "sms.txt",
+        (pipe("SM1", service="S") + "\n" + pipe("SM2") + "\n").encode("gbk"),
+        "sms with a duration",
+        ACCEPTED,
+    )
+    add(
+        "landline as the served number",
+        "row quarantined (`served number not a subscriber number`)",
+        "cm",
+        "landline.csv",
+        csv_file(cn("LA1", msisdn="028-85551234"), cn("LA2")),
+        "served number not a subscriber number",
+        ACCEPTED,
+    )
+    add(
+        "record stamped 00:00:00 of the next day",
+        "kept in lake/routed, lands in the next date's partition",
+        "cm",
+        "heartbeat.csv",
+        csv_file(cn("HB1", when="2026-11-21 00:00:00"), cn("HB2")),
+        ROUTED_OUT,
+        ACCEPTED,
+    )
+    add(
+        "record ten days old",
+        "row quarantined (`event outside delivery date`)",
+        "cm",
+        "old.csv",
+        csv_file(cn("OL1", when="2026-11-10 08:00:00"), cn("OL2")),
+        "event outside delivery date",
+        ACCEPTED,
+    )
+    add(
+        "exact duplicate",
+        "counted as a duplicate, one row kept",
+        "cm",
+        "dup.csv",
+        csv_file(cn("DP1"), cn("DP1")),
+        ACCEPTED,
+        DUPLICATE,
+    )
+    add(
+        "corrected re-send (same id, other content)",
+        "first kept, the other quarantined as `conflicting duplicate of <file>:<line>`",
+        "cm",
+        "conflict.csv",
+        csv_file(cn("CO1"), cn("CO1", seconds="31")),
+        ACCEPTED,
+        CONFLICT_PREFIX + "cm/2026-11-20/conflict.csv:2",
+    )
+    add(
+        "header that is not the format's",
+        "whole file quarantined (`file header does not match the format`); night partial",
+        "cm",
+        "header.csv",
+        csv_file(cn("HD1"), header=CN_HEADER.replace("IMEI", "IMEI号")),
+        "file header does not match the format",
+    )
+    add(
+        "CRLF line ends and no final newline",
+        "accepted",
+        "cu",
+        "crlf.txt",
+        (pipe("CL1") + "\r\n" + pipe("CL2")).encode("gbk"),
+        ACCEPTED,
+        ACCEPTED,
+    )
+    add(
+        "blank line",
+        "row quarantined (`wrong field count`)",
+        "cu",
+        "blank.txt",
+        (pipe("BL1") + "\n\n" + pipe("BL2") + "\n").encode("gbk"),
+        ACCEPTED,
+        "wrong field count (1, expected 11)",
+        ACCEPTED,
+    )
     return f
 
 
 FAULTS = _faults()
-DELIVERY_FAULTS = {  # README rows proven by the tests below rather than by a file of FAULTS
+DELIVERY_FAULTS = {  # docs/operations.md rows proven by the tests below rather than by a file of FAULTS
     "manifest that does not match": "night partial, each missing/extra/mismatched file named",
     "folder inside a delivery folder": "reported as a warning, not read",
     "carrier-day that fails Great Expectations": "that carrier's rows quarantined (`carrier-day failed validation`), "
-                                                 "the other carriers commit, night partial",
+    "the other carriers commit, night partial",
     "carrier whose only file is empty": "night partial (`the delivery is empty`)",
-    "record of the day delivered in the next day's folder": "kept in lake/routed; lands when its date is "
-                                                             "(re-)ingested",
+    "record of the day delivered in the next day's folder": "kept in lake/routed; lands when its date is (re-)ingested",
     "delivery date in the future": "refused with a one-line error",
 }
-
-
-def config_for(root: Path):
-    return load_config(overrides=[f"paths.landing={root / 'landing'}", f"paths.lake={root / 'lake'}"])
 
 
 def gx_check(config, day):
     def check(carrier, accepted):
         return validate.validate_cdr_partition(accepted, carrier, day, config, [])
+
     return check
 
 
@@ -169,15 +346,18 @@ def faulty(spark, tmp_path_factory):
         path = root / "landing" / fault.carrier / DAY.isoformat() / fault.name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(fault.data)
-    for carrier, name, data in (("cm", "good.csv", csv_file(*[cn(f"OKM{i}") for i in range(20)])),
-                                ("cu", "good.txt", "".join(pipe(f"OKU{i}") + "\n" for i in range(20)).encode("gbk")),
-                                ("ct", "good.jsonl.gz", gzip.compress("".join(js(f"OKT{i}") + "\n"
-                                                                              for i in range(20)).encode()))):
+    for carrier, name, data in (
+        ("cm", "good.csv", csv_file(*[cn(f"OKM{i}") for i in range(20)])),
+        ("cu", "good.txt", "".join(pipe(f"OKU{i}") + "\n" for i in range(20)).encode("gbk")),
+        ("ct", "good.jsonl.gz", gzip.compress("".join(js(f"OKT{i}") + "\n" for i in range(20)).encode())),
+    ):
         (root / "landing" / carrier / DAY.isoformat() / name).write_bytes(data)
     config = config_for(root)
     report = run_ingest(config, DAY, spark, check=gx_check(config, DAY))
-    tables = {t.name: {(r.source_file, r.source_line): r for r in read_partition(config, spark, t, DAY).collect()}
-              for t in (CDR, QUARANTINE, ROUTED)}
+    tables = {
+        t.name: {(r.source_file, r.source_line): r for r in read_partition(config, spark, t, DAY).collect()}
+        for t in (CDR, QUARANTINE, ROUTED)
+    }
     return SimpleNamespace(root=root, config=config, report=report, tables=tables)
 
 
@@ -254,8 +434,10 @@ def test_the_night_is_partial_for_the_file_level_faults_only(faulty):
 
 @pytest.mark.slow
 def test_a_carrier_day_failing_validation_costs_only_that_carrier(spark, tmp_path):
-    for carrier, name, data in (("cm", "a.csv", csv_file(cn("V1"), cn("V2"))),
-                                ("cu", "a.txt", (pipe("U1") + "\n" + pipe("U2") + "\n").encode("gbk"))):
+    for carrier, name, data in (
+        ("cm", "a.csv", csv_file(cn("V1"), cn("V2"))),
+        ("cu", "a.txt", (pipe("U1") + "\n" + pipe("U2") + "\n").encode("gbk")),
+    ):
         path = tmp_path / "landing" / carrier / DAY.isoformat() / name
         path.parent.mkdir(parents=True)
         path.write_bytes(data)
@@ -265,8 +447,12 @@ def test_a_carrier_day_failing_validation_costs_only_that_carrier(spark, tmp_pat
     def check(carrier, accepted):
         outcome = real(carrier, accepted)
         if carrier == "cu":  # injected: as if a value slipped past the parser
-            return SimpleNamespace(success=False, failures=("expect_column_values_to_match_regex(imsi): 1 of 2",),
-                                   suspect=False, volume=outcome.volume)
+            return SimpleNamespace(
+                success=False,
+                failures=("expect_column_values_to_match_regex(imsi): 1 of 2",),
+                suspect=False,
+                volume=outcome.volume,
+            )
         return outcome
 
     report = run_ingest(config, DAY, spark, check=check)
@@ -275,7 +461,9 @@ def test_a_carrier_day_failing_validation_costs_only_that_carrier(spark, tmp_pat
     assert read_partition(config, spark, CDR, DAY, "cu").count() == 0
     quarantined = read_partition(config, spark, QUARANTINE, DAY, "cu").collect()
     assert sorted((r.source_line, r.reason, r.raw) for r in quarantined) == [
-        (1, formats.FAILED_VALIDATION, pipe("U1")), (2, formats.FAILED_VALIDATION, pipe("U2"))]
+        (1, formats.FAILED_VALIDATION, pipe("U1")),
+        (2, formats.FAILED_VALIDATION, pipe("U2")),
+    ]
     assert read_partition(config, spark, CDR, DAY, "cm").count() == 2
     assert any(r.startswith("cu: failed validation") for r in report.partial_reasons)
     assert "ct: no files for 2026-11-20" in report.partial_reasons
@@ -296,8 +484,12 @@ def test_an_empty_delivery_and_a_bad_manifest_make_the_night_partial(spark, tmp_
     assert "cu: the delivery is empty (1 file(s), 0 rows)" in report.partial_reasons
     manifest = [r for r in report.partial_reasons if r.startswith("cm: the delivery does not match its manifest")]
     assert len(manifest) == 1
-    for problem in ("lost.csv is listed but not delivered", "b.csv is delivered but not listed",
-                    "a.csv: sha256 differs from the manifest", "a.csv: 2 rows, the manifest says 3"):
+    for problem in (
+        "lost.csv is listed but not delivered",
+        "b.csv is delivered but not listed",
+        "a.csv: sha256 differs from the manifest",
+        "a.csv: 2 rows, the manifest says 3",
+    ):
         assert any(problem in w for w in report.warnings), problem
     assert any("folder(s) inside cm/2026-11-20/ are not read" in w and "archive" in w for w in report.warnings)
     assert report.files["cm"]["cm/2026-11-20/a.csv"].accepted == 2  # a bad manifest loses no row
@@ -324,17 +516,20 @@ def test_records_in_another_days_folder_land_in_their_own_date(spark, tmp_path):
     d.mkdir(parents=True)
     n.mkdir(parents=True)
     (d / "a.csv").write_bytes(csv_file(cn("R1"), cn("R2", when="2026-11-21 00:00:00")))
-    (n / "a.csv").write_bytes(csv_file(cn("R3", when="2026-11-21 09:00:00"), cn("R4", when="2026-11-20 23:59:00"),
-                                       cn("R1")))  # R1 re-sent late: a duplicate when D is ingested again
+    (n / "a.csv").write_bytes(
+        csv_file(cn("R3", when="2026-11-21 09:00:00"), cn("R4", when="2026-11-20 23:59:00"), cn("R1"))
+    )  # R1 re-sent late: a duplicate when D is ingested again
     first = run_ingest(config, DAY, spark)
     assert first.routed_out == {"2026-11-21": 1}
     second = run_ingest(config, NEXT, spark)
     assert second.routed_out == {"2026-11-20": 2}
     assert second.arrived == {"cm/2026-11-20/a.csv": 1}
     assert sorted((r.record_id, r.source_file) for r in read_partition(config, spark, CDR, NEXT, "cm").collect()) == [
-        ("R2", "cm/2026-11-20/a.csv"), ("R3", "cm/2026-11-21/a.csv")]
+        ("R2", "cm/2026-11-20/a.csv"),
+        ("R3", "cm/2026-11-21/a.csv"),
+    ]
     assert any("rerun: cdrwatch nightly --date 2026-11-20" in w for w in second.warnings)
-    again = run_ingest(config, DAY, spark)  # the re-ingest README tells the user to run
+    again = run_ingest(config, DAY, spark)  # the re-ingest docs/operations.md tells the user to run
     assert sorted(r.record_id for r in read_partition(config, spark, CDR, DAY, "cm").collect()) == ["R1", "R4"]
     assert again.files["cm"]["cm/2026-11-21/a.csv"] == Counts(read=2, accepted=1, duplicates=1)
     assert again.routed_out == {"2026-11-21": 1}
@@ -353,9 +548,19 @@ def test_a_future_date_is_refused(spark, tmp_path):
         run_ingest(config_for(tmp_path), future, spark)
 
 
-def test_readme_names_every_fault_kind():
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    section = readme.split("### What a bad delivery gets", 1)[1].split("\n#", 1)[0]
-    rows = [line.split("|")[1].strip() for line in section.splitlines() if re.match(r"^\| [^-]", line)][1:]
-    assert sorted(rows) == sorted([f.kind for f in FAULTS] + list(DELIVERY_FAULTS))
-    assert len(rows) >= 20
+OPERATIONS_DOC = Path(__file__).resolve().parents[1] / "docs" / "operations.md"
+
+
+def documented_fault_kinds(text: str) -> list[str]:
+    """The first column of the table under the heading "What a bad delivery gets" (any level), up to
+    the next heading; the table's header row left out."""
+    heading = re.search(r"^#+ What a bad delivery gets\s*$", text, re.M)
+    assert heading, f"{OPERATIONS_DOC.name} has no heading 'What a bad delivery gets'"
+    section = text[heading.end() :].split("\n#", 1)[0]
+    return [line.split("|")[1].strip() for line in section.splitlines() if re.match(r"^\| [^-]", line)][1:]
+
+
+def test_operations_doc_names_every_fault_kind():
+    kinds = documented_fault_kinds(OPERATIONS_DOC.read_text(encoding="utf-8"))
+    assert sorted(kinds) == sorted([f.kind for f in FAULTS] + list(DELIVERY_FAULTS))
+    assert len(kinds) >= 20

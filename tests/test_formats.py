@@ -1,4 +1,5 @@
 """jobs.formats: each raw format read from tiny hand-written files, every line accounted for."""
+
 import datetime as dt
 import gzip
 import json
@@ -46,15 +47,15 @@ def test_registry_finds_a_module_per_configured_format():
 
 CN_LINES = [
     "CM1,13912345678,028-85551234,主叫,2026-11-20 08:00:05,65,460001234567890,868912038201668,4101,20096",  # 2
-    "CM2,8613912345679,95588,短信收,2026-11-20 09:00:00,0,,,,",                           # 3 ok, no cell
-    "CM3,13912345678,95588,主叫,2026-11-20 09:00:00",                                     # 4 short
-    None,                                                                                 # 5 bad UTF-8
-    "CM5,13912345678,95588,主叫,2026-11-20 25:00:00,5,,,3,4",                            # 6
-    "CM6,13912345678,95588,被叫,2026-11-20 10:00:00,1m,,,3,4",                           # 7
-    "CM7,,95588,主叫,2026-11-20 10:00:00,5,,,3,4",                                       # 8
-    "CM8,13912345678,95588,呼转,2026-11-20 10:00:00,5,,,3,4",                            # 9
-    ",13912345678,95588,主叫,2026-11-20 10:00:00,5,,,3,4",                               # 10
-    "",                                                                                   # 11 blank line
+    "CM2,8613912345679,95588,短信收,2026-11-20 09:00:00,0,,,,",  # 3 ok, no cell
+    "CM3,13912345678,95588,主叫,2026-11-20 09:00:00",  # 4 short
+    None,  # 5 bad UTF-8
+    "CM5,13912345678,95588,主叫,2026-11-20 25:00:00,5,,,3,4",  # 6
+    "CM6,13912345678,95588,被叫,2026-11-20 10:00:00,1m,,,3,4",  # 7
+    "CM7,,95588,主叫,2026-11-20 10:00:00,5,,,3,4",  # 8
+    "CM8,13912345678,95588,呼转,2026-11-20 10:00:00,5,,,3,4",  # 9
+    ",13912345678,95588,主叫,2026-11-20 10:00:00,5,,,3,4",  # 10
+    "",  # 11 blank line
 ]
 
 
@@ -68,7 +69,9 @@ def test_cn_csv(spark, tmp_path, name, line_end):
     rows = parse(spark, tmp_path, "cn_csv", name, _cn_csv_bytes(line_end))
     assert rows[1].is_header and rows[1].raw == CN_HEADER and rows[1].reason is None  # BOM and \r gone
     assert reasons(rows) == {
-        1: None, 2: None, 3: None,
+        1: None,
+        2: None,
+        3: None,
         4: "wrong field count (5, expected 10)",
         5: "undecodable bytes",
         6: "bad timestamp",
@@ -79,13 +82,37 @@ def test_cn_csv(spark, tmp_path, name, line_end):
         11: "wrong field count (1, expected 10)",
     }
     ok = rows[2]
-    assert (ok.record_id, ok.msisdn, ok.other_party, ok.direction, ok.service, ok.duration_s, ok.imsi, ok.imei,
-            ok.cell_id) == ("CM1", "+8613912345678", "+862885551234", "out", "voice", 65, "460001234567890", "868912038201668",
-                            "4101-20096")
+    assert (
+        ok.record_id,
+        ok.msisdn,
+        ok.other_party,
+        ok.direction,
+        ok.service,
+        ok.duration_s,
+        ok.imsi,
+        ok.imei,
+        ok.cell_id,
+    ) == (
+        "CM1",
+        "+8613912345678",
+        "+862885551234",
+        "out",
+        "voice",
+        65,
+        "460001234567890",
+        "868912038201668",
+        "4101-20096",
+    )
     assert ok.start_time.timestamp() == shanghai(2026, 11, 20, 8, 0, 5)
     sms = rows[3]
     assert (sms.msisdn, sms.other_party, sms.direction, sms.service, sms.imsi, sms.cell_id) == (
-        "+8613912345679", "95588", "in", "sms", None, None)
+        "+8613912345679",
+        "95588",
+        "in",
+        "sms",
+        None,
+        None,
+    )
     assert rows[5].raw == "CM4,139\ufffd"  # quarantine keeps the text, bad bytes shown as U+FFFD
 
 
@@ -113,7 +140,8 @@ def test_pipe_gbk(spark, tmp_path):
     body = [line.encode("gbk") if line is not None else b"CU8|130|\x81\x30|x" for line in PIPE_LINES]
     rows = parse(spark, tmp_path, "pipe_gbk", "a.txt", b"\r\n".join(body) + b"\r\n")
     assert reasons(rows) == {
-        1: None, 2: None,
+        1: None,
+        2: None,
         3: "unknown direction",
         4: "unknown service",
         5: "bad timestamp",
@@ -124,7 +152,14 @@ def test_pipe_gbk(spark, tmp_path):
     }
     ok, sms = rows[1], rows[2]
     assert (ok.record_id, ok.msisdn, ok.other_party, ok.direction, ok.service, ok.duration_s, ok.cell_id) == (
-        "CU1", "+8613010731369", "+8615877668272", "out", "voice", 113, "460-01-23004-583")
+        "CU1",
+        "+8613010731369",
+        "+8615877668272",
+        "out",
+        "voice",
+        113,
+        "460-01-23004-583",
+    )
     assert ok.start_time.timestamp() == shanghai(2026, 11, 20, 12, 0, 17)
     assert ok.raw == PIPE_LINES[0]  # decoded from GBK, \r stripped
     assert (sms.other_party, sms.direction, sms.service) == ("+85512345678", "in", "sms")
@@ -132,35 +167,46 @@ def test_pipe_gbk(spark, tmp_path):
 
 
 def _json(**fields):
-    record = {"id": "CT1", "subscriber": "+8613342491460", "peer": "13912345678", "dir": "out", "svc": "voice",
-              "ts": 1795147255000, "dur": 19, "imsi": "460110123456789", "imei": "356938031234567", "cell": "ct00535"}
+    record = {
+        "id": "CT1",
+        "subscriber": "+8613342491460",
+        "peer": "13912345678",
+        "dir": "out",
+        "svc": "voice",
+        "ts": 1795147255000,
+        "dur": 19,
+        "imsi": "460110123456789",
+        "imei": "356938031234567",
+        "cell": "ct00535",
+    }
     record.update(fields)
     return json.dumps({k: v for k, v in record.items() if v is not ...}, ensure_ascii=False)
 
 
 def test_jsonl(spark, tmp_path):
     lines = [
-        _json(),                                   # 1 ok
+        _json(),  # 1 ok
         _json(id="CT2", svc="sms", dur=0, peer="+85512345678"),  # 2 ok
-        '{"id": "CT3", "subscriber": ',            # 3
-        _json(id="CT4", dur=...),                  # 4
-        _json(id="CT5", ts="yesterday"),           # 5
-        _json(id="CT6", dur="12s"),                # 6
-        _json(id="CT7", dir="up"),                 # 7
-        _json(id="CT8", svc="fax"),                # 8
-        _json(id="CT9", subscriber=""),            # 9
-        _json(id="CT10", dur=None),                # 10 null counts as missing
-        "",                                        # 11
-        "[1, 2]",                                  # 12
-        _json(id="CT14").replace('"', "'"),        # 14 single quotes are not JSON
-        _json(id="CT15", imei=...),                # 15 every key of the contract is required
-        _json(id="CT16", peer=None),               # 16
-        _json(id="CT17", cell="") + ",",           # 17 trailing garbage after the object
+        '{"id": "CT3", "subscriber": ',  # 3
+        _json(id="CT4", dur=...),  # 4
+        _json(id="CT5", ts="yesterday"),  # 5
+        _json(id="CT6", dur="12s"),  # 6
+        _json(id="CT7", dir="up"),  # 7
+        _json(id="CT8", svc="fax"),  # 8
+        _json(id="CT9", subscriber=""),  # 9
+        _json(id="CT10", dur=None),  # 10 null counts as missing
+        "",  # 11
+        "[1, 2]",  # 12
+        _json(id="CT14").replace('"', "'"),  # 14 single quotes are not JSON
+        _json(id="CT15", imei=...),  # 15 every key of the contract is required
+        _json(id="CT16", peer=None),  # 16
+        _json(id="CT17", cell="") + ",",  # 17 trailing garbage after the object
     ]
     data = "\n".join(lines[:12]).encode() + b"\n" + b'{"id": "CT13\xff"}\n' + "\n".join(lines[12:]).encode()
     rows = parse(spark, tmp_path, "jsonl", "a.jsonl.gz", data)
     assert reasons(rows) == {
-        1: None, 2: None,
+        1: None,
+        2: None,
         3: "broken json",
         4: "missing field dur",
         5: "bad timestamp",
@@ -179,6 +225,13 @@ def test_jsonl(spark, tmp_path):
     }
     ok = rows[1]
     assert (ok.record_id, ok.msisdn, ok.other_party, ok.direction, ok.service, ok.duration_s, ok.cell_id) == (
-        "CT1", "+8613342491460", "+8613912345678", "out", "voice", 19, "ct00535")
+        "CT1",
+        "+8613342491460",
+        "+8613912345678",
+        "out",
+        "voice",
+        19,
+        "ct00535",
+    )
     assert ok.start_time.timestamp() == 1795147255  # epoch ms UTC
     assert (rows[2].service, rows[2].other_party, rows[2].duration_s) == ("sms", "+85512345678", 0)

@@ -1,4 +1,5 @@
 """jobs.ingest: a tiny landing zone in, lake partitions and a reconciled run summary out."""
+
 import datetime as dt
 import gzip
 import json
@@ -7,26 +8,16 @@ import shutil
 
 import pyarrow.parquet as pq
 import pytest
+from builders import CN_HEADER, cn, config_for, pipe
 
 from jobs import ingest as ingest_module
-from jobs.io import lake
-from jobs.config import load_config
 from jobs.errors import CdrwatchError
 from jobs.ingest import Counts, IngestReport, read_lines, run_ingest
-from jobs.io.lake import read_partition
+from jobs.io import lake_spark, layout, swap
+from jobs.io.lake_spark import read_partition
 from schemas.tables import CDR, QUARANTINE
 
 DAY = dt.date(2026, 11, 20)
-CN_HEADER = "话单标识,本机号码,对端号码,业务类型,开始时间,时长,IMSI,IMEI,LAC,CI"
-
-
-def cn(record_id, msisdn="13912345678", when="2026-11-20 08:00:00", kind="主叫", seconds="30"):
-    return f"{record_id},{msisdn},028-85551234,{kind},{when},{seconds},460006890644432,868912038201668,4101,20096"
-
-
-def pipe(record_id, msisdn="13010731369", direction="0", start="20261120120017"):
-    return (f"{record_id}|{msisdn}|460012883288459|354204099837445|15877668272|{direction}|V|{start}|000153|"
-            "460-01-1|锦江区1号")
 
 
 def make_landing(root):
@@ -35,34 +26,44 @@ def make_landing(root):
     cm, cu = root / "cm" / DAY.isoformat(), root / "cu" / DAY.isoformat()
     cm.mkdir(parents=True)
     cu.mkdir(parents=True)
-    (cm / "a.csv").write_bytes(b"\xef\xbb\xbf" + "\n".join([
-        CN_HEADER,
-        cn("CM1", msisdn="13900000002", when="2026-11-20 09:00:00"),  # 2
-        cn("CM2", msisdn="+8613900000001"),                         # 3
-        cn("CM3", when="2026-11-20 8:00"),                          # 4 bad timestamp
-        cn("CM4", when="2026-11-19 23:59:59"),                      # 5 the day before: routed
-        cn("CM1", msisdn="13900000002", when="2026-11-20 09:00:00"),  # 6 duplicate
-    ]).encode() + b"\n")
-    (cm / "b.csv.gz").write_bytes(gzip.compress("\n".join([
-        CN_HEADER,
-        cn("CM2", msisdn="+8613900000001"),                         # 2 duplicate of a.csv:3
-        cn("CM5", msisdn="13900000001", when="2026-11-20 07:00:00"),  # 3
-    ]).encode() + b"\n" + b"CM6,139\xff\xfe\n"))                      # 4 undecodable
+    (cm / "a.csv").write_bytes(
+        b"\xef\xbb\xbf"
+        + "\n".join(
+            [
+                CN_HEADER,
+                cn("CM1", msisdn="13900000002", when="2026-11-20 09:00:00"),  # 2
+                cn("CM2", msisdn="+8613900000001"),  # 3
+                cn("CM3", when="2026-11-20 8:00"),  # 4 bad timestamp
+                cn("CM4", when="2026-11-19 23:59:59"),  # 5 the day before: routed
+                cn("CM1", msisdn="13900000002", when="2026-11-20 09:00:00"),  # 6 duplicate
+            ]
+        ).encode()
+        + b"\n"
+    )
+    (cm / "b.csv.gz").write_bytes(
+        gzip.compress(
+            "\n".join(
+                [
+                    CN_HEADER,
+                    cn("CM2", msisdn="+8613900000001"),  # 2 duplicate of a.csv:3
+                    cn("CM5", msisdn="13900000001", when="2026-11-20 07:00:00"),  # 3
+                ]
+            ).encode()
+            + b"\n"
+            + b"CM6,139\xff\xfe\n"
+        )
+    )  # 4 undecodable
     (cm / "readme.md").write_text("not a CDR file")
     gbk = "\r\n".join([pipe("CU1"), pipe("CU2", msisdn="13010731370"), pipe("CU3", direction="9")]).encode("gbk")
     (cu / "a.txt").write_bytes(gbk + b"\r\n")
     (cu / "a_resend.txt").write_bytes(gbk + b"\r\n")
 
 
-def config_for(tmp, **overrides):
-    sets = [f"paths.landing={tmp / 'landing'}", f"paths.lake={tmp / 'lake'}"]
-    return load_config(overrides=sets + [f"{k}={v}" for k, v in overrides.items()])
-
-
 def snapshot(config, spark):
     """Every row of the day in both tables, sorted: what 'the same rows' means."""
-    return {t.name: sorted(tuple(r) for r in read_partition(config, spark, t, DAY).collect())
-            for t in (CDR, QUARANTINE)}
+    return {
+        t.name: sorted(tuple(r) for r in read_partition(config, spark, t, DAY).collect()) for t in (CDR, QUARANTINE)
+    }
 
 
 @pytest.fixture(scope="module")
@@ -87,21 +88,26 @@ def test_counts_per_file_and_carrier(ingested):
     _, report = ingested
     files = {(c, name): counts for c, by_file in report.files.items() for name, counts in by_file.items()}
     assert files == {
-        ("cm", "cm/2026-11-20/a.csv"): Counts(read=5, accepted=2, duplicates=1, routed=1,
-                                              quarantined={"bad timestamp": 1}),
-        ("cm", "cm/2026-11-20/b.csv.gz"): Counts(read=3, accepted=1, duplicates=1,
-                                                 quarantined={"undecodable bytes": 1}),
+        ("cm", "cm/2026-11-20/a.csv"): Counts(
+            read=5, accepted=2, duplicates=1, routed=1, quarantined={"bad timestamp": 1}
+        ),
+        ("cm", "cm/2026-11-20/b.csv.gz"): Counts(
+            read=3, accepted=1, duplicates=1, quarantined={"undecodable bytes": 1}
+        ),
         ("cu", "cu/2026-11-20/a.txt"): Counts(read=3, accepted=2, quarantined={"unknown direction": 1}),
         ("cu", "cu/2026-11-20/a_resend.txt"): Counts(read=3, duplicates=2, quarantined={"unknown direction": 1}),
     }
-    assert report.carriers["cm"] == Counts(read=8, accepted=3, duplicates=2, routed=1, quarantined={
-        "bad timestamp": 1, "undecodable bytes": 1})
+    assert report.carriers["cm"] == Counts(
+        read=8, accepted=3, duplicates=2, routed=1, quarantined={"bad timestamp": 1, "undecodable bytes": 1}
+    )
     assert report.carriers["cu"] == Counts(read=6, accepted=2, duplicates=2, quarantined={"unknown direction": 2})
-    assert report.warnings == ["cm: ignored 1 file(s) not named *.csv or *.csv.gz: readme.md",
-                               "ct: no files for 2026-11-20 — late?",
-                               "1 record(s) of 2026-11-19 were delivered in the folders of 2026-11-20: kept in "
-                               "lake/routed; they join lake/cdr when 2026-11-19 is ingested "
-                               "(rerun: cdrwatch nightly --date 2026-11-19)"]
+    assert report.warnings == [
+        "cm: ignored 1 file(s) not named *.csv or *.csv.gz: readme.md",
+        "ct: no files for 2026-11-20 — late?",
+        "1 record(s) of 2026-11-19 were delivered in the folders of 2026-11-20: kept in "
+        "lake/routed; they join lake/cdr when 2026-11-19 is ingested "
+        "(rerun: cdrwatch nightly --date 2026-11-19)",
+    ]
     assert report.partial_reasons == ["ct: no files for 2026-11-20"]
 
 
@@ -121,10 +127,16 @@ def test_accepted_rows_in_the_lake(ingested, spark):
     assert set(rows) == {"CM1", "CM2", "CM5"}
     assert (rows["CM2"].source_file, rows["CM2"].source_line) == ("cm/2026-11-20/a.csv", 3)  # first wins
     assert (rows["CM1"].msisdn, rows["CM1"].other_party, rows["CM1"].carrier, rows["CM1"].date) == (
-        "+8613900000002", "+862885551234", "cm", DAY)
+        "+8613900000002",
+        "+862885551234",
+        "cm",
+        DAY,
+    )
     cu = read_partition(config, spark, CDR, DAY, "cu").collect()
     assert sorted((r.record_id, r.source_file, r.source_line) for r in cu) == [
-        ("CU1", "cu/2026-11-20/a.txt", 1), ("CU2", "cu/2026-11-20/a.txt", 2)]
+        ("CU1", "cu/2026-11-20/a.txt", 1),
+        ("CU2", "cu/2026-11-20/a.txt", 2),
+    ]
     assert read_partition(config, spark, CDR, DAY).count() == 5
     assert read_partition(config, spark, CDR, DAY, "ct").count() == 0  # nothing delivered: empty, no error
 
@@ -144,7 +156,7 @@ def test_files_are_sorted_by_msisdn_and_time_and_sized_by_rows_per_file(spark, t
     config = config_for(tmp_path, **{"ingest.rows_per_file": 2})
     run_ingest(config, DAY, spark)
     for carrier, expected_rows in (("cm", 3), ("cu", 2)):
-        files = sorted(lake.partition_path(config, CDR, DAY, carrier).glob("*.parquet"))
+        files = sorted(layout.partition_path(config, CDR, DAY, carrier).glob("*.parquet"))
         tables = [pq.read_table(f) for f in files]
         assert all(t.num_rows <= 2 for t in tables) and sum(t.num_rows for t in tables) == expected_rows
         keys = [k for t in tables for k in zip(t.column("msisdn").to_pylist(), t.column("start_time").to_pylist())]
@@ -161,14 +173,14 @@ def test_rerun_gives_the_same_rows(ingested, copy_of, spark):
 def test_failure_while_writing_leaves_the_previous_partition(copy_of, spark, monkeypatch):
     before = snapshot(copy_of, spark)
     (copy_of.paths.landing / "cm" / "2026-11-20" / "c.csv").write_text(f"{CN_HEADER}\n{cn('CM9')}\n")
-    real_write = lake.DayWrite.write
+    real_write = lake_spark.DayWrite.write
 
     def crash_on_quarantine(self, table, *args, **kwargs):
         if table is QUARANTINE:
             raise RuntimeError("disk full")
         return real_write(self, table, *args, **kwargs)
 
-    monkeypatch.setattr(lake.DayWrite, "write", crash_on_quarantine)
+    monkeypatch.setattr(lake_spark.DayWrite, "write", crash_on_quarantine)
     with pytest.raises(RuntimeError, match="disk full"):
         run_ingest(copy_of, DAY, spark)
     assert snapshot(copy_of, spark) == before
@@ -187,7 +199,7 @@ def test_failure_during_the_swap_rolls_back(copy_of, spark, monkeypatch):
             raise OSError("device gone")
         return real_rename(src, dst)
 
-    monkeypatch.setattr(lake.os, "rename", rename_failing_once)
+    monkeypatch.setattr(swap.os, "rename", rename_failing_once)
     with pytest.raises(OSError, match="device gone"):
         run_ingest(copy_of, DAY, spark)
     monkeypatch.undo()
@@ -211,10 +223,15 @@ def test_a_file_whose_header_does_not_match_is_quarantined_whole_and_the_night_i
     (folder / "x.csv").write_text(CN_HEADER.replace("IMEI", "IMEI号") + "\n" + cn("CM1") + "\n")
     (folder / "y.csv").write_text(CN_HEADER + "\n" + cn("CM2") + "\n")
     report = run_ingest(config_for(tmp_path), DAY, spark)
-    assert report.files["cm"]["cm/2026-11-20/x.csv"] == Counts(read=2, quarantined={"file header does not match the format": 2})
+    assert report.files["cm"]["cm/2026-11-20/x.csv"] == Counts(
+        read=2, quarantined={"file header does not match the format": 2}
+    )
     assert report.files["cm"]["cm/2026-11-20/y.csv"] == Counts(read=1, accepted=1)
     assert any(w.startswith("cm/2026-11-20/x.csv: header does not match: expected '话单标识") for w in report.warnings)
-    assert "cm: cm/2026-11-20/x.csv: header does not match the format; its rows are in quarantine" in report.partial_reasons
+    assert (
+        "cm: cm/2026-11-20/x.csv: header does not match the format; its rows are in quarantine"
+        in report.partial_reasons
+    )
     assert [r.record_id for r in read_partition(config_for(tmp_path), spark, CDR, DAY, "cm").collect()] == ["CM2"]
 
 
@@ -263,8 +280,11 @@ def test_line_numbers_survive_split_files(spark, tmp_path):
 
 
 def test_unbalanced_counts_fail_the_run():
-    report = IngestReport(DAY, formats={"cm": "cn_csv"},
-                          files={"cm": {"cm/x.csv": Counts(read=3, accepted=1, quarantined={"bad timestamp": 1})}})
+    report = IngestReport(
+        DAY,
+        formats={"cm": "cn_csv"},
+        files={"cm": {"cm/x.csv": Counts(read=3, accepted=1, quarantined={"bad timestamp": 1})}},
+    )
     with pytest.raises(CdrwatchError, match=r"^cm/x.csv: rows do not add up on 2026-11-20: read 3 != accepted 1"):
         report.check_balanced()
 

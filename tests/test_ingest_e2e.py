@@ -1,9 +1,11 @@
 """Ingest against the simulator's truth: every count and every corrupt line, exactly."""
+
 import csv
 
 import pytest
 
-from jobs.io.lake import read_partition, run_summary_path
+from jobs.io.lake_spark import read_partition
+from jobs.io.layout import run_summary_path
 
 pytestmark = pytest.mark.slow
 
@@ -20,8 +22,12 @@ def _report(config, day):
     from types import SimpleNamespace
 
     summary = json.loads(run_summary_path(config, "ingest", day).read_text(encoding="utf-8"))
-    carriers = {c: SimpleNamespace(read=v["read"], accepted=v["accepted"], quarantined_total=v["quarantined"],
-                                   duplicates=v["duplicates"]) for c, v in summary["carriers"].items()}
+    carriers = {
+        c: SimpleNamespace(
+            read=v["read"], accepted=v["accepted"], quarantined_total=v["quarantined"], duplicates=v["duplicates"]
+        )
+        for c, v in summary["carriers"].items()
+    }
     files = {c: [f for f in summary["files"] if f["carrier"] == c] for c in carriers}
     return SimpleNamespace(carriers=carriers, files=files, warnings=summary["warnings"])
 
@@ -44,9 +50,12 @@ def test_counts_equal_truth_per_carrier_and_date(ingested, week_ingested):
         for carrier, files in report.files.items():
             delivered = [f for f in files if not f.get("arrived_from_routed")]
             got[(day.isoformat(), carrier)] = {
-                "files": len(delivered), "rows": sum(f["read"] for f in delivered),
-                "corrupt": sum(f["quarantined"] for f in delivered), "duplicated": sum(f["duplicates"] for f in delivered),
-                "accepted": sum(f["accepted"] + f["routed"] for f in delivered)}
+                "files": len(delivered),
+                "rows": sum(f["read"] for f in delivered),
+                "corrupt": sum(f["quarantined"] for f in delivered),
+                "duplicated": sum(f["duplicates"] for f in delivered),
+                "accepted": sum(f["accepted"] + f["routed"] for f in delivered),
+            }
     assert got == expected
     assert all("delivered in" in w for report in reports.values() for w in report.warnings), "only routing notes"
     assert sum(f["routed"] for report in reports.values() for files in report.files.values() for f in files) > 0
@@ -54,10 +63,14 @@ def test_counts_equal_truth_per_carrier_and_date(ingested, week_ingested):
 
 def test_quarantined_lines_are_the_corrupt_lines(ingested, spark, week_ingested):
     truth, config, _ = ingested
-    expected = sorted((r["date"], r["carrier"], r["source_file"], int(r["line"]))
-                      for r in _truth(truth, "corrupt_lines.csv"))
-    got = sorted((day.isoformat(), r.carrier, r.source_file, r.source_line)
-                 for day in week_ingested.dates for r in read_partition(config, spark, "quarantine", day).collect())
+    expected = sorted(
+        (r["date"], r["carrier"], r["source_file"], int(r["line"])) for r in _truth(truth, "corrupt_lines.csv")
+    )
+    got = sorted(
+        (day.isoformat(), r.carrier, r.source_file, r.source_line)
+        for day in week_ingested.dates
+        for r in read_partition(config, spark, "quarantine", day).collect()
+    )
     assert got == expected
 
 
@@ -74,12 +87,16 @@ REASONS_OF_KIND = {  # simulator's corruption kind -> the reasons ingest may giv
 
 def test_each_corrupt_line_has_the_reason_of_its_kind(ingested, spark, week_ingested):
     truth, config, _ = ingested
-    reasons = {(day.isoformat(), r.source_file, r.source_line): r.reason
-               for day in week_ingested.dates for r in read_partition(config, spark, "quarantine", day).collect()}
-    wrong = [(r["source_file"], r["line"], r["kind"], reasons.get((r["date"], r["source_file"], int(r["line"]))))
-             for r in _truth(truth, "corrupt_lines.csv")
-             if not (reasons.get((r["date"], r["source_file"], int(r["line"]))) or "").startswith(
-                 REASONS_OF_KIND[r["kind"]])]
+    reasons = {
+        (day.isoformat(), r.source_file, r.source_line): r.reason
+        for day in week_ingested.dates
+        for r in read_partition(config, spark, "quarantine", day).collect()
+    }
+    wrong = [
+        (r["source_file"], r["line"], r["kind"], reasons.get((r["date"], r["source_file"], int(r["line"]))))
+        for r in _truth(truth, "corrupt_lines.csv")
+        if not (reasons.get((r["date"], r["source_file"], int(r["line"]))) or "").startswith(REASONS_OF_KIND[r["kind"]])
+    ]
     assert wrong == []
 
 

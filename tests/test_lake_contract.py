@@ -1,5 +1,6 @@
 """The lake's layout is a contract other tools read (docs/contracts.md "2. Lake"): checked here on the
 simulated week with pyarrow alone, the way an outside reader would open it."""
+
 import pyarrow.parquet as pq
 import pytest
 
@@ -7,8 +8,19 @@ from detectors import DETECTORS
 
 pytestmark = pytest.mark.slow
 
-CDR_CONTRACT = {"record_id", "msisdn", "other_party", "direction", "service", "start_time", "duration_s", "imsi",
-                "imei", "cell_id", "source_file"}
+CDR_CONTRACT = {
+    "record_id",
+    "msisdn",
+    "other_party",
+    "direction",
+    "service",
+    "start_time",
+    "duration_s",
+    "imsi",
+    "imei",
+    "cell_id",
+    "source_file",
+}
 FLAG_CONTRACT = {"detector", "entity_type", "entity_id", "score", "evidence"}
 
 

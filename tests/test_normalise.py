@@ -1,4 +1,5 @@
-"""jobs.normalise: each expression on a small table of (as written, as in the lake)."""
+"""jobs.normalise: each expression on a small table of (as written, as in the lake); numbers: test_numbers.py."""
+
 import datetime as dt
 from zoneinfo import ZoneInfo
 
@@ -16,36 +17,12 @@ def check(spark, expression, cases, out_type="string"):
     assert_df_equality(actual, expected, ignore_nullable=True)
 
 
-E164 = [
-    ("13912345678", "+8613912345678"),          # bare mobile
-    ("8613912345678", "+8613912345678"),
-    ("+8613912345678", "+8613912345678"),
-    ("008613912345678", "+8613912345678"),
-    (" 13912345678 ", "+8613912345678"),
-    ("028-85551234", "+862885551234"),          # landline, dash
-    ("02885551234", "+862885551234"),           # landline, no dash
-    ("010-12345678", "+861012345678"),
-    ("0755-1234567", "+867551234567"),
-    ("+85512345678", "+85512345678"),           # foreign, kept
-    ("0085512345678", "+85512345678"),          # foreign with 00
-    ("95588", "95588"),                         # service numbers as digits
-    ("10086", "10086"),
-    ("110", "110"),
-    ("12345678901", "12345678901"),             # anything else as given
-    ("139-1234", "139-1234"),
-    ("unknown", "unknown"),
-    ("", None),
-    (None, None),
-]
-
-
-def test_e164(spark):
-    check(spark, N.e164, E164)
-
-
 def test_lookup_maps_known_codes_and_nulls_the_rest(spark):
-    check(spark, lambda c: N.lookup(c, {"0": "out", "1": "in"}),
-          [("0", "out"), ("1", "in"), (" 1", "in"), ("2", None), ("", None), (None, None)])
+    check(
+        spark,
+        lambda c: N.lookup(c, {"0": "out", "1": "in"}),
+        [("0", "out"), ("1", "in"), (" 1", "in"), ("2", None), ("", None), (None, None)],
+    )
 
 
 def test_blank_to_null(spark):
@@ -53,13 +30,29 @@ def test_blank_to_null(spark):
 
 
 def test_whole_seconds(spark):
-    check(spark, N.whole_seconds, [("0", 0), ("113", 113), ("1m", None), ("-3", None), ("1.5", None), ("", None),
-                                   ("99999999999", None)], "int")
+    check(
+        spark,
+        N.whole_seconds,
+        [("0", 0), ("113", 113), ("1m", None), ("-3", None), ("1.5", None), ("", None), ("99999999999", None)],
+        "int",
+    )
 
 
 def test_hhmmss_seconds(spark):
-    check(spark, N.hhmmss_seconds, [("000153", 113), ("000000", 0), ("010000", 3600), ("000160", None),
-                                    ("0001ab", None), ("153", None), ("", None)], "int")
+    check(
+        spark,
+        N.hhmmss_seconds,
+        [
+            ("000153", 113),
+            ("000000", 0),
+            ("010000", 3600),
+            ("000160", None),
+            ("0001ab", None),
+            ("153", None),
+            ("", None),
+        ],
+        "int",
+    )
 
 
 def _epoch(text, zone="Asia/Shanghai"):
@@ -81,25 +74,40 @@ def test_local_timestamp_reads_wall_clock_in_the_given_zone(spark, zone):
 
 
 def test_local_timestamp_compact_pattern(spark):
-    check(spark, lambda c: F.unix_timestamp(N.local_timestamp(c, "yyyyMMddHHmmss", "Asia/Shanghai")),
-          [("20261120120017", _epoch("2026-11-20 12:00:17")), ("2026112012001", None), ("2026-11-20", None)], "long")
+    check(
+        spark,
+        lambda c: F.unix_timestamp(N.local_timestamp(c, "yyyyMMddHHmmss", "Asia/Shanghai")),
+        [("20261120120017", _epoch("2026-11-20 12:00:17")), ("2026112012001", None), ("2026-11-20", None)],
+        "long",
+    )
 
 
 def test_epoch_millis(spark):
-    check(spark, lambda c: F.unix_millis(N.epoch_millis(c)),
-          [("1795147255000", 1795147255000), ("0", 0), ("17951472e5", None), ("x", None), (None, None)], "long")
+    check(
+        spark,
+        lambda c: F.unix_millis(N.epoch_millis(c)),
+        [("1795147255000", 1795147255000), ("0", 0), ("17951472e5", None), ("x", None), (None, None)],
+        "long",
+    )
 
 
 def test_local_date_is_the_session_zone_date(spark):
     # 2026-11-19 20:30 UTC is already 2026-11-20 in Shanghai (the test session's zone)
-    check(spark, lambda c: N.local_date(F.timestamp_millis(c.cast("long"))),
-          [(str(_epoch("2026-11-20 04:30:00") * 1000), dt.date(2026, 11, 20)),
-           (str(_epoch("2026-11-19 20:30:00", "UTC") * 1000), dt.date(2026, 11, 20)),
-           (str(_epoch("2026-11-19 23:59:59") * 1000), dt.date(2026, 11, 19))], "date")
+    check(
+        spark,
+        lambda c: N.local_date(F.timestamp_millis(c.cast("long"))),
+        [
+            (str(_epoch("2026-11-20 04:30:00") * 1000), dt.date(2026, 11, 20)),
+            (str(_epoch("2026-11-19 20:30:00", "UTC") * 1000), dt.date(2026, 11, 20)),
+            (str(_epoch("2026-11-19 23:59:59") * 1000), dt.date(2026, 11, 19)),
+        ],
+        "date",
+    )
 
 
 def test_cell_key(spark):
-    expected = spark.createDataFrame([("4101", "20096", "4101-20096"), ("4101", "", None), ("", "", None)],
-                                     "lac string, ci string, cell string")
+    expected = spark.createDataFrame(
+        [("4101", "20096", "4101-20096"), ("4101", "", None), ("", "", None)], "lac string, ci string, cell string"
+    )
     actual = expected.select("lac", "ci", N.cell_key(F.col("lac"), F.col("ci")).alias("cell"))
     assert_df_equality(actual, expected, ignore_nullable=True)

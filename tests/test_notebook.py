@@ -4,6 +4,7 @@ The kernel is this interpreter (a kernelspec written for the test and put first 
 the notebook sees the same installed packages as the tests. The executed copy is written to the
 test's tmp_path only; the committed notebook keeps no outputs.
 """
+
 import json
 import re
 import sys
@@ -18,9 +19,15 @@ NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "explore.ipynb
 def _this_python_as_kernel(folder: Path) -> None:
     spec = folder / "kernels" / "python3"
     spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Python 3 (cdrwatch tests)", "language": "python"}))
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "Python 3 (cdrwatch tests)",
+                "language": "python",
+            }
+        )
+    )
 
 
 def _text(cell) -> str:
@@ -64,10 +71,13 @@ def test_notebook_runs_on_the_simulated_week(week_exported, tmp_path, monkeypatc
     assert f"night {day.isoformat()}" in out
     flags = pl.read_parquet(week.root / "lake" / "flags" / f"date={day}" / "*.parquet")
     in_lake = flags.filter(pl.col("detector") == "sequential").height
-    found = re.search(r"sequential flags in the lake: (\d+); by hand with the conf: (\d+); "
-                      r"with min_sim_calls=100: (\d+)", out)
+    found = re.search(
+        r"sequential flags in the lake: (\d+); by hand with the conf: (\d+); "
+        r"with min_sim_calls=100: (\d+)",
+        out,
+    )
     assert found, out
-    assert int(found[1]) == int(found[2]) == in_lake > 0           # by hand = what `cdrwatch detect` wrote
+    assert int(found[1]) == int(found[2]) == in_lake > 0  # by hand = what `cdrwatch detect` wrote
     assert int(found[3]) <= in_lake
 
     dens = pl.read_parquet(week.root / "lake" / "dens" / f"date={day}" / "*.parquet")
@@ -75,8 +85,12 @@ def test_notebook_runs_on_the_simulated_week(week_exported, tmp_path, monkeypatc
     assert f"den {top['den_id']}: {len(top['numbers'])} SIMs, {top['n_calls']} outgoing calls/SMS" in out
     assert top["evidence"] in out
 
-    plots = [o for c in code for o in c.outputs if o.output_type in ("display_data", "execute_result")
-             and "application/vnd.plotly.v1+json" in o.data]
+    plots = [
+        o
+        for c in code
+        for o in c.outputs
+        if o.output_type in ("display_data", "execute_result") and "application/vnd.plotly.v1+json" in o.data
+    ]
     assert len(plots) == 1
     figure = plots[0].data["application/vnd.plotly.v1+json"]
     assert {trace["name"] for trace in figure["data"]} <= set(week.config.carriers)

@@ -1,5 +1,6 @@
 """jobs/orchestrate.py without Airflow or a cluster: which night a run is, whether a carrier has
 landed, the late-carrier decision, and the spark-submit command with its package zip."""
+
 import ast
 import datetime as dt
 import io
@@ -84,7 +85,7 @@ def test_a_carrier_lands_once_its_folder_has_not_changed_for_the_settle_time(tmp
     time.sleep(0.05)
     second = folder / "cm_2.csv"
     second.write_text("header\nline\n")
-    os.utime(second, (first - 86400, first - 86400))   # copied keeping the sender's old mtime (rsync -t)
+    os.utime(second, (first - 86400, first - 86400))  # copied keeping the sender's old mtime (rsync -t)
     landed = os.stat(second).st_ctime
     assert not orchestrate.carrier_landed(config, "cm", NIGHT, at(landed, 9))
     assert orchestrate.carrier_landed(config, "cm", NIGHT, at(landed, 10.1))
@@ -121,15 +122,21 @@ def test_with_require_manifest_a_carrier_lands_when_its_manifest_lists_only_pres
     folder = tmp_path / "cm" / NIGHT.isoformat()
     deliver(folder, {"cm_1.csv": b"h\na\n"})
     assert orchestrate.landing_state(config, "cm", NIGHT, later()) == (
-        False, "no _MANIFEST.csv (schedule.require_manifest)")
+        False,
+        "no _MANIFEST.csv (schedule.require_manifest)",
+    )
     deliver(folder, {}, {"cm_1.csv": 1, "cm_2.csv": 1})
     assert orchestrate.landing_state(config, "cm", NIGHT, later()) == (
-        False, "an incomplete delivery (_MANIFEST.csv lists files missing: cm_2.csv)")
+        False,
+        "an incomplete delivery (_MANIFEST.csv lists files missing: cm_2.csv)",
+    )
     deliver(folder, {"cm_2.csv": b""})
     assert orchestrate.landing_state(config, "cm", NIGHT, later()) == (
-        False, "an incomplete delivery (_MANIFEST.csv lists files empty: cm_2.csv)")
+        False,
+        "an incomplete delivery (_MANIFEST.csv lists files empty: cm_2.csv)",
+    )
     deliver(folder, {"cm_2.csv": b"h\nb\n"})
-    now = dt.datetime.now(dt.timezone.utc)   # a manifest needs no settling: the carrier says it is done
+    now = dt.datetime.now(dt.timezone.utc)  # a manifest needs no settling: the carrier says it is done
     assert orchestrate.landing_state(config, "cm", NIGHT, now) == (True, "_MANIFEST.csv with 2 file(s)")
     (folder / "_MANIFEST.csv").write_text("file,rows\ncm_1.csv,1\n")
     landed, what = orchestrate.landing_state(config, "cm", NIGHT, later())
@@ -144,14 +151,15 @@ def test_a_manifest_counts_at_once_even_when_not_required(tmp_path):
     assert not orchestrate.carrier_landed(config, "ct", NIGHT, now)
     deliver(folder, {}, {"ct_1.jsonl.gz": 3})
     assert orchestrate.carrier_landed(config, "ct", NIGHT, now)
-    deliver(folder, {}, {})   # a manifest listing nothing: the carrier had no records (ingest reports it)
+    deliver(folder, {}, {})  # a manifest listing nothing: the carrier had no records (ingest reports it)
     assert orchestrate.carrier_landed(config, "ct", NIGHT, now)
 
 
 @pytest.mark.parametrize("policy", ["continue", "fail"])
 def test_a_missing_carrier_is_awaited_until_the_deadline_then_late(landing, policy):
-    config = load_config(overrides=[f"paths.landing={landing}", f"schedule.late_carrier={policy}",
-                                    "schedule.settle_minutes=0"])
+    config = load_config(
+        overrides=[f"paths.landing={landing}", f"schedule.late_carrier={policy}", "schedule.settle_minutes=0"]
+    )
     deadline = dt.datetime(2026, 11, 21, 6, 0, tzinfo=SHANGHAI)
     before, after = deadline - dt.timedelta(seconds=1), deadline + dt.timedelta(seconds=1)
     assert orchestrate.check_landing(config, "cm", NIGHT, deadline, later()) is True
@@ -168,9 +176,17 @@ def test_the_package_zip_carries_every_package_and_is_reproducible(tmp_path):
     package, entry = orchestrate.submit_bundle(tmp_path)
     assert package.read_bytes() == data and package.parent.parent == tmp_path
     names = set(zipfile.ZipFile(package).namelist())
-    for required in ("jobs/cli.py", "jobs/orchestrate.py", "jobs/formats/jsonl.py", "jobs/dens/cluster.py",
-                     "schemas/tables.py", "detectors/base.py", "conf/__init__.py", "conf/default.yaml",
-                     "conf/log4j2.properties"):
+    for required in (
+        "jobs/cli.py",
+        "jobs/orchestrate.py",
+        "jobs/formats/jsonl.py",
+        "jobs/dens/cluster.py",
+        "schemas/tables.py",
+        "detectors/base.py",
+        "conf/__init__.py",
+        "conf/default.yaml",
+        "conf/log4j2.properties",
+    ):
         assert required in names
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     assert {n.split("/")[0] for n in names} == {"jobs", "schemas", "detectors", "conf"}
@@ -180,9 +196,11 @@ def test_the_package_zip_carries_every_package_and_is_reproducible(tmp_path):
 def test_the_zip_alone_imports_and_reads_its_default_conf(tmp_path):
     """What a cluster's driver and executors get: the code and the conf, from the zip first on the path."""
     package, _ = orchestrate.submit_bundle(tmp_path)
-    probe = ("import sys; sys.path.insert(0, sys.argv[1]); import jobs.config, jobs.cli, detectors; "
-             "assert jobs.config.__file__.startswith(sys.argv[1]), jobs.config.__file__; "
-             "print(jobs.config.load_config().timezone, len(detectors.DETECTORS))")
+    probe = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import jobs.config, jobs.cli, detectors; "
+        "assert jobs.config.__file__.startswith(sys.argv[1]), jobs.config.__file__; "
+        "print(jobs.config.load_config().timezone, len(detectors.DETECTORS))"
+    )
     out = subprocess.run([sys.executable, "-c", probe, str(package)], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["Asia/Shanghai", str(len(DETECTORS))]
 
@@ -202,7 +220,7 @@ def _imported_modules(tree: ast.Module, module: str, lazy: bool) -> set[str]:
                 base = child.module or ""
                 if child.level:
                     parts = package.split(".")
-                    base = ".".join(parts[:len(parts) - child.level + 1] + ([base] if base else []))
+                    base = ".".join(parts[: len(parts) - child.level + 1] + ([base] if base else []))
                 found.update([base, *(f"{base}.{alias.name}" for alias in child.names)])
             visit(child, inside)
 
@@ -211,22 +229,20 @@ def _imported_modules(tree: ast.Module, module: str, lazy: bool) -> set[str]:
 
 
 def test_the_bundle_holds_what_the_jobs_import_and_not_the_simulator():
-    """The cluster gets the steps, not the synthetic city: no `jobs/simulate/` file is shipped, and no
-    shipped module imports it when imported; only the CLI's `simulate` command does, lazily."""
+    """The cluster gets the steps, not the synthetic city: no `simulator/` file is shipped, and no
+    shipped module imports it when imported; only the CLI's `simulate` and `evaluate` commands do, lazily."""
     bundle = zipfile.ZipFile(io.BytesIO(orchestrate.package_zip_bytes()))
     names = bundle.namelist()
-    assert not [n for n in names if n.startswith("jobs/simulate/")]
-    simulate_dir = orchestrate.package_dir("jobs") / "simulate"
-    assert (simulate_dir / "__init__.py").is_file()   # it exists on disk: the exclusion is what keeps it out
-    assert "jobs/cli.py" in names and "jobs/io/lake.py" in names and "detectors/base.py" in names
+    assert not [n for n in names if n.startswith("simulator/")]
+    assert "jobs/cli.py" in names and "jobs/io/lake_spark.py" in names and "detectors/base.py" in names
 
     at_import, lazily = [], []
     for name in (n for n in names if n.endswith(".py")):
         module = name.removesuffix(".py").replace("/", ".")
         tree = ast.parse(bundle.read(name), filename=name)
-        if any(m == "jobs.simulate" or m.startswith("jobs.simulate.") for m in _imported_modules(tree, module, False)):
+        if any(m == "simulator" or m.startswith("simulator.") for m in _imported_modules(tree, module, False)):
             at_import.append(name)
-        if any(m == "jobs.simulate" or m.startswith("jobs.simulate.") for m in _imported_modules(tree, module, True)):
+        if any(m == "simulator" or m.startswith("simulator.") for m in _imported_modules(tree, module, True)):
             lazily.append(name)
     assert at_import == []
     assert set(lazily) <= {"jobs/cli.py"}
@@ -234,15 +250,17 @@ def test_the_bundle_holds_what_the_jobs_import_and_not_the_simulator():
 
 def test_spark_submit_runs_the_cli_in_client_mode_with_the_package_and_the_conf(tmp_path):
     conf_file = tmp_path / "site.yaml"
-    conf_file.write_text("spark: {master: 'spark://10.0.0.5:7077', driver_memory: 3g, "
-                         "extra: {spark.executor.memory: 6g, spark.dynamicAllocation.enabled: false}}\n")
+    conf_file.write_text(
+        "spark: {master: 'spark://10.0.0.5:7077', driver_memory: 3g, "
+        "extra: {spark.executor.memory: 6g, spark.dynamicAllocation.enabled: false}}\n"
+    )
     config = load_config(conf_file)
     args = orchestrate.cli_args("detect", NIGHT, conf_file, ("detectors.goip.min_score=0.7",))
     command = orchestrate.spark_submit_command(config, args, conf_file, cache_dir=tmp_path / "cache")
 
     submit = Path(command[0])
     assert submit.name == "spark-submit" and submit.is_file()
-    options = dict(zip(command[1:-len(args) - 1:2], command[2:-len(args) - 1:2]))
+    options = dict(zip(command[1 : -len(args) - 1 : 2], command[2 : -len(args) - 1 : 2]))
     assert options["--master"] == "spark://10.0.0.5:7077"
     assert options["--deploy-mode"] == "client"
     assert options["--driver-memory"] == "3g"
@@ -254,8 +272,15 @@ def test_spark_submit_runs_the_cli_in_client_mode_with_the_package_and_the_conf(
     assert confs == ["spark.executor.memory=6g", "spark.dynamicAllocation.enabled=false"]
     entry = Path(command[-len(args) - 1])
     assert entry.parent == Path(options["--py-files"]).parent and entry.suffix == ".py"
-    assert command[-len(args):] == ["detect", "--date", "2026-11-20", "--conf", str(conf_file.resolve()),
-                                    "--set", "detectors.goip.min_score=0.7"]
+    assert command[-len(args) :] == [
+        "detect",
+        "--date",
+        "2026-11-20",
+        "--conf",
+        str(conf_file.resolve()),
+        "--set",
+        "detectors.goip.min_score=0.7",
+    ]
 
 
 def test_the_bundle_lives_in_a_private_per_user_cache(tmp_path, monkeypatch):
@@ -273,7 +298,7 @@ def test_the_bundle_lives_in_a_private_per_user_cache(tmp_path, monkeypatch):
 def test_a_shared_or_foreign_cache_dir_is_refused(tmp_path, monkeypatch):
     shared = tmp_path / "shared"
     shared.mkdir(mode=0o777)
-    shared.chmod(0o777)   # what a folder in /tmp made by someone else's umask looks like
+    shared.chmod(0o777)  # what a folder in /tmp made by someone else's umask looks like
     with pytest.raises(CdrwatchError, match=r"shared: the spark-submit cache is writable by others \(mode 777\)"):
         orchestrate.submit_bundle(shared)
 
@@ -281,8 +306,9 @@ def test_a_shared_or_foreign_cache_dir_is_refused(tmp_path, monkeypatch):
     mine = tmp_path / "mine"
     orchestrate.submit_bundle(mine)
     monkeypatch.setattr(orchestrate.os, "getuid", lambda: real_uid + 1)
-    with pytest.raises(CdrwatchError,
-                       match=rf"mine: the spark-submit cache is owned by uid {real_uid}, not by this user"):
+    with pytest.raises(
+        CdrwatchError, match=rf"mine: the spark-submit cache is owned by uid {real_uid}, not by this user"
+    ):
         orchestrate.submit_bundle(mine)
     monkeypatch.undo()
 
@@ -301,7 +327,7 @@ def test_a_cached_bundle_is_checked_by_hash_and_rewritten_when_it_differs(tmp_pa
     assert entry.read_text() == orchestrate.ENTRY_SCRIPT
     before = package.stat().st_mtime_ns
     orchestrate.submit_bundle(tmp_path)
-    assert package.stat().st_mtime_ns == before   # a good file found is used as it is
+    assert package.stat().st_mtime_ns == before  # a good file found is used as it is
 
 
 def test_the_logged_submit_command_masks_spark_extra_values(tmp_path, capsys):
@@ -310,11 +336,11 @@ def test_the_logged_submit_command_masks_spark_extra_values(tmp_path, capsys):
     config = load_config(conf_file)
     args = orchestrate.cli_args("detect", NIGHT, conf_file, ("spark.extra.spark.hadoop.fs.s3a.access.key=AKIA9",))
     command = orchestrate.spark_submit_command(config, args, conf_file, cache_dir=tmp_path / "cache")
-    assert "spark.hadoop.fs.s3a.secret.key=s3cr3t" in command        # the real command keeps the value
+    assert "spark.hadoop.fs.s3a.secret.key=s3cr3t" in command  # the real command keeps the value
     shown = orchestrate.masked(command)
     assert shown[shown.index("--conf") + 1] == "spark.hadoop.fs.s3a.secret.key=***"
     assert shown[-1] == "spark.extra.spark.hadoop.fs.s3a.access.key=***"
-    assert shown[-3] == str(conf_file.resolve())                     # cdrwatch's own --conf file stays readable
+    assert shown[-3] == str(conf_file.resolve())  # cdrwatch's own --conf file stays readable
     assert len(shown) == len(command)
 
     # stream logs the masked line and runs the real one
@@ -340,13 +366,30 @@ def test_validation_results_are_read_back_per_carrier(tmp_path):
     runs.mkdir(parents=True)
     (runs / "summary.json").write_text(json.dumps({"carriers": {"cm": {}, "cu": {}}, "missing_carriers": ["ct"]}))
     stats = {"statistics": {"successful_expectations": 22, "evaluated_expectations": 22}}
-    (runs / "validation_cm.json").write_text(json.dumps(
-        {"success": True, "suspect": False, "row_count": 120, "volume": "no history yet", "failures": [],
-         "gx_result": stats}))
-    (runs / "validation_cu.json").write_text(json.dumps(
-        {"success": False, "suspect": True, "row_count": 7, "volume": "suspect: 7 rows", "gx_result": {
-            "statistics": {"successful_expectations": 21, "evaluated_expectations": 22}},
-         "failures": ["expect_column_values_to_be_between(duration_s): 1 of 7 rows are outside 0..86400"]}))
+    (runs / "validation_cm.json").write_text(
+        json.dumps(
+            {
+                "success": True,
+                "suspect": False,
+                "row_count": 120,
+                "volume": "no history yet",
+                "failures": [],
+                "gx_result": stats,
+            }
+        )
+    )
+    (runs / "validation_cu.json").write_text(
+        json.dumps(
+            {
+                "success": False,
+                "suspect": True,
+                "row_count": 7,
+                "volume": "suspect: 7 rows",
+                "gx_result": {"statistics": {"successful_expectations": 21, "evaluated_expectations": 22}},
+                "failures": ["expect_column_values_to_be_between(duration_s): 1 of 7 rows are outside 0..86400"],
+            }
+        )
+    )
     lines, usable = orchestrate.validation_lines(config, NIGHT)
     assert usable  # cm passed: a failed carrier-day is in quarantine, the night goes on partial
     assert lines == [
@@ -357,12 +400,32 @@ def test_validation_results_are_read_back_per_carrier(tmp_path):
         "partial night: no files from ct",
     ]
     summary = json.loads((runs / "summary.json").read_text())
-    (runs / "summary.json").write_text(json.dumps({**summary, "partial_reasons": [
-        "ct: no files for 2026-11-20", "cu: failed validation (...); its rows are in quarantine"]}))
+    (runs / "summary.json").write_text(
+        json.dumps(
+            {
+                **summary,
+                "partial_reasons": [
+                    "ct: no files for 2026-11-20",
+                    "cu: failed validation (...); its rows are in quarantine",
+                ],
+            }
+        )
+    )
     lines, _ = orchestrate.validation_lines(config, NIGHT)
-    assert lines[-2:] == ["partial night: ct: no files for 2026-11-20",
-                          "partial night: cu: failed validation (...); its rows are in quarantine"]
-    (runs / "validation_cm.json").write_text(json.dumps(
-        {"success": False, "suspect": False, "row_count": 0, "volume": "no history yet", "failures": ["x"],
-         "gx_result": stats}))
+    assert lines[-2:] == [
+        "partial night: ct: no files for 2026-11-20",
+        "partial night: cu: failed validation (...); its rows are in quarantine",
+    ]
+    (runs / "validation_cm.json").write_text(
+        json.dumps(
+            {
+                "success": False,
+                "suspect": False,
+                "row_count": 0,
+                "volume": "no history yet",
+                "failures": ["x"],
+                "gx_result": stats,
+            }
+        )
+    )
     assert orchestrate.validation_lines(config, NIGHT)[1] is False  # nothing passed: the night cannot go on

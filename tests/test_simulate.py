@@ -4,6 +4,7 @@ The reader below deliberately shares no code with the simulator: csv/json/gzip m
 decoding, its own number normaliser. Every line must either be a valid record or be listed in
 truth/corrupt_lines.csv, and the truth counts must be what the reader counts.
 """
+
 from __future__ import annotations
 
 import csv
@@ -20,9 +21,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from jobs.simulate import SimSummary, simulate
+from simulator import SimSummary, simulate
 
-START = date(2026, 11, 20)          # a Friday: the run has weekdays and a weekend day
+START = date(2026, 11, 20)  # a Friday: the run has weekdays and a weekend day
 DAYS = 3
 ARGS = dict(subscribers=1000, dens=4, seed=7)
 TZ = ZoneInfo("Asia/Shanghai")
@@ -37,14 +38,15 @@ CN_TYPES = {"主叫": ("out", "voice"), "被叫": ("in", "voice"), "短信发": 
 
 # --- an independent reader ------------------------------------------------------------------------
 
+
 def normalise(text: str) -> str | None:
     """E.164 (+…) for telephone numbers, digits for 3-6 digit service numbers, None if unreadable."""
     if re.fullmatch(r"\d{3,6}", text):
         return text
-    if re.fullmatch(r"0[1-9]\d-?\d{8}", text):                  # landline with trunk 0, optional dash
+    if re.fullmatch(r"0[1-9]\d-?\d{8}", text):  # landline with trunk 0, optional dash
         return "+86" + text[1:].replace("-", "")
     for prefix in ("+86", "0086", "86", ""):
-        rest = text[len(prefix):]
+        rest = text[len(prefix) :]
         if text.startswith(prefix) and re.fullmatch(r"1\d{10}", rest):
             return "+86" + rest
     if re.fullmatch(r"\+[1-9]\d{6,14}", text):
@@ -63,8 +65,10 @@ def luhn_ok(imei: str) -> bool:
 
 
 def read_cells(root: Path) -> dict[str, list[dict]]:
-    return {c: list(csv.DictReader((root / "cells" / f"{c}.csv").open(encoding="utf-8", newline="")))
-            for c in CARRIER_FORMATS}
+    return {
+        c: list(csv.DictReader((root / "cells" / f"{c}.csv").open(encoding="utf-8", newline="")))
+        for c in CARRIER_FORMATS
+    }
 
 
 class Reader:
@@ -75,7 +79,7 @@ class Reader:
         self.cells = {c: {row["cell_id"]: row for row in rows} for c, rows in read_cells(root).items()}
         self.records: list[dict] = []
         self.bad: set[tuple[str, int]] = set()
-        self.rows: Counter = Counter()          # (date, carrier) -> data lines
+        self.rows: Counter = Counter()  # (date, carrier) -> data lines
         self.files: Counter = Counter()
         for carrier, fmt in CARRIER_FORMATS.items():
             for folder in sorted((root / carrier).iterdir()):
@@ -85,7 +89,7 @@ class Reader:
         first = {}
         for r in self.records:
             first.setdefault((r["carrier"], r["id"]), r)
-        self.unique = list(first.values())       # what an ingest keeps: one record per carrier record id
+        self.unique = list(first.values())  # what an ingest keeps: one record per carrier record id
 
     def read_file(self, carrier: str, fmt: str, day: date, path: Path) -> None:
         rel = path.relative_to(self.root).as_posix()
@@ -120,8 +124,20 @@ class Reader:
             return None
         direction, service = CN_TYPES[f[3]]
         start = datetime.strptime(f[4], "%Y-%m-%d %H:%M:%S").replace(tzinfo=TZ)
-        return self.check(carrier, day, f[0], f[1], f[2], direction, service, start, f[5], f[6], f[7],
-                          f"{f[8]}-{f[9]}" if f[8].isdigit() and f[9].isdigit() else "")
+        return self.check(
+            carrier,
+            day,
+            f[0],
+            f[1],
+            f[2],
+            direction,
+            service,
+            start,
+            f[5],
+            f[6],
+            f[7],
+            f"{f[8]}-{f[9]}" if f[8].isdigit() and f[9].isdigit() else "",
+        )
 
     def pipe_gbk(self, raw: bytes, carrier: str, day: date) -> dict | None:
         f = raw.decode("gbk").split("|")
@@ -132,36 +148,72 @@ class Reader:
             return None
         start = datetime.strptime(f[7], "%Y%m%d%H%M%S").replace(tzinfo=TZ)
         direction, service = {"0": "out", "1": "in"}[f[5]], {"V": "voice", "S": "sms"}[f[6]]
-        return self.check(carrier, day, f[0], f[1], f[4], direction, service, start, str(hh * 3600 + mm * 60 + ss),
-                          f[2], f[3], f[9])
+        return self.check(
+            carrier, day, f[0], f[1], f[4], direction, service, start, str(hh * 3600 + mm * 60 + ss), f[2], f[3], f[9]
+        )
 
     def jsonl(self, raw: bytes, carrier: str, day: date) -> dict | None:
         obj = json.loads(raw.decode("utf-8"))
         keys = {"id", "subscriber", "peer", "dir", "svc", "ts", "dur", "imsi", "imei", "cell"}
         if not isinstance(obj, dict) or set(obj) != keys:
             return None
-        if type(obj["ts"]) is not int or type(obj["dur"]) is not int or obj["dir"] not in ("in", "out") \
-                or obj["svc"] not in ("voice", "sms") or not all(isinstance(obj[k], str) for k in
-                                                                 ("id", "subscriber", "peer", "imsi", "imei", "cell")):
+        if (
+            type(obj["ts"]) is not int
+            or type(obj["dur"]) is not int
+            or obj["dir"] not in ("in", "out")
+            or obj["svc"] not in ("voice", "sms")
+            or not all(isinstance(obj[k], str) for k in ("id", "subscriber", "peer", "imsi", "imei", "cell"))
+        ):
             return None
         start = datetime.fromtimestamp(obj["ts"] / 1000, TZ)
-        return self.check(carrier, day, obj["id"], obj["subscriber"], obj["peer"], obj["dir"], obj["svc"], start,
-                          str(obj["dur"]), obj["imsi"], obj["imei"], obj["cell"])
+        return self.check(
+            carrier,
+            day,
+            obj["id"],
+            obj["subscriber"],
+            obj["peer"],
+            obj["dir"],
+            obj["svc"],
+            start,
+            str(obj["dur"]),
+            obj["imsi"],
+            obj["imei"],
+            obj["cell"],
+        )
 
     def check(self, carrier, day, record_id, msisdn, peer, direction, service, start, dur, imsi, imei, cell):
         msisdn, peer = normalise(msisdn), normalise(peer)
-        valid = (re.fullmatch(rf"{carrier.upper()}{day:%Y%m%d}\d{{8}}", record_id) and msisdn and peer
-                 and start.date() == day and re.fullmatch(r"\d+", dur)
-                 and re.fullmatch(r"\d{15}", imsi) and imsi.startswith(IMSI_HEADS[carrier])
-                 and re.fullmatch(r"\d{15}", imei) and luhn_ok(imei) and cell in self.cells[carrier]
-                 and (service == "voice" or dur == "0"))
+        valid = (
+            re.fullmatch(rf"{carrier.upper()}{day:%Y%m%d}\d{{8}}", record_id)
+            and msisdn
+            and peer
+            and start.date() == day
+            and re.fullmatch(r"\d+", dur)
+            and re.fullmatch(r"\d{15}", imsi)
+            and imsi.startswith(IMSI_HEADS[carrier])
+            and re.fullmatch(r"\d{15}", imei)
+            and luhn_ok(imei)
+            and cell in self.cells[carrier]
+            and (service == "voice" or dur == "0")
+        )
         if not valid:
             return None
-        return dict(id=record_id, msisdn=msisdn, peer=peer, dir=direction, svc=service,
-                    ts=int(start.timestamp()), dur=int(dur), imsi=imsi, imei=imei, cell=cell)
+        return dict(
+            id=record_id,
+            msisdn=msisdn,
+            peer=peer,
+            dir=direction,
+            svc=service,
+            ts=int(start.timestamp()),
+            dur=int(dur),
+            imsi=imsi,
+            imei=imei,
+            cell=cell,
+        )
 
 
 # --- fixtures -----------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def landing(tmp_path_factory) -> tuple[Path, SimSummary, list]:
@@ -192,6 +244,7 @@ def metres(lat1, lon1, lat2, lon2) -> float:
 
 
 # --- determinism and layout ---------------------------------------------------------------------
+
 
 def test_same_seed_same_bytes_other_seed_other_bytes(landing, tmp_path):
     root, _, _ = landing
@@ -224,31 +277,34 @@ def test_landing_layout(landing):
     assert sorted(p.name for p in root.iterdir()) == ["cells", "cm", "ct", "cu", "truth", "whitelist.csv"]
     assert sorted(p.name for p in (root / "cells").iterdir()) == ["cm.csv", "ct.csv", "cu.csv"]
     dates = [(START + timedelta(days=i)).isoformat() for i in range(DAYS)]
-    patterns = {"cm": r"cm_(\d{8})_\d(_resend)?\.csv(\.gz)?", "cu": r"cu_(\d{8})_\d(_resend)?\.txt",
-                "ct": r"ct_(\d{8})_\d(_resend)?\.jsonl\.gz"}
+    patterns = {
+        "cm": r"cm_(\d{8})_\d(_resend)?\.csv(\.gz)?",
+        "cu": r"cu_(\d{8})_\d(_resend)?\.txt",
+        "ct": r"ct_(\d{8})_\d(_resend)?\.jsonl\.gz",
+    }
     resent = []
     for carrier, pattern in patterns.items():
         assert sorted(p.name for p in (root / carrier).iterdir()) == dates
         for day in dates:
             names = sorted(p.name for p in (root / carrier / day).iterdir())
-            assert names[0] == MANIFEST           # sorts first ("_" < letters); its contents: test_manifests_...
+            assert names[0] == MANIFEST  # sorts first ("_" < letters); its contents: test_manifests_...
             names = names[1:]
             assert len(names) >= 2
             for name in names:
                 match = re.fullmatch(pattern, name)
                 assert match and match.group(1) == day.replace("-", ""), name
-                if match.group(2):                 # a re-delivered file is an exact copy of another one
+                if match.group(2):  # a re-delivered file is an exact copy of another one
                     original = root / carrier / day / name.replace("_resend", "")
                     assert filecmp.cmp(original, root / carrier / day / name, shallow=False)
                     resent.append((day, carrier))
-    assert [c for _, c in sorted(resent)] == ["cm", "cu", "ct"]     # one per day, carriers in turn
+    assert [c for _, c in sorted(resent)] == ["cm", "cu", "ct"]  # one per day, carriers in turn
 
     cm_files = [p for p in (root / "cm" / dates[0]).iterdir() if p.name != MANIFEST]
     plain = [p.read_bytes() for p in cm_files if p.suffix == ".csv"]
     assert any(b.startswith(b"\xef\xbb\xbf") for b in plain) and any(not b.startswith(b"\xef\xbb\xbf") for b in plain)
     assert any(p.name.endswith(".csv.gz") for p in cm_files)
     gz = next(p for p in cm_files if p.name.endswith(".gz")).read_bytes()
-    assert gz[4:8] == b"\0\0\0\0"                   # gzip mtime 0: reproducible bytes
+    assert gz[4:8] == b"\0\0\0\0"  # gzip mtime 0: reproducible bytes
 
 
 def test_cells_same_sites_different_ids_and_jitter(landing):
@@ -260,11 +316,16 @@ def test_cells_same_sites_different_ids_and_jitter(landing):
     assert re.fullmatch(r"41\d\d-\d+", cells["cm"][0]["cell_id"])
     assert re.fullmatch(r"ct\d{5}", cells["ct"][0]["cell_id"])
     assert re.fullmatch(r"460-01-\d+-\d+", cells["cu"][0]["cell_id"])
-    assert cells["cm"][0]["site_name"] == "锦江区000号基站" and cells["cu"][0]["site_name"] != cells["cm"][0]["site_name"]
-    for site in cells["ct"]:                        # every ct site has cm and cu cells within 15 m, not at 0 m
+    assert (
+        cells["cm"][0]["site_name"] == "锦江区000号基站" and cells["cu"][0]["site_name"] != cells["cm"][0]["site_name"]
+    )
+    for site in cells["ct"]:  # every ct site has cm and cu cells within 15 m, not at 0 m
         for other in ("cm", "cu"):
-            nearest = min(metres(site["lat"], site["lon"], c["lat"], c["lon"]) for c in cells[other]
-                          if c["district"] == site["district"])
+            nearest = min(
+                metres(site["lat"], site["lon"], c["lat"], c["lon"])
+                for c in cells[other]
+                if c["district"] == site["district"]
+            )
             assert 0 < nearest <= 15
 
 
@@ -307,13 +368,13 @@ def test_without_manifests_the_landing_zone_is_otherwise_the_same(tmp_path):
 
 # --- every line valid or listed; counts ---------------------------------------------------------
 
+
 def test_every_line_is_valid_or_listed_as_corrupt(landing, reader):
     root, _, _ = landing
     listed = {(row["source_file"], int(row["line"])) for row in truth(root, "corrupt_lines")}
     assert reader.bad == listed
     per_file = Counter(row["source_file"] for row in truth(root, "corrupt_lines"))
-    all_data_files = [p for c in CARRIER_FORMATS for p in (root / c).rglob("*")
-                      if p.is_file() and p.name != MANIFEST]
+    all_data_files = [p for c in CARRIER_FORMATS for p in (root / c).rglob("*") if p.is_file() and p.name != MANIFEST]
     assert all(per_file[p.relative_to(root).as_posix()] >= 2 for p in all_data_files)
     kinds = defaultdict(set)
     for row in truth(root, "corrupt_lines"):
@@ -363,6 +424,7 @@ def test_numbers_are_written_in_the_carriers_habits(landing):
 
 # --- what the records mean ----------------------------------------------------------------------
 
+
 def test_calls_between_residents_appear_on_both_sides(reader, landing):
     root, _, _ = landing
     by_day = defaultdict(list)
@@ -381,10 +443,11 @@ def test_calls_between_residents_appear_on_both_sides(reader, landing):
                 missing += not found
                 checked[pair] += found
             if r["dir"] == "in" and r["peer"] in carrier_of:
-                missing += not any((r["peer"], r["msisdn"], r["svc"], r["dur"], r["ts"] - lag) in outgoing
-                                   for lag in (0, 1))
+                missing += not any(
+                    (r["peer"], r["msisdn"], r["svc"], r["dur"], r["ts"] - lag) in outgoing for lag in (0, 1)
+                )
         corrupt_today = sum(1 for f, _ in reader.bad if f.split("/")[1] == day.isoformat())
-        assert missing <= corrupt_today        # only a partner line that was corrupted can be missing
+        assert missing <= corrupt_today  # only a partner line that was corrupted can be missing
     assert all(checked[a, b] > 50 for a in CARRIER_FORMATS for b in CARRIER_FORMATS)
     # a call to a number outside the city leaves one record only
     served = {r["msisdn"] for r in reader.unique}
@@ -428,9 +491,14 @@ def test_round_robin_den_dials_ascending_and_per_sim_runs(landing, reader):
     patterns_seen = set()
     for den in dens:
         members = sims[den["date"], den["den_id"]]
-        calls = sorted((r["ts"], int(r["peer"][1:]), r["msisdn"]) for r in reader.unique
-                       if r["date"].isoformat() == den["date"] and r["dir"] == "out" and r["msisdn"] in members
-                       and r["peer"].startswith("+861"))
+        calls = sorted(
+            (r["ts"], int(r["peer"][1:]), r["msisdn"])
+            for r in reader.unique
+            if r["date"].isoformat() == den["date"]
+            and r["dir"] == "out"
+            and r["msisdn"] in members
+            and r["peer"].startswith("+861")
+        )
         assert len(calls) > 100
         steps_by_sim = defaultdict(list)
         last = {}
@@ -440,11 +508,11 @@ def test_round_robin_den_dials_ascending_and_per_sim_runs(landing, reader):
             last[sim] = peer
         all_steps = sorted(s for steps in steps_by_sim.values() for s in steps)
         median = all_steps[len(all_steps) // 2]
-        if den["pattern"] == "round_robin":         # the group dials one list in order ...
+        if den["pattern"] == "round_robin":  # the group dials one list in order ...
             group = [peer for _, peer, _ in calls]
             ascending = sum(b > a for a, b in zip(group, group[1:])) / (len(group) - 1)
             assert ascending > 0.99
-            assert len(members) // 2 <= median <= 2 * len(members)   # ... each SIM alone steps by ~n
+            assert len(members) // 2 <= median <= 2 * len(members)  # ... each SIM alone steps by ~n
         if den["pattern"] == "per_sim":
             assert median == 1
             assert all(sum(s > 0 for s in steps) / len(steps) > 0.95 for steps in steps_by_sim.values())
@@ -452,8 +520,14 @@ def test_round_robin_den_dials_ascending_and_per_sim_runs(landing, reader):
     assert patterns_seen == {"per_sim", "round_robin", "shuffled_blocks"}
     # the list goes on the next day rather than starting over
     rr = [d for d in dens if d["pattern"] == "round_robin"]
-    firsts = [min(int(r["peer"][1:]) for r in reader.unique if r["date"].isoformat() == d["date"]
-                  and r["dir"] == "out" and r["msisdn"] in sims[d["date"], d["den_id"]]) for d in rr]
+    firsts = [
+        min(
+            int(r["peer"][1:])
+            for r in reader.unique
+            if r["date"].isoformat() == d["date"] and r["dir"] == "out" and r["msisdn"] in sims[d["date"], d["den_id"]]
+        )
+        for d in rr
+    ]
     assert firsts == sorted(firsts) and len(set(firsts)) == len(firsts)
 
 
@@ -465,7 +539,7 @@ def test_dens_truth_positions_cells_and_the_move(landing):
     cells = {row["cell_id"]: row for rows in read_cells(root).values() for row in rows}
     for den in dens:
         used = den["cells"].split(";")
-        assert {u[:2] for u in used} >= {"41", "46", "ct"}             # all three carriers' cells
+        assert {u[:2] for u in used} >= {"41", "46", "ct"}  # all three carriers' cells
         assert all(metres(den["lat"], den["lon"], cells[u]["lat"], cells[u]["lon"]) < 1500 for u in used)
     moving = [d for d in dens if d["den_id"] == "den01"]
     assert [d["moved"] for d in moving] == ["false", "true", "true"]
@@ -488,14 +562,15 @@ def test_victims_talked_long_with_the_den(landing, reader):
     assert len({v["den_id"] for v in victims}) == 4
     talks = defaultdict(int)
     for r in reader.unique:
-        talks[r["date"].isoformat(), r["msisdn"], r["peer"]] = max(talks[r["date"].isoformat(), r["msisdn"], r["peer"]],
-                                                                    r["dur"])
+        talks[r["date"].isoformat(), r["msisdn"], r["peer"]] = max(
+            talks[r["date"].isoformat(), r["msisdn"], r["peer"]], r["dur"]
+        )
     for v in victims:
         assert int(v["longest_call_s"]) >= 300 and int(v["n_calls"]) >= 1
         assert datetime.fromisoformat(v["first_contact"]).date().isoformat() == v["date"]
         longest = max(talks.get((v["date"], v["number"], sim), 0) for sim in sims[v["date"], v["den_id"]])
         longest = max(longest, *(talks.get((v["date"], sim, v["number"]), 0) for sim in sims[v["date"], v["den_id"]]))
-        assert longest in (0, int(v["longest_call_s"]))   # 0 only if that very line was corrupted
+        assert longest in (0, int(v["longest_call_s"]))  # 0 only if that very line was corrupted
     assert len(victims) >= 4 * DAYS
 
 
@@ -504,17 +579,20 @@ def test_whitelist_is_the_office_and_negatives_are_labelled(landing, reader):
     whitelist = list(csv.DictReader((root / "whitelist.csv").open(encoding="utf-8", newline="")))
     numbers = {normalise(w["number"]) for w in whitelist}
     forms = {re.sub(r"(?<=\d)\d", "", w["number"]) for w in whitelist if len(w["number"]) > 6}
-    assert forms == {"1", "+8", "8"}                          # 11 digits, +86…, 86…
+    assert forms == {"1", "+8", "8"}  # 11 digits, +86…, 86…
     negatives = truth(root, "hard_negatives")
     office = {n["number"] for n in negatives if n["kind"] == "telemarketing"}
     assert len(office) == 10 and numbers - office == {"95588", "10086"}
     office_cells = {r["cell"] for r in reader.unique if r["msisdn"] in office}
     positions = {(r["carrier"], r["cell"]) for r in reader.unique if r["msisdn"] in office}
-    assert office_cells and len({c for _, c in positions}) <= 6                 # one site: a few sectors
-    office_calls = sorted((r["ts"], r["peer"]) for r in reader.unique if r["msisdn"] in office and r["dir"] == "out"
-                          and r["date"] == START)
+    assert office_cells and len({c for _, c in positions}) <= 6  # one site: a few sectors
+    office_calls = sorted(
+        (r["ts"], r["peer"])
+        for r in reader.unique
+        if r["msisdn"] in office and r["dir"] == "out" and r["date"] == START
+    )
     dialled = [p for _, p in office_calls]
-    assert sum(b > a for a, b in zip(dialled, dialled[1:])) / len(dialled) > 0.95   # a sorted customer list
+    assert sum(b > a for a, b in zip(dialled, dialled[1:])) / len(dialled) > 0.95  # a sorted customer list
     couriers = [n for n in negatives if n["kind"] == "courier"]
     assert len(couriers) >= 5 and all(n["date"] == "" for n in couriers)
     crowd = [n for n in negatives if n["kind"] == "crowd"]
@@ -532,8 +610,14 @@ def test_crowd_congests_the_stadium(landing, reader):
     day = date.fromisoformat(crowd["date"])
 
     def evening_load(d):
-        return sum(1 for r in reader.unique if r["date"] == d and r["cell"] in stadium and r["dir"] == "out"
-                   and 19 <= datetime.fromtimestamp(r["ts"], TZ).hour < 22)
+        return sum(
+            1
+            for r in reader.unique
+            if r["date"] == d
+            and r["cell"] in stadium
+            and r["dir"] == "out"
+            and 19 <= datetime.fromtimestamp(r["ts"], TZ).hour < 22
+        )
 
     assert evening_load(day) > 5 * max(1, evening_load(day - timedelta(days=1)))
 
@@ -548,7 +632,7 @@ def test_scenario_and_bad_arguments(landing, tmp_path):
 
 # --- evasive dens and the newer honest look-alikes (issue 13) ------------------------------------
 
-EVASIVE_DAYS = 4                    # the low-and-slow room starts on the third day
+EVASIVE_DAYS = 4  # the low-and-slow room starts on the third day
 EVASIVE = dict(subscribers=400, dens=8, seed=11)
 BOX_TACS = {"86271805", "35566009", "86440103", "35874106"}
 
@@ -572,8 +656,11 @@ def den_of(root: Path, kind: str) -> tuple[list[dict], dict[str, dict[str, str]]
 
 
 def positions(root: Path) -> dict[tuple[str, str], tuple[float, float]]:
-    return {(c, row["cell_id"]): (float(row["lat"]), float(row["lon"])) for c, rows in read_cells(root).items()
-            for row in rows}
+    return {
+        (c, row["cell_id"]): (float(row["lat"]), float(row["lon"]))
+        for c, rows in read_cells(root).items()
+        for row in rows
+    }
 
 
 def local_hour(ts: int) -> float:
@@ -590,7 +677,8 @@ def test_evasive_city_is_deterministic_too(evasive, tmp_path):
 
 def test_numbers_from_the_far_end_never_meet_the_front():
     import numpy as np
-    from jobs.simulate.numbers import NumberPlan
+
+    from simulator.numbers import NumberPlan
 
     plan = NumberPlan.build(np.random.default_rng(1), np.array([10, 10, 10]), spare=0)
     size = plan.segments[0].size * 10_000
@@ -605,17 +693,26 @@ def test_numbers_from_the_far_end_never_meet_the_front():
 def test_new_den_kinds_one_each_with_their_patterns(evasive):
     root, _ = evasive
     dens = truth(root, "dens")
-    assert list(dens[0])[-2:] == ["route", "route_radius_m"]      # new columns at the end
+    assert list(dens[0])[-2:] == ["route", "route_radius_m"]  # new columns at the end
     kinds = {d["den_id"]: (d["kind"], d["pattern"]) for d in dens}
-    assert sorted(kinds.values()) == sorted([
-        ("goip_shared", "per_sim"), ("goip_fresh", "round_robin"), ("room", "shuffled_blocks"),
-        ("sms_blaster", "per_sim"), ("goip_hopping", "round_robin"), ("low_slow", "leaked_list"),
-        ("twin_boxes", "round_robin"), ("goip_car", "round_robin")])
+    assert sorted(kinds.values()) == sorted(
+        [
+            ("goip_shared", "per_sim"),
+            ("goip_fresh", "round_robin"),
+            ("room", "shuffled_blocks"),
+            ("sms_blaster", "per_sim"),
+            ("goip_hopping", "round_robin"),
+            ("low_slow", "leaked_list"),
+            ("twin_boxes", "round_robin"),
+            ("goip_car", "round_robin"),
+        ]
+    )
     for d in dens:
         assert (d["route"] == "") == (d["kind"] != "goip_car") and (d["route_radius_m"] == "0") == (d["route"] == "")
-    evasive_dens = {den for den, (kind, _) in kinds.items() if kind in
-                    ("goip_hopping", "low_slow", "twin_boxes", "goip_car")}
-    assert {v["den_id"] for v in truth(root, "victims")} >= evasive_dens      # each evasive kind has victims
+    evasive_dens = {
+        den for den, (kind, _) in kinds.items() if kind in ("goip_hopping", "low_slow", "twin_boxes", "goip_car")
+    }
+    assert {v["den_id"] for v in truth(root, "victims")} >= evasive_dens  # each evasive kind has victims
 
 
 def test_hopping_box_shows_a_never_seen_imei_on_every_call(evasive):
@@ -626,22 +723,28 @@ def test_hopping_box_shows_a_never_seen_imei_on_every_call(evasive):
     seen = []
     for day, members in sims.items():
         assert 8 <= len(members) <= 16
-        out = sorted(((r["ts"], r["msisdn"], r["imei"], int(r["peer"][1:])) for r in reader.unique
-                      if r["date"].isoformat() == day and r["dir"] == "out" and r["msisdn"] in members),
-                     key=lambda call: (call[0], call[3]))                      # a second's calls in dialling order
+        out = sorted(
+            (
+                (r["ts"], r["msisdn"], r["imei"], int(r["peer"][1:]))
+                for r in reader.unique
+                if r["date"].isoformat() == day and r["dir"] == "out" and r["msisdn"] in members
+            ),
+            key=lambda call: (call[0], call[3]),
+        )  # a second's calls in dialling order
         assert len(out) > 500
         seen += [imei for _, _, imei, _ in out]
         assert all(luhn_ok(imei) and imei[:8] not in PHONE_TACS for _, _, imei, _ in out)
         first = {}
         for _, msisdn, imei, _ in out:
             first.setdefault(msisdn, imei)
-        assert first == {m: imei for m, imei in members.items() if m in first}    # truth: the day's first IMEI
-        peers = [p for *_, p in out]                                   # round-robin: one ascending list
+        assert first == {m: imei for m, imei in members.items() if m in first}  # truth: the day's first IMEI
+        peers = [p for *_, p in out]  # round-robin: one ascending list
         assert sum(b > a for a, b in zip(peers, peers[1:])) / (len(peers) - 1) > 0.99
         shown = {m: {imei for _, n, imei, _ in out if n == m} for m in members}
-        backs = [r for r in reader.unique
-                 if r["date"].isoformat() == day and r["dir"] == "in" and r["msisdn"] in members]
-        assert all(r["imei"] in shown[r["msisdn"]] for r in backs)    # a call-back sees the latest IMEI
+        backs = [
+            r for r in reader.unique if r["date"].isoformat() == day and r["dir"] == "in" and r["msisdn"] in members
+        ]
+        assert all(r["imei"] in shown[r["msisdn"]] for r in backs)  # a call-back sees the latest IMEI
     assert len(set(seen)) == len(seen) and not set(seen) & everyone_else
 
 
@@ -654,22 +757,25 @@ def test_low_slow_room_uses_bought_sims_to_call_a_leaked_list(evasive):
     assert 6 <= len(room) <= 10 and all(set(sims[d]) == room for d in dates[2:])
     handsets = set(sims[dates[2]].values())
     assert len(handsets) == len(room) and {h[:8] for h in handsets} <= PHONE_TACS
-    not_residents = {n["number"] for n in truth(root, "hard_negatives")
-                     if n["kind"] in ("telemarketing", "debt_collection", "sim_shop")}
+    not_residents = {
+        n["number"]
+        for n in truth(root, "hard_negatives")
+        if n["kind"] in ("telemarketing", "debt_collection", "sim_shop")
+    }
     den_sims = {s["msisdn"] for s in truth(root, "den_sims")}
     residents = {r["msisdn"] for r in reader.unique} - not_residents - den_sims
     by_day = defaultdict(list)
     for r in reader.unique:
         if r["msisdn"] in room and r["dir"] == "out":
             by_day[r["date"].isoformat()].append(r)
-    for day in dates[:2]:                    # a normal past: the residents' own calls, their own phones
+    for day in dates[:2]:  # a normal past: the residents' own calls, their own phones
         assert {r["msisdn"] for r in by_day[day]} and not {r["imei"] for r in by_day[day]} & handsets
     callers_of = defaultdict(set)
     answered = []
     for day in dates[2:]:
         calls = by_day[day]
-        assert all(r["imei"] in handsets and r["svc"] == "voice" for r in calls)     # none of the seller's own
-        assert {r["peer"] for r in calls} <= residents                               # strangers from the list
+        assert all(r["imei"] in handsets and r["svc"] == "voice" for r in calls)  # none of the seller's own
+        assert {r["peer"] for r in calls} <= residents  # strangers from the list
         per_sim = Counter(r["msisdn"] for r in calls)
         assert all(15 <= n <= 45 for n in per_sim.values()) and len(per_sim) == len(room)
         assert all(9 <= local_hour(r["ts"]) < 22 for r in calls)
@@ -679,16 +785,23 @@ def test_low_slow_room_uses_bought_sims_to_call_a_leaked_list(evasive):
             callers_of[r["peer"]].add(r["msisdn"])
         answered += [r["dur"] for r in calls if r["dur"] > 0]
         peers = [int(r["peer"][1:]) for r in sorted(calls, key=lambda r: r["ts"])]
-        assert 0.3 < sum(b > a for a, b in zip(peers, peers[1:])) / len(peers) < 0.7     # no sequence
-    assert sum(len(s) >= 2 for s in callers_of.values()) >= 30     # the same residents, hit by several SIMs
-    assert all(d <= 15 or d >= 300 for d in answered)               # bimodal: a hang-up or a long talk
+        assert 0.3 < sum(b > a for a, b in zip(peers, peers[1:])) / len(peers) < 0.7  # no sequence
+    assert sum(len(s) >= 2 for s in callers_of.values()) >= 30  # the same residents, hit by several SIMs
+    assert all(d <= 15 or d >= 300 for d in answered)  # bimodal: a hang-up or a long talk
     assert 0.15 < sum(d >= 300 for d in answered) / len(answered) < 0.4
     # call-backs: calls from residents it called, apart from the former owner's circle still ringing the number
-    known = {(r["msisdn"], r["peer"]) for r in reader.unique
-             if r["msisdn"] in room and r["date"].isoformat() < dates[2]}
+    known = {
+        (r["msisdn"], r["peer"]) for r in reader.unique if r["msisdn"] in room and r["date"].isoformat() < dates[2]
+    }
     total = sum(len(by_day[d]) for d in dates[2:])
-    backs = [r for r in reader.unique if r["msisdn"] in room and r["dir"] == "in" and r["peer"] in callers_of
-             and (r["msisdn"], r["peer"]) not in known]
+    backs = [
+        r
+        for r in reader.unique
+        if r["msisdn"] in room
+        and r["dir"] == "in"
+        and r["peer"] in callers_of
+        and (r["msisdn"], r["peer"]) not in known
+    ]
     assert len(backs) <= 0.04 * total
     assert {v["date"] for v in truth(root, "victims") if v["den_id"] == rows[0]["den_id"]} == set(dates[2:])
 
@@ -701,14 +814,17 @@ def test_twin_boxes_are_one_den_with_two_box_imeis_at_one_point(evasive):
     for day, members in sims.items():
         boxes = set(members.values())
         assert len(boxes) == 2 and all(b[:8] in BOX_TACS for b in boxes) and 16 <= len(members) <= 24
-        out = sorted((r["ts"], int(r["peer"][1:]), r["imei"], (r["carrier"], r["cell"])) for r in reader.unique
-                     if r["date"].isoformat() == day and r["dir"] == "out" and r["msisdn"] in members)
+        out = sorted(
+            (r["ts"], int(r["peer"][1:]), r["imei"], (r["carrier"], r["cell"]))
+            for r in reader.unique
+            if r["date"].isoformat() == day and r["dir"] == "out" and r["msisdn"] in members
+        )
         peers = [p for _, p, _, _ in out]
-        assert sum(b > a for a, b in zip(peers, peers[1:])) / (len(peers) - 1) > 0.99    # ONE list
+        assert sum(b > a for a, b in zip(peers, peers[1:])) / (len(peers) - 1) > 0.99  # ONE list
         box = [imei for _, _, imei, _ in out]
-        assert sum(a != b for a, b in zip(box, box[1:])) / len(box) > 0.3                # dealt to both boxes
+        assert sum(a != b for a, b in zip(box, box[1:])) / len(box) > 0.3  # dealt to both boxes
         near = [metres(rows[0]["lat"], rows[0]["lon"], *where[cell]) for *_, cell in out]
-        assert sum(m < 230 for m in near) / len(near) > 0.8 and max(near) < 1500         # one site
+        assert sum(m < 230 for m in near) / len(near) > 0.8 and max(near) < 1500  # one site
 
 
 def test_car_box_changes_site_every_hour_along_a_road(evasive):
@@ -716,11 +832,11 @@ def test_car_box_changes_site_every_hour_along_a_road(evasive):
     rows, sims = den_of(root, "goip_car")
     where = positions(root)
     assert len({imei for members in sims.values() for imei in members.values()}) == 1
-    assert not set.intersection(*(set(m) for m in sims.values()))               # fresh SIMs daily
+    assert not set.intersection(*(set(m) for m in sims.values()))  # fresh SIMs daily
     for d in rows:
         route = [tuple(map(float, p.split(","))) for p in d["route"].split(";")]
         assert 5 <= len(route) <= 7 and len(set(route)) == len(route)
-        assert all(900 < metres(*a, *b) < 1400 for a, b in zip(route, route[1:]))          # consecutive sites
+        assert all(900 < metres(*a, *b) < 1400 for a, b in zip(route, route[1:]))  # consecutive sites
         assert abs(int(d["route_radius_m"]) - max(metres(d["lat"], d["lon"], *p) for p in route)) < 3
         members = sims[d["date"]]
         hourly = defaultdict(Counter)
@@ -733,11 +849,11 @@ def test_car_box_changes_site_every_hour_along_a_road(evasive):
         sites = []
         for hour in sorted(hourly):
             site, n = hourly[hour].most_common(1)[0]
-            assert n >= 0.8 * sum(hourly[hour].values())                    # all its SIMs on that hour's site
+            assert n >= 0.8 * sum(hourly[hour].values())  # all its SIMs on that hour's site
             if not sites or sites[-1] != site:
                 sites.append(site)
-        assert len(set(sites)) >= 5 and len(sites) >= len(hourly) - 2   # a new mast every working hour
-        assert list(dict.fromkeys(sites)) == route                     # truth lists them in order of first use
+        assert len(set(sites)) >= 5 and len(sites) >= len(hourly) - 2  # a new mast every working hour
+        assert list(dict.fromkeys(sites)) == route  # truth lists them in order of first use
 
 
 def test_debt_collection_calls_the_same_debtors_again_and_hears_back(evasive):
@@ -748,7 +864,8 @@ def test_debt_collection_calls_the_same_debtors_again_and_hears_back(evasive):
     records = [r for r in reader.unique if r["msisdn"] in phones]
     assert {r["imei"][:8] for r in records} <= PHONE_TACS and len({r["imei"] for r in records}) == len(phones)
     assert len({r["cell"] for r in records}) <= 6 and {r["date"] for r in records} == {
-        START + timedelta(days=i) for i in range(EVASIVE_DAYS)}
+        START + timedelta(days=i) for i in range(EVASIVE_DAYS)
+    }
     earlier: set[str] = set()
     for i in range(EVASIVE_DAYS):
         day = START + timedelta(days=i)
@@ -757,7 +874,7 @@ def test_debt_collection_calls_the_same_debtors_again_and_hears_back(evasive):
         assert all(9 <= local_hour(r["ts"]) < 12 or 13.5 <= local_hour(r["ts"]) < 18 for r in out)
         callees = {r["peer"] for r in out}
         if i:
-            assert len(callees & earlier) / len(callees) > 0.5       # most debtors were called before
+            assert len(callees & earlier) / len(callees) > 0.5  # most debtors were called before
         earlier |= callees
         talks = [r["dur"] for r in out]
         assert 0.3 < sum(d > 0 for d in talks) / len(talks) < 0.5 and all(d == 0 or 60 <= d <= 900 for d in talks)
@@ -771,7 +888,7 @@ def test_estate_agents_dial_a_segment_in_order_on_the_move(evasive):
     assert 3 <= len(agents) <= 5
     where = positions(root)
     out = [r for r in reader.unique if r["msisdn"] in agents and r["dir"] == "out"]
-    segment, n = Counter(r["peer"][:-4] for r in out).most_common(1)[0]      # one segment for the agency
+    segment, n = Counter(r["peer"][:-4] for r in out).most_common(1)[0]  # one segment for the agency
     assert n > 0.6 * len(out)
     cold = sorted((r for r in out if r["peer"][:-4] == segment), key=lambda r: r["ts"])
     for i in range(EVASIVE_DAYS):
@@ -779,23 +896,23 @@ def test_estate_agents_dial_a_segment_in_order_on_the_move(evasive):
         blocks, starts, at = [], set(), defaultdict(set)
         for agent in agents:
             mine = [r for r in cold if r["date"] == day and r["msisdn"] == agent]
-            dialled = {int(r["peer"][1:]) for r in mine}                 # the run, not a call to a friend
+            dialled = {int(r["peer"][1:]) for r in mine}  # the run, not a call to a friend
             mine = [r for r in mine if {int(r["peer"][1:]) - 1, int(r["peer"][1:]) + 1} & dialled]
             numbers = [int(r["peer"][1:]) for r in mine]
             steps = [b - a for a, b in zip(numbers, numbers[1:])]
-            assert len(numbers) >= 10 and sum(s == 1 for s in steps) / len(steps) > 0.9   # next number, none skipped
+            assert len(numbers) >= 10 and sum(s == 1 for s in steps) / len(steps) > 0.9  # next number, none skipped
             blocks.append((numbers[0], numbers[-1]))
             span = local_hour(mine[-1]["ts"]) - local_hour(mine[0]["ts"])
-            assert 1.2 <= span <= 4 and 5 <= len(mine) / max(span, 1) <= 20                # a person's pace
+            assert 1.2 <= span <= 4 and 5 <= len(mine) / max(span, 1) <= 20  # a person's pace
             starts.add(int(local_hour(mine[0]["ts"])))
             for r in mine:
                 at[int(local_hour(r["ts"]))].add((agent, where[r["carrier"], r["cell"]]))
-            assert len({where[r["carrier"], r["cell"]] for r in mine}) >= 2                   # on the move
+            assert len({where[r["carrier"], r["cell"]] for r in mine}) >= 2  # on the move
             assert all(15 <= r["dur"] <= 120 for r in mine if r["dur"])
-        assert max(starts) - min(starts) <= 1                                                 # the same hours
+        assert max(starts) - min(starts) <= 1  # the same hours
         blocks.sort()
-        assert all(a[1] < b[0] for a, b in zip(blocks, blocks[1:]))                            # consecutive blocks
-        for seen in at.values():                         # never two agents within 100 m in the same hour
+        assert all(a[1] < b[0] for a, b in zip(blocks, blocks[1:]))  # consecutive blocks
+        for seen in at.values():  # never two agents within 100 m in the same hour
             assert all(metres(*pa, *pb) > 100 for a, pa in seen for b, pb in seen if a != b)
     assert 0.2 < sum(r["dur"] > 0 for r in cold) / len(cold) < 0.4
     backs = [r for r in reader.unique if r["msisdn"] in agents and r["dir"] == "in" and r["peer"][:-4] == segment]
@@ -813,16 +930,16 @@ def test_sim_shop_activates_new_sims_that_leave_with_their_buyers(evasive):
     assert len(first_day) >= 0.95 * len(sold)
     assert all(10 <= n <= 30 for n in Counter(r["date"] for r in first_day.values()).values())
     shop = Counter(where[r["carrier"], r["cell"]] for r in first_day.values()).most_common(1)[0][0]
-    tested = [r for r in first_day.values() if r["dir"] == "out" and r["dur"] <= 40]           # a short test call ...
+    tested = [r for r in first_day.values() if r["dir"] == "out" and r["dur"] <= 40]  # a short test call ...
     assert len(tested) >= 0.95 * len(first_day)
-    assert all(metres(*shop, *where[r["carrier"], r["cell"]]) < 20 for r in tested)                 # ... in one shop
+    assert all(metres(*shop, *where[r["carrier"], r["cell"]]) < 20 for r in tested)  # ... in one shop
     assert {r["imei"][:8] for r in first_day.values()} <= PHONE_TACS
-    assert len({r["imei"] for r in first_day.values()}) == len(first_day)                         # the buyers' phones
+    assert len({r["imei"] for r in first_day.values()}) == len(first_day)  # the buyers' phones
     later = [r for r in reader.unique if r["msisdn"] in sold and r["date"] > first_day[r["msisdn"]]["date"]]
     assert later and sum(metres(*shop, *where[r["carrier"], r["cell"]]) > 20 for r in later) / len(later) > 0.9
 
 
-CLASSIC_TRUTH_SHA256 = "94669aa852398ff38e5cb0e11424471ebacfe2bee053504b1f4fb70cdf0937da"   # HEAD 86c185f
+CLASSIC_TRUTH_SHA256 = "94669aa852398ff38e5cb0e11424471ebacfe2bee053504b1f4fb70cdf0937da"  # HEAD 86c185f
 
 
 def test_four_classic_dens_make_the_calls_they_always_made(tmp_path):

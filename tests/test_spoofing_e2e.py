@@ -1,18 +1,18 @@
 """Caller-ID spoofing end to end (#16): the simulated week's two overseas gateways through the real
 CLI (ingest, detect, dens, export), scored against the simulator's truth; and a night with one
 carrier's files missing, which must flag nothing for that carrier's numbers."""
+
 import csv
-import datetime as dt
 import re
 import shutil
 
 import polars as pl
 import pytest
 
-from jobs.evaluate import evaluate_spoofing
-from jobs.export import national
 from jobs.io import lake_polars, summaries
+from jobs.numbers import national
 from schemas.tables import FLAG, SPOOFED
+from simulator.evaluate import evaluate_spoofing
 
 pytestmark = pytest.mark.slow
 
@@ -42,11 +42,15 @@ def _not_in_the_night(week) -> set[tuple[str, str]]:
     quarantined = pl.read_parquet(lake / "quarantine" / "**" / "*.parquet")["raw"].drop_nulls().to_list()
     routed = pl.read_parquet(lake / "routed" / "**" / "*.parquet").filter(pl.col("direction") == "in")
     truth = pl.read_csv(week.truth / "spoofed_legs.csv", schema_overrides={"presented": pl.String})
-    def written(number: str) -> re.Pattern:   # the number as a whole field, in any of its written forms
+
+    def written(number: str) -> re.Pattern:  # the number as a whole field, in any of its written forms
         return re.compile(rf"(?<![0-9])(?:0086|86)?{national(number)}(?![0-9])")
 
-    lost = {(r, p) for r, p in truth.select("receiver", "presented").iter_rows()
-            if any(written(r).search(line) and written(p).search(line) for line in quarantined)}
+    lost = {
+        (r, p)
+        for r, p in truth.select("receiver", "presented").iter_rows()
+        if any(written(r).search(line) and written(p).search(line) for line in quarantined)
+    }
     return lost | set(routed.select("msisdn", "other_party").iter_rows())
 
 
@@ -59,8 +63,9 @@ def test_every_receiver_of_an_answered_protected_spoof_is_warned(week_exported):
     assert len(lost & set(answered.select("receiver", "presented").iter_rows())) <= 0.05 * answered.height
     for day in week.dates:
         warned = {r["number"]: r for r in _warnings(week, day) if r["reason"].startswith("spoofed ")}
-        for receiver, presented in answered.filter(pl.col("date") == day.isoformat()).select(
-                "receiver", "presented").iter_rows():
+        for receiver, presented in (
+            answered.filter(pl.col("date") == day.isoformat()).select("receiver", "presented").iter_rows()
+        ):
             row = warned.get(national(receiver))
             assert row is not None or (receiver, presented) in lost, (day, receiver, presented)
             if row is None:
@@ -82,10 +87,11 @@ def test_impersonated_subscribers_are_in_no_lead_and_named_as_victims(week_expor
         with (out / "analysts" / "spoofing.csv").open(encoding="utf-8-sig", newline="") as f:
             campaigns = list(csv.DictReader(f))
         named = {n for c in campaigns for n in c["impersonated_subscribers"].split(";") if n}
-        tonight = {national(o) for o in truth.filter(~pl.col("protected") & (pl.col("date") == day.isoformat()))[
-            "presented"]}
-        assert named <= tonight, (day, named - tonight)            # only real owners, never a protected number
-        assert len(named) >= 0.9 * len(tonight), day                 # a few legs are not judged (quarantine)
+        tonight = {
+            national(o) for o in truth.filter(~pl.col("protected") & (pl.col("date") == day.isoformat()))["presented"]
+        }
+        assert named <= tonight, (day, named - tonight)  # only real owners, never a protected number
+        assert len(named) >= 0.9 * len(tonight), day  # a few legs are not judged (quarantine)
         flags = lake_polars.read_day(week.config, FLAG, day, ["detector", "entity_type", "entity_id"])
         spoofing = flags.filter(pl.col("detector") == "spoofing")
         assert set(spoofing["entity_type"]) <= {"presented"}
@@ -111,13 +117,24 @@ def carrier_missing(week_ingested, tmp_path_factory):
             shutil.copytree(item, landing / item.name)
         else:
             shutil.copy(item, landing / item.name)
-    argv = ["--landing", str(landing), "--lake", str(root / "lake"), "--outbox", str(root / "outbox"),
-            "--set", "spark.master=local[2]", "--set", "spark.shuffle_partitions=2"]
+    argv = [
+        "--landing",
+        str(landing),
+        "--lake",
+        str(root / "lake"),
+        "--outbox",
+        str(root / "outbox"),
+        "--set",
+        "spark.master=local[2]",
+        "--set",
+        "spark.shuffle_partitions=2",
+    ]
     for day in days:
         assert main(["ingest", "--date", day.isoformat(), *argv]) == 0
     for day in days:
         assert main(["detect", "--date", day.isoformat(), *argv]) == 0
     from jobs.config import load_config
+
     config = load_config(overrides=[f"paths.landing={landing}", f"paths.lake={root / 'lake'}"])
     return config, days[1]
 

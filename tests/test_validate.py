@@ -1,4 +1,5 @@
 """jobs.validate: the GX suite over one lake partition, the volume check and the run-summary reader."""
+
 import datetime as dt
 import json
 from zoneinfo import ZoneInfo
@@ -22,17 +23,29 @@ def good_rows():
     peers = ["+8613800000001", "+862885551234", "+85512345678", "10086", "95588", None]
     rows = []
     for i in range(12):
-        rows.append(dict(
-            record_id=f"cm-{i}", carrier="cm", msisdn=f"+86139{i:08d}", other_party=peers[i % len(peers)],
-            direction="out" if i % 2 else "in", service="voice", start_time=local(2026, 3, 1, 8, i),
-            duration_s=60 * i, imsi=f"460001{i:09d}", imei=f"86{i:012d}", cell_id="23017-131",
-            source_file="cm/2026-03-01/a.csv", source_line=i + 2, date=DAY,
-        ))
-    rows[0].update(start_time=local(2026, 3, 1, 0, 0, 0))          # first instant of the day
+        rows.append(
+            dict(
+                record_id=f"cm-{i}",
+                carrier="cm",
+                msisdn=f"+86139{i:08d}",
+                other_party=peers[i % len(peers)],
+                direction="out" if i % 2 else "in",
+                service="voice",
+                start_time=local(2026, 3, 1, 8, i),
+                duration_s=60 * i,
+                imsi=f"460001{i:09d}",
+                imei=f"86{i:012d}",
+                cell_id="23017-131",
+                source_file="cm/2026-03-01/a.csv",
+                source_line=i + 2,
+                date=DAY,
+            )
+        )
+    rows[0].update(start_time=local(2026, 3, 1, 0, 0, 0))  # first instant of the day
     rows[1].update(start_time=local(2026, 3, 1, 23, 59, 59), duration_s=86_400)
     rows[2].update(service="sms", duration_s=0)
-    rows[3].update(imsi=None, imei=None, cell_id=None)             # optional fields may be missing
-    rows[4].update(imei="8612345678901234")                         # 16-digit IMEISV
+    rows[3].update(imsi=None, imei=None, cell_id=None)  # optional fields may be missing
+    rows[4].update(imei="8612345678901234")  # 16-digit IMEISV
     return rows
 
 
@@ -83,25 +96,31 @@ def dup_record_id():
 BROKEN = {
     "bad direction": (
         bad(5, direction="sideways"),
-        "expect_column_values_to_be_in_set(direction): 1 of 12 rows are not in {out, in} (e.g. 'sideways')"),
+        "expect_column_values_to_be_in_set(direction): 1 of 12 rows are not in {out, in} (e.g. 'sideways')",
+    ),
     "negative duration": (
         bad(5, duration_s=-5),
-        "expect_column_values_to_be_between(duration_s): 1 of 12 rows are outside 0..86400 (e.g. -5)"),
+        "expect_column_values_to_be_between(duration_s): 1 of 12 rows are outside 0..86400 (e.g. -5)",
+    ),
     "huge duration": (
         bad(5, duration_s=86_401),
-        "expect_column_values_to_be_between(duration_s): 1 of 12 rows are outside 0..86400 (e.g. 86401)"),
+        "expect_column_values_to_be_between(duration_s): 1 of 12 rows are outside 0..86400 (e.g. 86401)",
+    ),
     "the evening before": (
         bad(5, start_time=local(2026, 2, 28, 23, 30)),
         "expect_column_values_to_be_between(start_time): 1 of 12 rows are outside "
-        "[2026-03-01 00:00, 2026-03-02 00:00) Asia/Shanghai (e.g. 2026-02-28 23:30:00)"),
+        "[2026-03-01 00:00, 2026-03-02 00:00) Asia/Shanghai (e.g. 2026-02-28 23:30:00)",
+    ),
     "malformed msisdn": (
         bad(5, msisdn="13912345678"),
         r"expect_column_values_to_match_regex(msisdn): 1 of 12 rows do not match "
-        r"^(\+861[3-9][0-9]{9}|\+861(064|440)[0-9]{9})$ (e.g. '13912345678')"),
+        r"^(\+861[3-9][0-9]{9}|\+861(064|440)[0-9]{9})$ (e.g. '13912345678')",
+    ),
     "duplicated record_id": (
         dup_record_id(),
         "expect_column_values_to_be_unique(record_id): 2 of 12 rows share their record_id with another row "
-        "(e.g. 'cm-6')"),
+        "(e.g. 'cm-6')",
+    ),
 }
 
 
@@ -158,7 +177,7 @@ def test_iot_msisdns_are_subscribers_and_other_shapes_are_not(spark, test_config
     rows[0]["msisdn"] = "+861064812345678"
     outcome = validate(spark, test_config, rows)
     assert (outcome.success, outcome.failures, outcome.row_count) == (True, (), 2000)
-    rows[1]["msisdn"] = "+8610648123456789"   # 14 digits: not a number plan of ours
+    rows[1]["msisdn"] = "+8610648123456789"  # 14 digits: not a number plan of ours
     outcome = validate(spark, test_config, rows)
     assert outcome.success is False
     assert outcome.failures[0].startswith("expect_column_values_to_match_regex(msisdn): 1 of 2000 rows do not match")
@@ -169,8 +188,11 @@ def test_low_volume_is_suspect_but_not_a_failure(spark, test_config):
     outcome = validate_cdr_partition(df, "cm", DAY, test_config, [30, 24, 40])  # median 30, minimum 15
     assert (outcome.success, outcome.suspect, outcome.failures) == (True, True, ())
     assert outcome.volume == "suspect: 12 rows; median of 3 recent days 30, minimum 15 (0.5 x median)"
-    volume = [r for r in outcome.gx_result["results"]
-              if r["expectation_config"]["type"] == "expect_table_row_count_to_be_between"]
+    volume = [
+        r
+        for r in outcome.gx_result["results"]
+        if r["expectation_config"]["type"] == "expect_table_row_count_to_be_between"
+    ]
     assert volume[0]["expectation_config"]["severity"] == "warning"
     assert volume[0]["result"]["observed_value"] == 12
     assert df.is_cached  # the caller's cache is left alone
@@ -195,8 +217,14 @@ def test_save_validation_writes_json_and_html(good, tmp_path):
     assert save_validation(outcome, path) == path
     saved = json.loads(path.read_text(encoding="utf-8"))
     assert {k: saved[k] for k in ("carrier", "date", "success", "suspect", "row_count", "volume", "failures")} == {
-        "carrier": "cm", "date": "2026-03-01", "success": True, "suspect": False, "row_count": 12,
-        "volume": NO_HISTORY, "failures": []}
+        "carrier": "cm",
+        "date": "2026-03-01",
+        "success": True,
+        "suspect": False,
+        "row_count": 12,
+        "volume": NO_HISTORY,
+        "failures": [],
+    }
     assert saved["gx_result"] == outcome.gx_result
     html = path.with_suffix(".html").read_text(encoding="utf-8")
     assert "Data documentation compiled by Great Expectations" in html  # GX's validation page
@@ -211,31 +239,42 @@ def test_save_validation_writes_json_and_html(good, tmp_path):
 def write_summary(lake, day, carriers):
     path = lake / "_runs" / "ingest" / f"date={day.isoformat()}" / "summary.json"
     path.parent.mkdir(parents=True)
-    text = carriers if isinstance(carriers, str) else json.dumps(
-        {"date": day.isoformat(), "carriers": {c: {"format": "cn_csv", "read": n + 3, "accepted": n}
-                                              for c, n in carriers.items()}, "warnings": []})
+    text = (
+        carriers
+        if isinstance(carriers, str)
+        else json.dumps(
+            {
+                "date": day.isoformat(),
+                "carriers": {c: {"format": "cn_csv", "read": n + 3, "accepted": n} for c, n in carriers.items()},
+                "warnings": [],
+            }
+        )
+    )
     path.write_text(text, encoding="utf-8")
 
 
 def test_recent_row_counts_reads_the_previous_days(test_config, tmp_path):
     config = test_config.with_paths(lake=tmp_path)  # volume_history_days: 7
     assert recent_row_counts(config, "cm", DAY) == []
-    write_summary(tmp_path, DAY - dt.timedelta(days=8), {"cm": 999})   # too old
+    write_summary(tmp_path, DAY - dt.timedelta(days=8), {"cm": 999})  # too old
     write_summary(tmp_path, DAY - dt.timedelta(days=7), {"cm": 100, "cu": 5})
-    write_summary(tmp_path, DAY - dt.timedelta(days=3), {"cu": 7})     # cm delivered nothing
+    write_summary(tmp_path, DAY - dt.timedelta(days=3), {"cu": 7})  # cm delivered nothing
     write_summary(tmp_path, DAY - dt.timedelta(days=2), {"cm": 0})
     write_summary(tmp_path, DAY - dt.timedelta(days=1), {"cm": 120})
-    write_summary(tmp_path, DAY, {"cm": 1})                             # the day itself is not history
+    write_summary(tmp_path, DAY, {"cm": 1})  # the day itself is not history
     assert recent_row_counts(config, "cm", DAY) == [100, 0, 120]
     assert recent_row_counts(config, "cu", DAY) == [5, 7]
     assert recent_row_counts(config, "ct", DAY) == []
 
 
-@pytest.mark.parametrize("text, message", [
-    ("{not json", "not valid JSON"),
-    ('{"cm": {"accepted": 3}}', "expected an object with a 'carriers' mapping"),
-    ('{"carriers": {"cm": {"accepted": "3"}}}', "carriers.cm.accepted should be a row count, got '3'"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("{not json", "not valid JSON"),
+        ('{"cm": {"accepted": 3}}', "expected an object with a 'carriers' mapping"),
+        ('{"carriers": {"cm": {"accepted": "3"}}}', "carriers.cm.accepted should be a row count, got '3'"),
+    ],
+)
 def test_recent_row_counts_rejects_a_malformed_summary(test_config, tmp_path, text, message):
     write_summary(tmp_path, DAY - dt.timedelta(days=1), text)
     with pytest.raises(CdrwatchError, match="summary.json: ") as err:

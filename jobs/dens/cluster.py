@@ -12,6 +12,7 @@ edges. A networkx subgraph view iterates the component's node *set* (an order th
 PYTHONHASHSEED), so each component is rebuilt as a fresh graph from its sorted nodes and sorted
 edges before Louvain sees it, and the graph itself is built the same way from sorted input.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -34,8 +35,9 @@ def canonical_graph(nodes: Iterable[str], edges: Iterable[tuple[str, str, float]
     return graph
 
 
-def suspect_graph(edges: Iterable[tuple[str, str, float]], nodes: Iterable[str] = (),
-                  min_edge_weight: float = 0.5) -> nx.Graph:
+def suspect_graph(
+    edges: Iterable[tuple[str, str, float]], nodes: Iterable[str] = (), min_edge_weight: float = 0.5
+) -> nx.Graph:
     """The strong-edge graph (weights rounded as in Spark, see `graph.strong_edges`), canonical."""
     rounded = ((a, b, round(float(w), WEIGHT_DECIMALS)) for a, b, w in edges)
     return canonical_graph(nodes, [(a, b, w) for a, b, w in rounded if w >= min_edge_weight])
@@ -44,8 +46,9 @@ def suspect_graph(edges: Iterable[tuple[str, str, float]], nodes: Iterable[str] 
 def _component(graph: nx.Graph, nodes: list[str]) -> nx.Graph:
     """The component as a canonical graph, not a subgraph view (whose order follows a set)."""
     inside = set(nodes)
-    return canonical_graph(nodes, [(a, b, data["weight"]) for a in nodes for b, data in graph.adj[a].items()
-                                   if a < b and b in inside])
+    return canonical_graph(
+        nodes, [(a, b, data["weight"]) for a in nodes for b, data in graph.adj[a].items() if a < b and b in inside]
+    )
 
 
 def den_groups(graph: nx.Graph, *, seed: int, split_min_nodes: int = 20, min_sims: int = 3) -> list[list[str]]:

@@ -18,6 +18,7 @@ merged when they share a place, a time and a number list (`merge_plan`).
 Float sums depend on their order: the facts arrive sorted (sites by key, SIMs by number; see
 `describe.describe`), so position, radius and score are computed from the same sequence every run.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -30,12 +31,12 @@ from detectors.sites import distance_m
 from jobs.dens.identity import DenSketch, assign_ids, latest_per_den
 
 MIN_RADIUS_M = 100.0
-ACTIVE_HOUR_SHARE = 0.1     # an hour is "active" with at least this share of the den's busiest hour
-SEGMENT_SHARE = 0.05        # a segment is the den's when it takes this share of its calls (and >= 20)
+ACTIVE_HOUR_SHARE = 0.1  # an hour is "active" with at least this share of the den's busiest hour
+SEGMENT_SHARE = 0.05  # a segment is the den's when it takes this share of its calls (and >= 20)
 MAX_CELLS = 30
-ROUTE_MIN_SITES = 3         # a den whose busy hours are each held by one site, at least this many in turn, moves
-ROUTE_HOUR_SHARE = 0.5      # ... "held": the site takes at least this share of the hour's events
-HOPPING_IMEIS_PER_SIM = 3   # more IMEIs than this per SIM: a box inventing an IMEI per call, not devices to seize
+ROUTE_MIN_SITES = 3  # a den whose busy hours are each held by one site, at least this many in turn, moves
+ROUTE_HOUR_SHARE = 0.5  # ... "held": the site takes at least this share of the hour's events
+HOPPING_IMEIS_PER_SIM = 3  # more IMEIs than this per SIM: a box inventing an IMEI per call, not devices to seize
 
 
 @dataclass(frozen=True)
@@ -87,19 +88,20 @@ def key_of(i: int) -> str:
     return f"k{i + 1:03d}"
 
 
-def describe_dens(night: NightFacts, earlier: list[dict], settings, *, min_call_s: int,
-                  day: dt.date) -> dict[str, dict]:
+def describe_dens(
+    night: NightFacts, earlier: list[dict], settings, *, min_call_s: int, day: dt.date
+) -> dict[str, dict]:
     """den_key -> the den's row in DEN's columns, in den_id order. `settings` are `config.dens`;
     `earlier` the DEN rows of the nights before (a continuing den keeps its id); `min_call_s` the
     call length that makes a resident a victim (named in the evidence)."""
     score_of: dict[tuple[str, str], float] = {}
     detectors_of: dict[tuple[str, str], set[str]] = {}
-    sweep_of: dict[str, tuple[float, str]] = {}   # msisdn -> (score, dialling) of its best sequential flag
+    sweep_of: dict[str, tuple[float, str]] = {}  # msisdn -> (score, dialling) of its best sequential flag
     for f in night.flags:
         key = (f.entity_type, f.entity_id)
         score_of[key] = max(score_of.get(key, 0.0), f.score)
         detectors_of.setdefault(key, set()).add(f.detector)
-        if f.detector == "sequential" and f.entity_type == "msisdn":   # the best, not the last
+        if f.detector == "sequential" and f.entity_type == "msisdn":  # the best, not the last
             mine = (f.score, dialling_pattern(f.segment, f.range_lo, f.range_hi, f.pattern) or "")
             sweep_of[f.entity_id] = max(sweep_of.get(f.entity_id, mine), mine)
 
@@ -122,34 +124,85 @@ def describe_dens(night: NightFacts, earlier: list[dict], settings, *, min_call_
         top = max(sorted(fact.segments.items()), key=lambda kv: kv[1])[0] if fact.segments else None
         hours = active_hours(fact.hours)
         score = den_score(member_scores, len(sims))
-        swept = sorted((-sweep_of[s][0], s) for s in sims if s in sweep_of)   # the best-scoring sweeper's
+        swept = sorted((-sweep_of[s][0], s) for s in sims if s in sweep_of)  # the best-scoring sweeper's
         pattern = (sweep_of[swept[0][1]][1] or None) if swept else None
         n_victims = night.n_victims.get(key, 0)
-        related = sorted({f.related_den for f in night.flags if f.detector == "hotlist" and f.related_den
-                          and f.entity_type == "msisdn" and f.entity_id in sims})
+        related = sorted(
+            {
+                f.related_den
+                for f in night.flags
+                if f.detector == "hotlist" and f.related_den and f.entity_type == "msisdn" and f.entity_id in sims
+            }
+        )
         described[key] = dict(
-            score=score, priority=priority(score, settings),
-            district=where["district"], lat=where["lat"], lon=where["lon"], radius_m=where["radius_m"],
-            numbers=sorted(sims), imeis=imeis, cells=where["cells"], site_names=where["site_names"],
-            active_hours=hours, n_calls=fact.n_calls, n_distinct_callees=fact.n_distinct_callees,
-            n_victims=n_victims, signals=sorted(signals), segments=segments,
-            related_to=related, last_visit=None, last_outcome=None, suppressed=None,
-            evidence=evidence(sims=sims, n_boxes=boxes, n_handsets=len(imeis) - boxes,
-                              main_site=where["main_site"], radius_m=where["radius_m"], hours=hours,
-                              n_calls=fact.n_calls, n_callees=fact.n_distinct_callees,
-                              top_segment=top if top in segments else None,
-                              n_victims=n_victims, min_call_s=min_call_s, n_sms=fact.n_sms, pattern=pattern,
-                              route=where["route"], n_hopping_imeis=len(imeis) if hopping else 0))
-        sketches.append(DenSketch(key=key, numbers=frozenset(sims), imeis=frozenset(imeis),
-                                  segments=frozenset(segments), lat=where["lat"], lon=where["lon"], score=score))
+            score=score,
+            priority=priority(score, settings),
+            district=where["district"],
+            lat=where["lat"],
+            lon=where["lon"],
+            radius_m=where["radius_m"],
+            numbers=sorted(sims),
+            imeis=imeis,
+            cells=where["cells"],
+            site_names=where["site_names"],
+            active_hours=hours,
+            n_calls=fact.n_calls,
+            n_distinct_callees=fact.n_distinct_callees,
+            n_victims=n_victims,
+            signals=sorted(signals),
+            segments=segments,
+            related_to=related,
+            last_visit=None,
+            last_outcome=None,
+            suppressed=None,
+            evidence=evidence(
+                sims=sims,
+                n_boxes=boxes,
+                n_handsets=len(imeis) - boxes,
+                main_site=where["main_site"],
+                radius_m=where["radius_m"],
+                hours=hours,
+                n_calls=fact.n_calls,
+                n_callees=fact.n_distinct_callees,
+                top_segment=top if top in segments else None,
+                n_victims=n_victims,
+                min_call_s=min_call_s,
+                n_sms=fact.n_sms,
+                pattern=pattern,
+                route=where["route"],
+                n_hopping_imeis=len(imeis) if hopping else 0,
+            ),
+        )
+        sketches.append(
+            DenSketch(
+                key=key,
+                numbers=frozenset(sims),
+                imeis=frozenset(imeis),
+                segments=frozenset(segments),
+                lat=where["lat"],
+                lon=where["lon"],
+                score=score,
+            )
+        )
 
-    ids = assign_ids(day, sketches, latest_per_den(earlier), min_overlap=settings.match_min_overlap,
-                     max_distance_m=settings.match_max_distance_m)
+    ids = assign_ids(
+        day,
+        sketches,
+        latest_per_den(earlier),
+        min_overlap=settings.match_min_overlap,
+        max_distance_m=settings.match_max_distance_m,
+    )
     rows = {}
     for key, den in described.items():
         den_id, first_seen, nights = ids[key]
-        rows[key] = {**den, "den_id": den_id, "first_seen": first_seen, "last_seen": day,
-                     "nights_active": nights, "date": day}
+        rows[key] = {
+            **den,
+            "den_id": den_id,
+            "first_seen": first_seen,
+            "last_seen": day,
+            "nights_active": nights,
+            "date": day,
+        }
     return dict(sorted(rows.items(), key=lambda kv: kv[1]["den_id"]))
 
 
@@ -209,11 +262,17 @@ def place(facts: DenFacts, sites: list[tuple[float, float, str | None]]) -> dict
     """Position, radius, nearest site's district, cells and site names of one den (`route`: the site
     labels in order of use when it moved, else [])."""
     located = facts.sites
-    result = {"lat": None, "lon": None, "radius_m": None, "district": None, "site_names": [], "main_site": None,
-              "route": []}
+    result = {
+        "lat": None,
+        "lon": None,
+        "radius_m": None,
+        "district": None,
+        "site_names": [],
+        "main_site": None,
+        "route": [],
+    }
     if located:
-        lat, lon, radius = weighted_position([s[1] for s in located], [s[2] for s in located],
-                                             [s[5] for s in located])
+        lat, lon, radius = weighted_position([s[1] for s in located], [s[2] for s in located], [s[5] for s in located])
         result.update(lat=lat, lon=lon, radius_m=radius)
         if sites:
             d = distance_m(lat, lon, np.array([s[0] for s in sites]), np.array([s[1] for s in sites]))
@@ -222,7 +281,7 @@ def place(facts: DenFacts, sites: list[tuple[float, float, str | None]]) -> dict
         result["site_names"] = list(dict.fromkeys(s[3] for s in by_calls if s[3]))
         result["main_site"] = by_calls[0][3]
         path = route(facts)
-        if path:   # one lead for the whole route: every site of it inside the radius, listed in order of use
+        if path:  # one lead for the whole route: every site of it inside the radius, listed in order of use
             where = {s[0]: s for s in by_calls}
             far = max(float(distance_m(lat, lon, where[k][1], where[k][2])) for k in path)
             result["radius_m"] = max(radius, far)
@@ -244,8 +303,11 @@ def merge_plan(dens: dict[str, DenFacts], settings) -> list[list[str]]:
     for key in keys:
         fact = dens[key]
         located = fact.sites
-        position = weighted_position([s[1] for s in located], [s[2] for s in located],
-                                     [s[5] for s in located])[:2] if located else None
+        position = (
+            weighted_position([s[1] for s in located], [s[2] for s in located], [s[5] for s in located])[:2]
+            if located
+            else None
+        )
         hours = active_hours(fact.hours)
         busy = {h for span in hours.split(";") if span for h in range(int(span[:2]), int(span[3:]))}
         sketch[key] = (position, busy, set(main_segments(fact.segments, fact.n_calls)))
@@ -257,7 +319,7 @@ def merge_plan(dens: dict[str, DenFacts], settings) -> list[list[str]]:
         return key
 
     for i, a in enumerate(keys):
-        for b in keys[i + 1:]:
+        for b in keys[i + 1 :]:
             (pa, ha, sa), (pb, hb, sb) = sketch[a], sketch[b]
             if pa is None or pb is None or float(distance_m(*pa, *pb)) > settings.merge_distance_m:
                 continue
@@ -288,8 +350,9 @@ def den_score(member_scores: list[float], n_sims: int) -> float:
     return round(min(1.0, base + min(0.1, 0.01 * n_sims)), 3)
 
 
-def dialling_pattern(segment: str | None, range_lo: str | None, range_hi: str | None,
-                     pattern: str | None) -> str | None:
+def dialling_pattern(
+    segment: str | None, range_lo: str | None, range_hi: str | None, pattern: str | None
+) -> str | None:
     """'139-1234-0000…0411 in ascending order round-robin by 13 SIMs' from a sequential flag's
     columns (None when it has none): the range as its evidence writes it, then how it was dialled."""
     if not (segment and range_lo and range_hi and pattern):
@@ -297,10 +360,24 @@ def dialling_pattern(segment: str | None, range_lo: str | None, range_hi: str | 
     return f"{segment[:3]}-{segment[3:]}-{range_lo[-4:]}…{range_hi[-4:]} {pattern}"
 
 
-def evidence(*, sims: dict[str, str], n_boxes: int, n_handsets: int, main_site: str | None, radius_m: float | None,
-             hours: str, n_calls: int, n_callees: int, top_segment: str | None, n_victims: int,
-             min_call_s: int, n_sms: int = 0, pattern: str | None = None, route: list[str] | None = None,
-             n_hopping_imeis: int = 0) -> str:
+def evidence(
+    *,
+    sims: dict[str, str],
+    n_boxes: int,
+    n_handsets: int,
+    main_site: str | None,
+    radius_m: float | None,
+    hours: str,
+    n_calls: int,
+    n_callees: int,
+    top_segment: str | None,
+    n_victims: int,
+    min_call_s: int,
+    n_sms: int = 0,
+    pattern: str | None = None,
+    route: list[str] | None = None,
+    n_hopping_imeis: int = 0,
+) -> str:
     """One sentence for the field unit: who (SIMs by carrier, devices), where (the route, in order,
     for a den that moved), when, what, harm."""
     carriers = Counter(sims.values())

@@ -8,6 +8,7 @@ Spark returns collected rows in an order that changes with the number of shuffle
 float sums depend on that order: `describe` sorts what it collects (sites by key, SIMs by number)
 so that position, radius and score are computed from the same sequence every run.
 """
+
 from __future__ import annotations
 
 from collections import Counter, defaultdict
@@ -28,35 +29,65 @@ def membership(spark: SparkSession, groups: list[list[str]]) -> DataFrame:
 def victims(cdr: DataFrame, members: DataFrame, whitelist: DataFrame, min_call_s: int) -> DataFrame:
     """`den_key, number, district, first_contact, longest_call_s, n_calls` (district null when the
     resident has no located rows tonight)."""
-    calls = (cdr.join(F.broadcast(members), "msisdn").where(F.col("service") == "voice")
-             .where(F.col("other_party").isNotNull())
-             .select("den_key", F.col("other_party").alias("number"), "start_time", "duration_s"))
-    calls = (calls.join(F.broadcast(members.select(F.col("msisdn").alias("number"))), "number", "left_anti")
-             .join(F.broadcast(whitelist.select(F.col("number"))), "number", "left_anti"))
-    per = (calls.groupBy("den_key", "number")
-           .agg(F.min("start_time").alias("first_contact"), F.max("duration_s").alias("longest_call_s"),
-                F.count("*").alias("n_calls"))
-           .where(F.col("longest_call_s") >= min_call_s))
-    homes = (cdr.join(per.select(F.col("number").alias("msisdn")).distinct(), "msisdn")
-             .where(F.col("district").isNotNull()).groupBy("msisdn", "site_key", "district").count()
-             .withColumn("r", F.row_number().over(Window.partitionBy("msisdn")
-                                                  .orderBy(F.desc("count"), "site_key", "district")))
-             .where(F.col("r") == 1).select(F.col("msisdn").alias("number"), "district"))
-    return per.join(homes, "number", "left").select("den_key", "number", "district", "first_contact",
-                                                    F.col("longest_call_s").cast("int"), "n_calls")
+    calls = (
+        cdr.join(F.broadcast(members), "msisdn")
+        .where(F.col("service") == "voice")
+        .where(F.col("other_party").isNotNull())
+        .select("den_key", F.col("other_party").alias("number"), "start_time", "duration_s")
+    )
+    calls = calls.join(F.broadcast(members.select(F.col("msisdn").alias("number"))), "number", "left_anti").join(
+        F.broadcast(whitelist.select(F.col("number"))), "number", "left_anti"
+    )
+    per = (
+        calls.groupBy("den_key", "number")
+        .agg(
+            F.min("start_time").alias("first_contact"),
+            F.max("duration_s").alias("longest_call_s"),
+            F.count("*").alias("n_calls"),
+        )
+        .where(F.col("longest_call_s") >= min_call_s)
+    )
+    homes = (
+        cdr.join(per.select(F.col("number").alias("msisdn")).distinct(), "msisdn")
+        .where(F.col("district").isNotNull())
+        .groupBy("msisdn", "site_key", "district")
+        .count()
+        .withColumn(
+            "r", F.row_number().over(Window.partitionBy("msisdn").orderBy(F.desc("count"), "site_key", "district"))
+        )
+        .where(F.col("r") == 1)
+        .select(F.col("msisdn").alias("number"), "district")
+    )
+    return per.join(homes, "number", "left").select(
+        "den_key", "number", "district", "first_contact", F.col("longest_call_s").cast("int"), "n_calls"
+    )
 
 
 def describe(cdr: DataFrame, members: DataFrame) -> dict[str, DenFacts]:
     """den_key -> the den's aggregates (see `DenFacts`), each sorted, by den_key."""
     rows = cdr.join(F.broadcast(members), "msisdn")
     out = rows.where(F.col("direction") == "out")
-    facts: dict[str, dict] = defaultdict(lambda: {"sites": Counter(), "site_hours": {}, "cells": Counter(),
-                                                  "hours": {}, "sims": {}, "imeis": Counter(),
-                                                  "segments": Counter(), "n_calls": 0, "n_distinct_callees": 0,
-                                                  "n_sms": 0})
+    facts: dict[str, dict] = defaultdict(
+        lambda: {
+            "sites": Counter(),
+            "site_hours": {},
+            "cells": Counter(),
+            "hours": {},
+            "sims": {},
+            "imeis": Counter(),
+            "segments": Counter(),
+            "n_calls": 0,
+            "n_distinct_callees": 0,
+            "n_sms": 0,
+        }
+    )
     site = ("site_key", "site_lat", "site_lon", "site_label", "district")
-    for r in (rows.where(F.col("site_key").isNotNull())
-              .groupBy("den_key", *site, F.hour("start_time").alias("h")).count().collect()):
+    for r in (
+        rows.where(F.col("site_key").isNotNull())
+        .groupBy("den_key", *site, F.hour("start_time").alias("h"))
+        .count()
+        .collect()
+    ):
         facts[r.den_key]["sites"][tuple(r[c] for c in site)] += r["count"]
         hours = facts[r.den_key]["site_hours"]
         hours[(r.h, r.site_key)] = hours.get((r.h, r.site_key), 0) + r["count"]
@@ -68,16 +99,26 @@ def describe(cdr: DataFrame, members: DataFrame) -> dict[str, DenFacts]:
         facts[r.den_key]["sims"][r.msisdn] = r.carrier
     for r in rows.where(F.col("imei").isNotNull()).groupBy("den_key", "imei").count().collect():
         facts[r.den_key]["imeis"][r.imei] = r["count"]
-    for r in (out.select("den_key", segment_of(F.col("other_party")).alias("seg")).where(F.col("seg").isNotNull())
-              .groupBy("den_key", "seg").count().collect()):
+    for r in (
+        out.select("den_key", segment_of(F.col("other_party")).alias("seg"))
+        .where(F.col("seg").isNotNull())
+        .groupBy("den_key", "seg")
+        .count()
+        .collect()
+    ):
         facts[r.den_key]["segments"][r.seg] = r["count"]
-    totals = out.groupBy("den_key").agg(F.count("*").alias("n"), F.countDistinct("other_party").alias("d"),
-                                        F.sum(F.when(F.col("service") == "sms", 1).otherwise(0)).alias("sms"))
+    totals = out.groupBy("den_key").agg(
+        F.count("*").alias("n"),
+        F.countDistinct("other_party").alias("d"),
+        F.sum(F.when(F.col("service") == "sms", 1).otherwise(0)).alias("sms"),
+    )
     for r in totals.collect():
         facts[r.den_key].update(n_calls=r.n, n_distinct_callees=r.d, n_sms=r.sms)
-    for fact in facts.values():   # collect order follows the partitioning: make it canonical
-        fact["sites"] = sorted(((*key, n) for key, n in fact["sites"].items()),
-                               key=lambda site: tuple("" if v is None else str(v) for v in site[:5]))
+    for fact in facts.values():  # collect order follows the partitioning: make it canonical
+        fact["sites"] = sorted(
+            ((*key, n) for key, n in fact["sites"].items()),
+            key=lambda site: tuple("" if v is None else str(v) for v in site[:5]),
+        )
         for name in ("sims", "hours", "site_hours", "cells", "imeis", "segments"):
             fact[name] = dict(sorted(fact[name].items()))
     return {key: DenFacts(**fact) for key, fact in sorted(facts.items())}

@@ -16,6 +16,7 @@
   den. A suppressed den keeps its row in lake/dens with the reason (`suppressed`); export lists it
   for analysts, never silently drops it.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -26,8 +27,9 @@ from schemas.tables import FOUND_OUTCOMES
 NOT_NEW_EVIDENCE = frozenset({"congestion", "hotlist"})
 
 
-def with_field_history(rows: list[dict], visits: dict[str, dict], cleared: list[Cleared], day: dt.date, *,
-                       min_overlap: float) -> list[dict]:
+def with_field_history(
+    rows: list[dict], visits: dict[str, dict], cleared: list[Cleared], day: dt.date, *, min_overlap: float
+) -> list[dict]:
     """`rows` (DEN rows of tonight) with `last_visit`, `last_outcome`, priority and evidence of dens
     seen again after a raid, and `suppressed` set; `visits`: den_id -> latest visit up to `day`."""
     out = []
@@ -37,8 +39,11 @@ def with_field_history(rows: list[dict], visits: dict[str, dict], cleared: list[
         row["last_visit"] = visit["visited_on"] if visit else None
         row["last_outcome"] = visit["outcome"] if visit else None
         candidates = sorted({*(row["related_to"] or ()), row["den_id"]})
-        found = [(visits[d]["visited_on"], d, visits[d]["outcome"]) for d in candidates
-                 if d in visits and visits[d]["outcome"] in FOUND_OUTCOMES and visits[d]["visited_on"] < day]
+        found = [
+            (visits[d]["visited_on"], d, visits[d]["outcome"])
+            for d in candidates
+            if d in visits and visits[d]["outcome"] in FOUND_OUTCOMES and visits[d]["visited_on"] < day
+        ]
         if found:
             when, den_id, outcome = max(found)
             if outcome == "raided":
@@ -49,7 +54,7 @@ def with_field_history(rows: list[dict], visits: dict[str, dict], cleared: list[
                 said = f"seen again after {den_id} was confirmed by the field on {when.isoformat()}"
             row["priority"] = "high"
             row["evidence"] = f"{said}: {row['evidence']}"
-            if den_id != row["den_id"]:             # its own visit is in last_visit/last_outcome already
+            if den_id != row["den_id"]:  # its own visit is in last_visit/last_outcome already
                 row["related_to"] = sorted({*(row["related_to"] or ()), den_id})
         row["suppressed"], note = _suppression(row, cleared, min_overlap)
         if note:
@@ -63,16 +68,23 @@ def _suppression(row: dict, cleared: list[Cleared], min_overlap: float) -> tuple
     numbers, imeis = set(row["numbers"] or ()), set(row["imeis"] or ())
     signals = set(row["signals"] or ())
     for c in cleared:
-        same = (c.den_id == row["den_id"] or _share(numbers, c.numbers) >= min_overlap
-                or _share(imeis, c.imeis) >= min_overlap)
+        same = (
+            c.den_id == row["den_id"]
+            or _share(numbers, c.numbers) >= min_overlap
+            or _share(imeis, c.imeis) >= min_overlap
+        )
         if not same:
             continue
         new = sorted(signals - c.signals - NOT_NEW_EVIDENCE)
         if new:
-            return None, (f"{c.den_id} was marked {c.outcome} on {c.visited_on.isoformat()}, but tonight shows new "
-                          f"evidence: {', '.join(new)}")
-        return (f"{c.outcome} on {c.visited_on.isoformat()} ({c.den_id}); behaviour unchanged "
-                f"({', '.join(sorted(signals)) or 'no signals'})"), None
+            return None, (
+                f"{c.den_id} was marked {c.outcome} on {c.visited_on.isoformat()}, but tonight shows new "
+                f"evidence: {', '.join(new)}"
+            )
+        return (
+            f"{c.outcome} on {c.visited_on.isoformat()} ({c.den_id}); behaviour unchanged "
+            f"({', '.join(sorted(signals)) or 'no signals'})"
+        ), None
     return None, None
 
 

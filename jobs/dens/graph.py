@@ -32,6 +32,7 @@ is flagged for what he did elsewhere (an estate agent sweeping a segment across 
 one of the den's numbers by living there. Everything is a Spark SQL aggregation over the suspects' own
 rows; only the edge list (suspects squared at most) is small enough to collect.
 """
+
 from __future__ import annotations
 
 from functools import reduce
@@ -40,9 +41,9 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 KINDS = ("shared_id", "colocation", "segment", "mutual_call", "callees")
-IMEI_NODE = "imei:"   # the node prefix devices had; kept so older groups and tests read the same
+IMEI_NODE = "imei:"  # the node prefix devices had; kept so older groups and tests read the same
 EDGE_COLUMNS = ("a", "b", "weight", *KINDS)
-WEIGHT_DECIMALS = 9   # float sums may differ in the last bits with the summation order: compare rounded
+WEIGHT_DECIMALS = 9  # float sums may differ in the last bits with the summation order: compare rounded
 
 
 def suspect_sims(cdr: DataFrame, flags: DataFrame) -> DataFrame:
@@ -50,8 +51,9 @@ def suspect_sims(cdr: DataFrame, flags: DataFrame) -> DataFrame:
     flagged = flags.where(F.col("entity_type") == "msisdn").select(F.col("entity_id").alias("msisdn")).distinct()
     devices = flags.where(F.col("entity_type") == "imei").select(F.col("entity_id").alias("imei")).distinct()
     tied = cdr.join(F.broadcast(devices), "imei").select("msisdn").distinct()
-    return (flagged.withColumn("flagged", F.lit(True))
-            .unionByName(tied.join(flagged, "msisdn", "left_anti").withColumn("flagged", F.lit(False))))
+    return flagged.withColumn("flagged", F.lit(True)).unionByName(
+        tied.join(flagged, "msisdn", "left_anti").withColumn("flagged", F.lit(False))
+    )
 
 
 def _local(small: DataFrame) -> DataFrame:
@@ -79,10 +81,15 @@ def _overlaps(keyed: DataFrame) -> DataFrame:
     sizes = keyed.groupBy("msisdn", "kind").agg(F.count("*").alias("n"))
     left = keyed.withColumnRenamed("msisdn", "a")
     right = keyed.withColumnRenamed("msisdn", "b")
-    shared = (left.join(right, ["kind", "key"]).where(F.col("a") < F.col("b"))
-              .groupBy("a", "b", "kind").agg(F.count("*").alias("shared")))
-    shared = (shared.join(sizes.select(F.col("msisdn").alias("a"), "kind", F.col("n").alias("na")), ["a", "kind"])
-              .join(sizes.select(F.col("msisdn").alias("b"), "kind", F.col("n").alias("nb")), ["b", "kind"]))
+    shared = (
+        left.join(right, ["kind", "key"])
+        .where(F.col("a") < F.col("b"))
+        .groupBy("a", "b", "kind")
+        .agg(F.count("*").alias("shared"))
+    )
+    shared = shared.join(sizes.select(F.col("msisdn").alias("a"), "kind", F.col("n").alias("na")), ["a", "kind"]).join(
+        sizes.select(F.col("msisdn").alias("b"), "kind", F.col("n").alias("nb")), ["b", "kind"]
+    )
     saturate = F.coalesce(*[F.when(F.col("kind") == kind, F.lit(float(k))) for kind, k in SATURATE.items()])
     overlap = (F.col("shared") / F.least("na", "nb")) * F.least(F.lit(1.0), F.col("shared") / saturate)
     weight = F.when(F.col("kind") == "shared_id", F.lit(1.0)).otherwise(overlap)
@@ -98,43 +105,67 @@ def suspect_edges(cdr: DataFrame, flags: DataFrame) -> DataFrame:
     """One row per linked pair `a < b`: `a, b, weight` and each kind's share (see the module doc).
     `cdr` is a night's located rows (`detectors.base.Night.cdr`); `flags` the night's FLAG rows."""
     suspects = _local(suspect_sims(cdr, flags).select("msisdn"))
-    rows = cdr.join(F.broadcast(suspects), "msisdn")   # a no-op on `suspect_rows`
+    rows = cdr.join(F.broadcast(suspects), "msisdn")  # a no-op on `suspect_rows`
     out = rows.where(F.col("direction") == "out")
 
     def keyed(frame: DataFrame, kind: str, key: Column) -> DataFrame:
-        return frame.select("msisdn", F.lit(kind).alias("kind"), key.cast("string").alias("key")) \
-            .where(F.col("key").isNotNull())
+        return frame.select("msisdn", F.lit(kind).alias("kind"), key.cast("string").alias("key")).where(
+            F.col("key").isNotNull()
+        )
 
     place = F.coalesce("site_key", F.concat_ws(":", F.lit("cell"), "carrier", "cell_id"))
-    overlaps = _overlaps(reduce(DataFrame.unionByName, [
-        keyed(rows, "shared_id", F.concat(F.lit("e"), "imei")),
-        keyed(rows, "shared_id", F.concat(F.lit("s"), "imsi")),
-        keyed(rows, "colocation", F.concat(place, F.lit("|"), F.date_trunc("hour", "start_time").cast("string"))),
-        keyed(out, "segment", F.concat(segment_of(F.col("other_party")), F.lit("|"),
-                                       F.floor(F.hour("start_time") / 3).cast("string"))),
-        keyed(out, "callees", F.col("other_party")),
-    ]))
-    called = (rows.join(F.broadcast(suspects.select(F.col("msisdn").alias("other_party"))), "other_party")
-              .where(F.col("msisdn") != F.col("other_party"))
-              .select(F.least("msisdn", "other_party").alias("a"), F.greatest("msisdn", "other_party").alias("b"))
-              .distinct().select("a", "b", F.lit("mutual_call").alias("kind"), F.lit(0.5).alias("weight")))
+    overlaps = _overlaps(
+        reduce(
+            DataFrame.unionByName,
+            [
+                keyed(rows, "shared_id", F.concat(F.lit("e"), "imei")),
+                keyed(rows, "shared_id", F.concat(F.lit("s"), "imsi")),
+                keyed(
+                    rows, "colocation", F.concat(place, F.lit("|"), F.date_trunc("hour", "start_time").cast("string"))
+                ),
+                keyed(
+                    out,
+                    "segment",
+                    F.concat(
+                        segment_of(F.col("other_party")), F.lit("|"), F.floor(F.hour("start_time") / 3).cast("string")
+                    ),
+                ),
+                keyed(out, "callees", F.col("other_party")),
+            ],
+        )
+    )
+    called = (
+        rows.join(F.broadcast(suspects.select(F.col("msisdn").alias("other_party"))), "other_party")
+        .where(F.col("msisdn") != F.col("other_party"))
+        .select(F.least("msisdn", "other_party").alias("a"), F.greatest("msisdn", "other_party").alias("b"))
+        .distinct()
+        .select("a", "b", F.lit("mutual_call").alias("kind"), F.lit(0.5).alias("weight"))
+    )
 
     long = overlaps.unionByName(called)
     wide = long.groupBy("a", "b").pivot("kind", list(KINDS)).agg(F.max("weight")).na.fill(0.0, list(KINDS))
     work = reduce(lambda x, y: x + y, [F.col(k) for k in KINDS if k != "colocation"]) > 0
     colocation = F.when(work | F.col("flagged_here"), F.col("colocation")).otherwise(F.lit(0.0))
-    wide = (wide.join(_flagged_at_one_site(flags), ["a", "b"], "left")
-            .withColumn("flagged_here", F.coalesce("flagged_here", F.lit(False)))
-            .withColumn("colocation", colocation))
+    wide = (
+        wide.join(_flagged_at_one_site(flags), ["a", "b"], "left")
+        .withColumn("flagged_here", F.coalesce("flagged_here", F.lit(False)))
+        .withColumn("colocation", colocation)
+    )
     return wide.select("a", "b", reduce(lambda x, y: x + y, [F.col(k) for k in KINDS]).alias("weight"), *KINDS)
 
 
 def _flagged_at_one_site(flags: DataFrame) -> DataFrame:
     """`a, b, flagged_here`: pairs of SIMs (a < b) whose flags name a site in common."""
-    sites = (flags.where((F.col("entity_type") == "msisdn") & F.col("site_key").isNotNull())
-             .select(F.col("entity_id").alias("msisdn"), "site_key").distinct())
-    pairs = (sites.withColumnRenamed("msisdn", "a")
-             .join(sites.withColumnRenamed("msisdn", "b"), "site_key").where(F.col("a") < F.col("b")))
+    sites = (
+        flags.where((F.col("entity_type") == "msisdn") & F.col("site_key").isNotNull())
+        .select(F.col("entity_id").alias("msisdn"), "site_key")
+        .distinct()
+    )
+    pairs = (
+        sites.withColumnRenamed("msisdn", "a")
+        .join(sites.withColumnRenamed("msisdn", "b"), "site_key")
+        .where(F.col("a") < F.col("b"))
+    )
     return pairs.select("a", "b").distinct().withColumn("flagged_here", F.lit(True))
 
 
@@ -154,8 +185,9 @@ def cap_degree(edges: DataFrame, max_degree: int) -> DataFrame:
     """The edges that are among the `max_degree` heaviest of at least one of their ends (ties: the
     other end's id). A hub (a box with a thousand SIMs, a busy tower's crowd) keeps its strongest
     links and every small node keeps its own, so the graph has at most max_degree x nodes edges."""
-    ends = (edges.select(F.col("a").alias("node"), F.col("b").alias("other"), "a", "b", "weight")
-            .unionByName(edges.select(F.col("b").alias("node"), F.col("a").alias("other"), "a", "b", "weight")))
+    ends = edges.select(F.col("a").alias("node"), F.col("b").alias("other"), "a", "b", "weight").unionByName(
+        edges.select(F.col("b").alias("node"), F.col("a").alias("other"), "a", "b", "weight")
+    )
     rank = F.row_number().over(Window.partitionBy("node").orderBy(F.desc("weight"), "other"))
     kept = ends.withColumn("rank", rank).where(F.col("rank") <= max_degree).select("a", "b").distinct()
     return edges.join(kept, ["a", "b"], "left_semi")
@@ -166,16 +198,19 @@ def heaviest(edges: DataFrame, n: int) -> DataFrame:
     return edges.orderBy(F.desc("weight"), "a", "b").limit(n)
 
 
-def collect_edges(edges: DataFrame, *, min_edge_weight: float, max_degree: int, max_edges: int,
-                  min_together: float = 0.0) -> tuple[list[tuple[str, str, float]], list[str]]:
+def collect_edges(
+    edges: DataFrame, *, min_edge_weight: float, max_degree: int, max_edges: int, min_together: float = 0.0
+) -> tuple[list[tuple[str, str, float]], list[str]]:
     """The bounded edge list on the driver, heaviest first, and the warnings: `strong_edges`,
     `cap_degree`, then at most `max_edges` (one more row is fetched to learn whether the cap cut)."""
     capped = cap_degree(strong_edges(edges, min_edge_weight, min_together), max_degree)
     rows = [(r.a, r.b, r.weight) for r in heaviest(capped, max_edges + 1).select("a", "b", "weight").collect()]
     warnings = []
     if len(rows) > max_edges:
-        warnings.append(f"suspect graph: {capped.count():,} links after the degree cap (dens.max_degree "
-                        f"{max_degree}), only the {max_edges:,} heaviest kept (dens.max_edges); "
-                        f"dens may be cut short")
+        warnings.append(
+            f"suspect graph: {capped.count():,} links after the degree cap (dens.max_degree "
+            f"{max_degree}), only the {max_edges:,} heaviest kept (dens.max_edges); "
+            f"dens may be cut short"
+        )
         rows = rows[:max_edges]
     return rows, warnings

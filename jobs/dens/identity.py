@@ -12,6 +12,7 @@ distance; candidates are taken greedily, best first, one earlier den per den at 
 that moves next to another keeps its own id (its devices outweigh the neighbour's place). Unmatched
 dens get `D<yyyymmdd>-NN`, numbered by score (highest first), then position: deterministic.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -45,8 +46,11 @@ def _overlap(a: frozenset[str], b: frozenset[str]) -> float:
 
 def match_score(today: DenSketch, earlier: DenSketch, min_overlap: float, max_distance_m: float) -> float | None:
     """The pair's match value, or None when nothing ties them."""
-    imei, sims, segs = (_overlap(today.imeis, earlier.imeis), _overlap(today.numbers, earlier.numbers),
-                        _overlap(today.segments, earlier.segments))
+    imei, sims, segs = (
+        _overlap(today.imeis, earlier.imeis),
+        _overlap(today.numbers, earlier.numbers),
+        _overlap(today.segments, earlier.segments),
+    )
     close = 0.0
     near = False
     if None not in (today.lat, today.lon, earlier.lat, earlier.lon):
@@ -58,8 +62,9 @@ def match_score(today: DenSketch, earlier: DenSketch, min_overlap: float, max_di
     return 3 * imei + 2 * sims + segs + close
 
 
-def assign_ids(day: dt.date, today: Sequence[DenSketch], earlier: Sequence[DenSketch], *,
-               min_overlap: float, max_distance_m: float) -> dict[str, tuple[str, dt.date, int]]:
+def assign_ids(
+    day: dt.date, today: Sequence[DenSketch], earlier: Sequence[DenSketch], *, min_overlap: float, max_distance_m: float
+) -> dict[str, tuple[str, dt.date, int]]:
     """key of each of tonight's dens -> (den_id, first_seen, nights_active). `earlier` holds one
     sketch per earlier den id (its latest night), dated before `day`."""
     candidates = []
@@ -76,9 +81,10 @@ def assign_ids(day: dt.date, today: Sequence[DenSketch], earlier: Sequence[DenSk
             continue
         result[key] = (den_id, e.first_seen or day, e.nights_active + 1)
         taken.add(den_id)
-    fresh = sorted((t for t in today if t.key not in result),
-                   key=lambda t: (-t.score, t.lat if t.lat is not None else 0.0, t.lon if t.lon is not None else 0.0,
-                                  t.key))
+    fresh = sorted(
+        (t for t in today if t.key not in result),
+        key=lambda t: (-t.score, t.lat if t.lat is not None else 0.0, t.lon if t.lon is not None else 0.0, t.key),
+    )
     for i, t in enumerate(fresh, start=1):
         result[t.key] = (f"D{day:%Y%m%d}-{i:02d}", day, 1)
     return result
@@ -90,8 +96,19 @@ def latest_per_den(rows: Sequence[dict]) -> list[DenSketch]:
     for row in rows:
         if row["den_id"] not in latest or row["date"] > latest[row["den_id"]]["date"]:
             latest[row["den_id"]] = row
-    return [DenSketch(key=r["den_id"], numbers=frozenset(r["numbers"] or ()), imeis=frozenset(r["imeis"] or ()),
-                      segments=frozenset(r.get("segments") or ()), lat=r["lat"], lon=r["lon"], score=r["score"],
-                      den_id=r["den_id"], first_seen=r["first_seen"], nights_active=r["nights_active"],
-                      last_seen=r["last_seen"])
-            for _, r in sorted(latest.items())]
+    return [
+        DenSketch(
+            key=r["den_id"],
+            numbers=frozenset(r["numbers"] or ()),
+            imeis=frozenset(r["imeis"] or ()),
+            segments=frozenset(r.get("segments") or ()),
+            lat=r["lat"],
+            lon=r["lon"],
+            score=r["score"],
+            den_id=r["den_id"],
+            first_seen=r["first_seen"],
+            nights_active=r["nights_active"],
+            last_seen=r["last_seen"],
+        )
+        for _, r in sorted(latest.items())
+    ]

@@ -7,6 +7,7 @@ the other rows of a returned lead file are leads not visited yet and are counted
 visit needs a known den id, a date and one of `OUTCOMES` (or its Chinese word); a bad row is one
 line naming the file, the row and the problem, and the file's other rows still import.
 """
+
 from __future__ import annotations
 
 import csv
@@ -18,25 +19,39 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from jobs.errors import CdrwatchError
-from schemas.tables import FEEDBACK_INPUT_COLUMNS, OUTCOMES
+from jobs.numbers import e164, is_telephone
+from schemas.tables import CHINESE_LEAD_HEADERS, FEEDBACK_INPUT_COLUMNS, OUTCOMES
 
-# Header names a returned file may use: ours, and the Chinese ones of `export.chinese_headers`.
+# Header names a returned file may use: ours, the Chinese ones export writes, and what officers type.
+OFFICERS_HEADERS = {
+    "visited_on": ("核查日期",),
+    "outcome": ("结果",),
+    "notes": ("说明",),
+    "imeis_seized": ("查获IMEI",),
+}
 HEADER_NAMES = {
-    "den_id": ("den_id", "窝点编号"),
-    "visited_on": ("visited_on", "走访日期", "核查日期"),
-    "outcome": ("outcome", "核查结果", "结果"),
-    "notes": ("notes", "备注", "说明"),
-    "numbers_seized": ("numbers_seized", "查获号码"),
-    "imeis_seized": ("imeis_seized", "查获设备IMEI", "查获IMEI"),
+    name: (name, CHINESE_LEAD_HEADERS[name], *OFFICERS_HEADERS.get(name, ()))
+    for name in ("den_id", "visited_on", "outcome", "notes", "numbers_seized", "imeis_seized")
 }
 REQUIRED = ("den_id", "visited_on", "outcome")
 # What officers write in the outcome column besides our words.
 OUTCOME_WORDS = {
-    "打掉": "raided", "已打掉": "raided", "捣毁": "raided", "已捣毁": "raided", "查获": "raided",
-    "确认": "confirmed", "已确认": "confirmed", "属实": "confirmed",
-    "未发现": "not_found", "未找到": "not_found", "查无": "not_found",
-    "误报": "false_lead", "不属实": "false_lead",
-    "合法": "legitimate", "合法经营": "legitimate", "正常经营": "legitimate",
+    "打掉": "raided",
+    "已打掉": "raided",
+    "捣毁": "raided",
+    "已捣毁": "raided",
+    "查获": "raided",
+    "确认": "confirmed",
+    "已确认": "confirmed",
+    "属实": "confirmed",
+    "未发现": "not_found",
+    "未找到": "not_found",
+    "查无": "not_found",
+    "误报": "false_lead",
+    "不属实": "false_lead",
+    "合法": "legitimate",
+    "合法经营": "legitimate",
+    "正常经营": "legitimate",
 }
 LIST_SPLIT = re.compile(r"[;；,，、\s]+")
 DATE_FORMS = ("%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d", "%Y%m%d", "%Y年%m月%d日", "%Y-%m-%d %H:%M:%S", "%Y/%m/%d %H:%M")
@@ -64,25 +79,11 @@ class ParsedFile:
     rows: int = 0
 
 
-def e164(text: str) -> str | None:
-    """A number as an officer or a carrier writes it -> the lake's E.164 (`+8613912345678`), digits
-    for 3-6 digit service numbers; None when it is no telephone number."""
-    digits = re.sub(r"[\s\-()]", "", text)
-    if digits.startswith("+"):
-        return digits if digits[1:].isdigit() and 7 <= len(digits) - 1 <= 15 else None
-    if not digits.isdigit():
-        return None
-    if digits.startswith("00"):
-        return "+" + digits[2:] if 7 <= len(digits) - 2 <= 15 else None
-    if len(digits) == 11 and digits.startswith("1"):
-        return "+86" + digits
-    if len(digits) == 13 and digits.startswith("861"):
-        return "+" + digits
-    if digits.startswith("0") and 10 <= len(digits) <= 12:
-        return "+86" + digits[1:]
-    if 3 <= len(digits) <= 6:
-        return digits
-    return None
+def read_number(text: str) -> str | None:
+    """A number as an officer writes it (spaces, dashes, brackets allowed) -> the lake's form
+    (`jobs.numbers.e164`); None when it is no telephone number."""
+    number = e164(re.sub(r"[\s\-()]", "", text))
+    return number if is_telephone(number) else None
 
 
 def parse_date(value: Any) -> dt.date | None:
@@ -90,7 +91,7 @@ def parse_date(value: Any) -> dt.date | None:
         return value.date()
     if isinstance(value, dt.date):
         return value
-    if isinstance(value, (int, float)) and 20000 < value < 80000:   # a date cell Excel kept as a serial number
+    if isinstance(value, (int, float)) and 20000 < value < 80000:  # a date cell Excel kept as a serial number
         return EXCEL_EPOCH + dt.timedelta(days=int(value))
     text = str(value).strip()
     for form in DATE_FORMS:
@@ -114,8 +115,9 @@ def _items(text: str) -> list[str]:
     return [item for item in LIST_SPLIT.split(text) if item]
 
 
-def parse_rows(name: str, header: list[Any], rows: Iterable[tuple[int, list[Any]]], known_dens: set[str],
-               today: dt.date) -> ParsedFile:
+def parse_rows(
+    name: str, header: list[Any], rows: Iterable[tuple[int, list[Any]]], known_dens: set[str], today: dt.date
+) -> ParsedFile:
     """Visits of `rows` ((row number, cells) after the header) by the columns `header` names."""
     columns: dict[str, int] = {}
     for index, cell in enumerate(header):
@@ -125,17 +127,19 @@ def parse_rows(name: str, header: list[Any], rows: Iterable[tuple[int, list[Any]
                 columns[column] = index
     missing = [c for c in REQUIRED if c not in columns]
     if missing:
-        raise CdrwatchError(f"{name}: the header has no column {', '.join(missing)} (a feedback file needs "
-                            f"{', '.join(REQUIRED)}; optional: notes, numbers_seized, imeis_seized)")
+        raise CdrwatchError(
+            f"{name}: the header has no column {', '.join(missing)} (a feedback file needs "
+            f"{', '.join(REQUIRED)}; optional: notes, numbers_seized, imeis_seized)"
+        )
     parsed = ParsedFile()
     for number, cells in rows:
         value = {c: _text(cells[i]) if i < len(cells) else "" for c, i in columns.items()}
         raw_date = cells[columns["visited_on"]] if columns["visited_on"] < len(cells) else None
         if not any(value.values()):
-            continue                                    # a blank line
+            continue  # a blank line
         parsed.rows += 1
         if not any(value.get(c) for c in FEEDBACK_INPUT_COLUMNS):
-            parsed.not_visited += 1                     # a lead of the returned file nobody visited yet
+            parsed.not_visited += 1  # a lead of the returned file nobody visited yet
             continue
         problem, visit = _visit(value, raw_date, number, known_dens, today)
         if problem:
@@ -145,8 +149,9 @@ def parse_rows(name: str, header: list[Any], rows: Iterable[tuple[int, list[Any]
     return parsed
 
 
-def _visit(value: dict[str, str], raw_date: Any, row: int, known_dens: set[str],
-           today: dt.date) -> tuple[str | None, Visit | None]:
+def _visit(
+    value: dict[str, str], raw_date: Any, row: int, known_dens: set[str], today: dt.date
+) -> tuple[str | None, Visit | None]:
     den_id = value["den_id"]
     if not den_id:
         return "no den_id", None
@@ -162,19 +167,29 @@ def _visit(value: dict[str, str], raw_date: Any, row: int, known_dens: set[str],
     word = value["outcome"].strip()
     outcome = word.lower() if word.lower() in OUTCOMES else OUTCOME_WORDS.get(word)
     if outcome is None:
-        return (f"unknown outcome {word!r} (one of {', '.join(OUTCOMES)})" if word else
-                f"no outcome (one of {', '.join(OUTCOMES)})"), None
+        return (
+            f"unknown outcome {word!r} (one of {', '.join(OUTCOMES)})"
+            if word
+            else f"no outcome (one of {', '.join(OUTCOMES)})"
+        ), None
     numbers = []
     for item in _items(value.get("numbers_seized", "")):
-        if (number := e164(item)) is None:
+        if (number := read_number(item)) is None:
             return f"numbers_seized: {item!r} is not a telephone number", None
         numbers.append(number)
     imeis = _items(value.get("imeis_seized", ""))
     for imei in imeis:
         if not (imei.isdigit() and 14 <= len(imei) <= 16):
             return f"imeis_seized: {imei!r} is not an IMEI (14-16 digits)", None
-    return None, Visit(den_id, visited, outcome, value.get("notes") or None, tuple(sorted(set(numbers))),
-                       tuple(sorted(set(imeis))), row)
+    return None, Visit(
+        den_id,
+        visited,
+        outcome,
+        value.get("notes") or None,
+        tuple(sorted(set(numbers))),
+        tuple(sorted(set(imeis))),
+        row,
+    )
 
 
 def decode_csv(name: str, data: bytes) -> str:
@@ -188,8 +203,9 @@ def decode_csv(name: str, data: bytes) -> str:
     try:
         return data.decode("gb18030")
     except UnicodeDecodeError as err:
-        raise CdrwatchError(f"{name}: neither UTF-8 nor GBK text (byte {err.start}); save it as CSV UTF-8 or "
-                            f"as the workbook") from None
+        raise CdrwatchError(
+            f"{name}: neither UTF-8 nor GBK text (byte {err.start}); save it as CSV UTF-8 or as the workbook"
+        ) from None
 
 
 def csv_rows(name: str, data: bytes) -> tuple[list[str], list[tuple[int, list[str]]]]:

@@ -10,31 +10,29 @@ record to `lake/_runs/feedback/<sha256[:16]>.json` (rows, visits, rows not visit
 (`build_hotlist`): the numbers, devices and site of each raided or confirmed den, plus what was
 seized, for `feedback.hotlist_days` after the visit. Everything here is small: PyArrow and Polars.
 """
+
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import io
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from jobs.config import Config
 from jobs.errors import CdrwatchError
 from jobs.feedback.read import parse_file
-from jobs.io.files import write_atomic, write_json
-from jobs.io.lake import table_path
-from jobs.io.lake_polars import polars_schema
+from jobs.io import layout
+from jobs.io.files import write_json
+from jobs.io.lake_polars import polars_schema, read_days, read_files, write_file
+from jobs.io.layout import hotlist_path, table_path
 from schemas.tables import CLEARED_OUTCOMES, DEN, FEEDBACK, FOUND_OUTCOMES, HOTLIST
 
 log = logging.getLogger(__name__)
 
-HOTLIST_FILE = "hotlist.parquet"
-MAX_DEN_IMEIS = 64        # a den showing more IMEIs invents one per call: only the seized ones are hotlisted
+MAX_DEN_IMEIS = 64  # a den showing more IMEIs invents one per call: only the seized ones are hotlisted
 VISIT_KEY = ("den_id", "visited_on", "outcome", "notes", "numbers_seized", "imeis_seized")
 FEEDBACK_SUFFIXES = (".csv", ".xlsx", ".xlsm")
 
@@ -57,31 +55,14 @@ def feedback_dir(config: Config) -> Path:
     return table_path(config, FEEDBACK)
 
 
-def hotlist_path(config: Config) -> Path:
-    return table_path(config, HOTLIST) / HOTLIST_FILE
-
-
-def _runs_dir(config: Config) -> Path:
-    return Path(config.paths.lake) / "_runs" / "feedback"
-
-
 def read_feedback(config: Config) -> pl.DataFrame:
     """Every imported visit (FEEDBACK's columns); empty when nothing was imported."""
-    schema = polars_schema(FEEDBACK)
-    files = sorted(feedback_dir(config).glob("*.parquet"))
-    if not files:
-        return pl.DataFrame(schema=schema)
-    return pl.read_parquet(files).select(list(schema)).cast(schema)
+    return read_files(FEEDBACK, sorted(feedback_dir(config).glob("*.parquet")))
 
 
 def read_dens(config: Config, columns: list[str]) -> pl.DataFrame:
     """`columns` (and `date`) of every night of lake/dens: one row per den per night, small."""
-    files = sorted(table_path(config, DEN).glob("date=*/*.parquet"))
-    schema = {**polars_schema(DEN, [c for c in columns if c != "date"]), "date": pl.Date}
-    if not files:
-        return pl.DataFrame(schema=schema)
-    return (pl.scan_parquet(files, hive_partitioning=True, hive_schema={"date": pl.Date})
-            .select(list(schema)).collect().cast(schema))
+    return read_days(config, DEN, None, [c for c in columns if c != "date"])
 
 
 def known_den_ids(config: Config) -> set[str]:
@@ -103,7 +84,7 @@ def import_files(config: Config, paths: list[Path], *, today: dt.date | None = N
             done.append(FileImport(str(path), "", "failed", problems=[f"{path}: cannot be read ({err.strerror})"]))
             continue
         sha = hashlib.sha256(data).hexdigest()
-        target = feedback_dir(config) / f"{sha[:16]}.parquet"
+        target = layout.feedback_file(config, sha)
         if target.is_file():
             done.append(FileImport(str(path), sha, "already imported"))
             continue
@@ -112,27 +93,41 @@ def import_files(config: Config, paths: list[Path], *, today: dt.date | None = N
         except CdrwatchError as err:
             done.append(FileImport(str(path), sha, "failed", problems=[str(err)]))
             continue
-        except Exception as err:   # a file no reader expected (a broken workbook...): its line, not the night
+        except Exception as err:  # a file no reader expected (a broken workbook...): its line, not the night
             first = (str(err).strip().splitlines() or [""])[0]
-            done.append(FileImport(str(path), sha, "failed",
-                                   problems=[f"{path}: not readable ({type(err).__name__}: {first})"]))
+            done.append(
+                FileImport(str(path), sha, "failed", problems=[f"{path}: not readable ({type(err).__name__}: {first})"])
+            )
             continue
         frame = _visits_frame(parsed.visits, path.name, sha)
         new = frame.join(lake_visits.select(VISIT_KEY).unique(), on=list(VISIT_KEY), how="anti", nulls_equal=True)
         new = new.unique(subset=list(VISIT_KEY), keep="first", maintain_order=True)
-        record = FileImport(str(path), sha, "imported", parsed.rows, len(parsed.visits), new.height,
-                            parsed.not_visited, parsed.problems)
-        buffer = io.BytesIO()
-        pq.write_table(pa.Table.from_pylist(new.to_dicts(), schema=FEEDBACK.arrow()), buffer)
-        write_json(_runs_dir(config) / f"{sha[:16]}.json",
-                   {"file": str(path), "sha256": sha, "imported_at": dt.datetime.now(dt.timezone.utc).isoformat(),
-                    "rows": record.rows, "visits": record.visits, "new_visits": record.new_visits,
-                    "not_visited": record.not_visited, "rejected": record.problems})
-        write_atomic(target, buffer.getvalue())          # last: the file counts as imported once it is there
+        record = FileImport(
+            str(path), sha, "imported", parsed.rows, len(parsed.visits), new.height, parsed.not_visited, parsed.problems
+        )
+        write_json(
+            layout.feedback_runs(config) / f"{sha[:16]}.json",
+            {
+                "file": str(path),
+                "sha256": sha,
+                "imported_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+                "rows": record.rows,
+                "visits": record.visits,
+                "new_visits": record.new_visits,
+                "not_visited": record.not_visited,
+                "rejected": record.problems,
+            },
+        )
+        write_file(target, new, FEEDBACK)  # last: the file counts as imported once it is there
         lake_visits = pl.concat([lake_visits, new])
         done.append(record)
-        log.info("feedback %s: %d visit(s), %d new, %d row(s) rejected", path, record.visits, record.new_visits,
-                 len(record.problems))
+        log.info(
+            "feedback %s: %d visit(s), %d new, %d row(s) rejected",
+            path,
+            record.visits,
+            record.new_visits,
+            len(record.problems),
+        )
     if any(f.status == "imported" for f in done) or (lake_visits.height and not hotlist_path(config).is_file()):
         write_hotlist(config)
     return done
@@ -140,32 +135,51 @@ def import_files(config: Config, paths: list[Path], *, today: dt.date | None = N
 
 def _visits_frame(visits, source_file: str, sha: str) -> pl.DataFrame:
     now = dt.datetime.now(dt.timezone.utc)
-    rows = [dict(den_id=v.den_id, visited_on=v.visited_on, outcome=v.outcome, notes=v.notes,
-                 numbers_seized=list(v.numbers_seized), imeis_seized=list(v.imeis_seized), source_file=source_file,
-                 source_row=v.source_row, file_sha256=sha, imported_at=now) for v in visits]
+    rows = [
+        dict(
+            den_id=v.den_id,
+            visited_on=v.visited_on,
+            outcome=v.outcome,
+            notes=v.notes,
+            numbers_seized=list(v.numbers_seized),
+            imeis_seized=list(v.imeis_seized),
+            source_file=source_file,
+            source_row=v.source_row,
+            file_sha256=sha,
+            imported_at=now,
+        )
+        for v in visits
+    ]
     return pl.DataFrame(rows, schema=polars_schema(FEEDBACK), orient="row")
 
 
 def pending_files(config: Config) -> list[Path]:
     """landing/feedback/ files not imported yet (by content), in name order."""
-    folder = Path(config.paths.landing) / "feedback"
+    folder = layout.feedback_landing(config)
     if not folder.is_dir():
         return []
     imported = {p.stem for p in feedback_dir(config).glob("*.parquet")}
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in FEEDBACK_SUFFIXES
-                   and not p.name.startswith((".", "~$")))
+    files = sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and p.suffix.lower() in FEEDBACK_SUFFIXES and not p.name.startswith((".", "~$"))
+    )
     return [p for p in files if hashlib.sha256(p.read_bytes()).hexdigest()[:16] not in imported]
 
 
 # ---------------------------------------------------------------- what later nights read
+
 
 def latest_visits(feedback: pl.DataFrame, before: dt.date | None = None) -> pl.DataFrame:
     """The latest visit per den (by visit day, then import time, then file and row), of visits on or
     before `before` when given."""
     if before is not None:
         feedback = feedback.filter(pl.col("visited_on") <= before)
-    return (feedback.sort(["den_id", "visited_on", "imported_at", "source_file", "source_row"])
-            .group_by("den_id", maintain_order=True).last())
+    return (
+        feedback.sort(["den_id", "visited_on", "imported_at", "source_file", "source_row"])
+        .group_by("den_id", maintain_order=True)
+        .last()
+    )
 
 
 def build_hotlist(feedback: pl.DataFrame, dens: pl.DataFrame, hotlist_days: int) -> pl.DataFrame:
@@ -191,20 +205,25 @@ def build_hotlist(feedback: pl.DataFrame, dens: pl.DataFrame, hotlist_days: int)
         rows += [dict(entity_id=n, kind="msisdn", lat=None, lon=None, **common) for n in sorted(numbers)]
         rows += [dict(entity_id=i, kind="imei", lat=None, lon=None, **common) for i in sorted(imeis)]
         if site:
-            rows.append(dict(entity_id=f"{site[0]:.6f},{site[1]:.6f}", kind="site", lat=site[0], lon=site[1],
-                             **common))
+            rows.append(dict(entity_id=f"{site[0]:.6f},{site[1]:.6f}", kind="site", lat=site[0], lon=site[1], **common))
     frame = pl.DataFrame(rows, schema=polars_schema(HOTLIST), orient="row")
-    return (frame.sort(["kind", "entity_id", "since", "den_id"]).group_by(["kind", "entity_id"], maintain_order=True)
-            .last().select(HOTLIST.names).sort(["kind", "entity_id"]))
+    return (
+        frame.sort(["kind", "entity_id", "since", "den_id"])
+        .group_by(["kind", "entity_id"], maintain_order=True)
+        .last()
+        .select(HOTLIST.names)
+        .sort(["kind", "entity_id"])
+    )
 
 
 def write_hotlist(config: Config) -> pl.DataFrame:
     """Rebuild lake/hotlist/hotlist.parquet from lake/feedback and lake/dens (atomic)."""
-    hotlist = build_hotlist(read_feedback(config), read_dens(config, ["den_id", "numbers", "imeis", "lat", "lon"]),
-                            config.feedback.hotlist_days)
-    buffer = io.BytesIO()
-    pq.write_table(pa.Table.from_pylist(hotlist.to_dicts(), schema=HOTLIST.arrow()), buffer)
-    write_atomic(hotlist_path(config), buffer.getvalue())
+    hotlist = build_hotlist(
+        read_feedback(config),
+        read_dens(config, ["den_id", "numbers", "imeis", "lat", "lon"]),
+        config.feedback.hotlist_days,
+    )
+    write_file(hotlist_path(config), hotlist, HOTLIST)
     return hotlist
 
 
@@ -213,7 +232,7 @@ def read_hotlist(config: Config, day: dt.date) -> pl.DataFrame:
     path = hotlist_path(config)
     if not path.is_file():
         return pl.DataFrame(schema=polars_schema(HOTLIST))
-    hotlist = pl.read_parquet(path).cast(polars_schema(HOTLIST))
+    hotlist = read_files(HOTLIST, [path])
     return hotlist.filter((pl.col("since") < day) & (pl.col("expires") >= day))
 
 
@@ -243,7 +262,8 @@ def field_history(config: Config, day: dt.date) -> tuple[dict[str, dict], list[C
     if cleared_rows.is_empty():
         return visits, []
     dens = read_dens(config, ["den_id", "numbers", "imeis", "signals"]).filter(
-        pl.col("den_id").is_in(cleared_rows["den_id"].implode()))
+        pl.col("den_id").is_in(cleared_rows["den_id"].implode())
+    )
     cleared = []
     for visit in cleared_rows.sort("den_id").iter_rows(named=True):
         nights = dens.filter((pl.col("den_id") == visit["den_id"]) & (pl.col("date") <= visit["visited_on"]))
@@ -252,7 +272,14 @@ def field_history(config: Config, day: dt.date) -> tuple[dict[str, dict], list[C
         if nights.is_empty():
             continue
         den = nights.sort("date").tail(1).to_dicts()[0]
-        cleared.append(Cleared(visit["den_id"], visit["outcome"], visit["visited_on"],
-                               frozenset(den["numbers"] or ()), frozenset(den["imeis"] or ()),
-                               frozenset(den["signals"] or ())))
+        cleared.append(
+            Cleared(
+                visit["den_id"],
+                visit["outcome"],
+                visit["visited_on"],
+                frozenset(den["numbers"] or ()),
+                frozenset(den["imeis"] or ()),
+                frozenset(den["signals"] or ()),
+            )
+        )
     return visits, cleared

@@ -6,6 +6,7 @@ physical line, bytes as delivered minus the newline); the result has `PARSED_COL
 line, `is_header` for a header line, and either `reason` (why the row cannot be accepted) or the
 canonical CDR values. Nothing is dropped here.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -18,8 +19,21 @@ from jobs.errors import CdrwatchError
 from schemas.raw import RAW_LAYOUTS
 
 PARSED_COLUMNS = (
-    "source_file", "source_line", "raw", "is_header", "reason", "record_id", "msisdn", "other_party",
-    "direction", "service", "start_time", "duration_s", "imsi", "imei", "cell_id",
+    "source_file",
+    "source_line",
+    "raw",
+    "is_header",
+    "reason",
+    "record_id",
+    "msisdn",
+    "other_party",
+    "direction",
+    "service",
+    "start_time",
+    "duration_s",
+    "imsi",
+    "imei",
+    "cell_id",
 )
 
 # Quarantine reasons: short fixed strings, so that they can be counted.
@@ -48,13 +62,15 @@ FAILED_VALIDATION = "carrier-day failed validation"
 # The shapes of accepted values: the parsers quarantine anything else row by row, and the Great
 # Expectations suite (jobs/validate.py) checks the same regexes over the partition as a backstop,
 # so whatever a parser accepts, the suite passes (tests/test_fault_injection.py).
-MSISDN_REGEX = r"^(\+861[3-9][0-9]{9}|\+861(064|440)[0-9]{9})$"   # mobile, or a 13-digit IoT/M2M SIM
-OTHER_PARTY_REGEXES = (r"^\+[1-9][0-9]{4,14}$",   # E.164
-                       r"^[0-9]{3,6}$",            # service number
-                       r"^[0-9A-Za-z]{2,20}$")     # SMS sender id, gateway port, local digits
-RECORD_ID_REGEX = r"^[0-9A-Za-z_.:-]{1,64}$"        # a carrier's id: letters, digits and . _ : -
+MSISDN_REGEX = r"^(\+861[3-9][0-9]{9}|\+861(064|440)[0-9]{9})$"  # mobile, or a 13-digit IoT/M2M SIM
+OTHER_PARTY_REGEXES = (
+    r"^\+[1-9][0-9]{4,14}$",  # E.164
+    r"^[0-9]{3,6}$",  # service number
+    r"^[0-9A-Za-z]{2,20}$",
+)  # SMS sender id, gateway port, local digits
+RECORD_ID_REGEX = r"^[0-9A-Za-z_.:-]{1,64}$"  # a carrier's id: letters, digits and . _ : -
 IMSI_REGEX = r"^[0-9]{15}$"
-IMEI_REGEX = r"^(?!00)[0-9]{14,16}$"                # reporting body of the TAC is never 00
+IMEI_REGEX = r"^(?!00)[0-9]{14,16}$"  # reporting body of the TAC is never 00
 MAX_DURATION_S = 86_400
 _CONTROL = r"[\x00-\x1F\x7F]"
 
@@ -102,7 +118,7 @@ def with_columns(lines: DataFrame, **columns: Column) -> DataFrame:
 
 def canonical_reason(text: Column, values: dict[str, Column]) -> Column:
     """Why canonical values a format could read are still not acceptable: the shapes every format
-    shares (DESIGN.md "The lake"), checked after the format's own reasons. NULL when acceptable."""
+    shares (docs/contracts.md), checked after the format's own reasons. NULL when acceptable."""
     v = values
     return first_reason(
         (text.rlike(_CONTROL), CONTROL_CHARACTER),
@@ -128,14 +144,27 @@ def parsed(lines: DataFrame, *, raw: Column, is_header: Column, reason: Column, 
     """`lines` projected to PARSED_COLUMNS; a header row carries no reason. The format's own
     `reason` comes first, then the shapes every format shares (`canonical_reason`), so no format
     can accept a value the lake's contract (and its GX suite) refuses."""
-    columns = {"source_file": F.col("source_file"), "source_line": F.col("source_line"), "raw": raw,
-               "is_header": is_header, **values}
+    columns = {
+        "source_file": F.col("source_file"),
+        "source_line": F.col("source_line"),
+        "raw": raw,
+        "is_header": is_header,
+        **values,
+    }
     missing = set(PARSED_COLUMNS) - set(columns) - {"reason"}
     if missing:
         raise ValueError(f"parsed(): no expression for {sorted(missing)}")
     types = {"source_line": "long", "is_header": "boolean", "start_time": "timestamp", "duration_s": "int"}
-    typed = lines.select(*[columns[name].cast(types.get(name, "string")).alias(name)
-                           for name in PARSED_COLUMNS if name != "reason"], reason.alias("_format_reason"))
+    typed = lines.select(
+        *[columns[name].cast(types.get(name, "string")).alias(name) for name in PARSED_COLUMNS if name != "reason"],
+        reason.alias("_format_reason"),
+    )
     shared = canonical_reason(F.col("raw"), {name: F.col(name) for name in values})
-    return typed.select(*[F.when(~F.col("is_header"), F.coalesce(F.col("_format_reason"), shared)).alias(name)
-                          if name == "reason" else F.col(name) for name in PARSED_COLUMNS])
+    return typed.select(
+        *[
+            F.when(~F.col("is_header"), F.coalesce(F.col("_format_reason"), shared)).alias(name)
+            if name == "reason"
+            else F.col(name)
+            for name in PARSED_COLUMNS
+        ]
+    )

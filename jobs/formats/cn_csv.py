@@ -1,13 +1,25 @@
-"""cn_csv: UTF-8 (BOM allowed), comma-separated, one header row (DESIGN.md "cn_csv")."""
+"""cn_csv: UTF-8 (BOM allowed), comma-separated, one header row (docs/contracts.md)."""
+
 from __future__ import annotations
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from jobs import normalise as N
-from jobs.formats import (BAD_TIMESTAMP, EMPTY_RECORD_ID, EMPTY_SERVED_NUMBER, NON_NUMERIC_DURATION, UNDECODABLE,
-                          UNKNOWN_SERVICE, first_reason, parsed, utf8_text, with_columns,
-                          wrong_field_count)
+from jobs.formats import (
+    BAD_TIMESTAMP,
+    EMPTY_RECORD_ID,
+    EMPTY_SERVED_NUMBER,
+    NON_NUMERIC_DURATION,
+    UNDECODABLE,
+    UNKNOWN_SERVICE,
+    first_reason,
+    parsed,
+    utf8_text,
+    with_columns,
+    wrong_field_count,
+)
+from jobs.numbers import spark_e164
 from schemas.raw import CN_CSV, CN_CSV_SERVICES
 
 LAYOUT = CN_CSV
@@ -19,8 +31,12 @@ _SERVICES = {kind: service for kind, (_, service) in CN_CSV_SERVICES.items()}
 def parse(lines: DataFrame, timezone: str) -> DataFrame:
     """Line 1 of every file is the header (a BOM before it is dropped); the rest are records."""
     is_header = F.col("source_line") == 1
-    lines = with_columns(lines, text=F.when(is_header, F.regexp_replace(utf8_text(F.col("bytes")), "^\ufeff", ""))
-                         .otherwise(utf8_text(F.col("bytes"))))
+    lines = with_columns(
+        lines,
+        text=F.when(is_header, F.regexp_replace(utf8_text(F.col("bytes")), "^\ufeff", "")).otherwise(
+            utf8_text(F.col("bytes"))
+        ),
+    )
     lines = with_columns(lines, fields=F.split(F.col("text"), ",", -1))
     text, fields = F.col("text"), F.col("fields")
     field = {name: F.get(fields, i) for i, name in enumerate(CN_CSV.fields)}
@@ -38,10 +54,13 @@ def parse(lines: DataFrame, timezone: str) -> DataFrame:
         (duration_s.isNull(), NON_NUMERIC_DURATION),
     )
     return parsed(
-        lines, raw=text, is_header=is_header, reason=reason,
+        lines,
+        raw=text,
+        is_header=is_header,
+        reason=reason,
         record_id=record_id,
-        msisdn=N.e164(msisdn),
-        other_party=N.e164(field["对端号码"]),
+        msisdn=spark_e164(msisdn),
+        other_party=spark_e164(field["对端号码"]),
         direction=N.lookup(field["业务类型"], _DIRECTIONS),
         service=service,
         start_time=start_time,

@@ -1,13 +1,27 @@
-"""pipe_gbk: GBK, '|'-separated, no header, CRLF allowed (DESIGN.md "pipe_gbk")."""
+"""pipe_gbk: GBK, '|'-separated, no header, CRLF allowed (docs/contracts.md)."""
+
 from __future__ import annotations
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from jobs import normalise as N
-from jobs.formats import (BAD_TIMESTAMP, EMPTY_RECORD_ID, EMPTY_SERVED_NUMBER, NON_NUMERIC_DURATION, UNDECODABLE,
-                          UNKNOWN_DIRECTION, UNKNOWN_SERVICE, first_reason, gbk_text, has_replacement_char, parsed,
-                          with_columns, wrong_field_count)
+from jobs.formats import (
+    BAD_TIMESTAMP,
+    EMPTY_RECORD_ID,
+    EMPTY_SERVED_NUMBER,
+    NON_NUMERIC_DURATION,
+    UNDECODABLE,
+    UNKNOWN_DIRECTION,
+    UNKNOWN_SERVICE,
+    first_reason,
+    gbk_text,
+    has_replacement_char,
+    parsed,
+    with_columns,
+    wrong_field_count,
+)
+from jobs.numbers import spark_e164
 from schemas.raw import PIPE_GBK, PIPE_GBK_DIRECTIONS, PIPE_GBK_SERVICES
 
 LAYOUT = PIPE_GBK
@@ -36,10 +50,13 @@ def parse(lines: DataFrame, timezone: str) -> DataFrame:
         (duration_s.isNull(), NON_NUMERIC_DURATION),
     )
     return parsed(
-        lines, raw=text, is_header=F.lit(False), reason=reason,
+        lines,
+        raw=text,
+        is_header=F.lit(False),
+        reason=reason,
         record_id=record_id,
-        msisdn=N.e164(msisdn),
-        other_party=N.e164(field["other_party"]),
+        msisdn=spark_e164(msisdn),
+        other_party=spark_e164(field["other_party"]),
         direction=direction,
         service=service,
         start_time=start_time,

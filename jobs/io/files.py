@@ -3,11 +3,11 @@
 Every file a step writes outside Spark (run summaries, GX results, the report page, the manifest,
 swap journals, the spark-submit bundle) goes through `write_atomic`, so durability is decided once.
 """
+
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import uuid
 from pathlib import Path
 from typing import Any
@@ -53,25 +53,3 @@ def sync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
-
-
-def replace_folder(target: Path, files: dict[str, bytes]) -> None:
-    """Write `files` (relative path -> bytes) as the folder `target`, atomically: built in a hidden
-    folder beside it (`.<name>.<token>.new`), then swapped in whole by the lake's journaled
-    `swap_dirs` (whose repair knows these names); the previous folder is put aside and deleted."""
-    from jobs.io.lake import swap_dirs   # lake writes its journals with write_atomic: imported late
-
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    token = uuid.uuid4().hex
-    staged = target.parent / f".{target.name}.{token}.new"
-    aside = target.parent / f".{target.name}.{token}.old"
-    try:
-        for relative, data in files.items():
-            path = staged / relative
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
-        swap_dirs([(staged, target)], aside)
-    finally:
-        shutil.rmtree(staged, ignore_errors=True)
-        shutil.rmtree(aside, ignore_errors=True)

@@ -7,6 +7,7 @@ inventory would silently misplace every den (swapped lat/lon), crash a step far 
 CdrwatchError naming the file and line. Whitelist entries that are not telephone numbers are not
 an error, but are reported: until fixed they whitelist nobody.
 """
+
 from __future__ import annotations
 
 import csv
@@ -18,12 +19,15 @@ from pathlib import Path
 
 from jobs.config import Config
 from jobs.errors import CdrwatchError
+from jobs.io.layout import cells_path
 
 COLUMNS = ("cell_id", "lat", "lon", "site_name", "district")
 # Where the cells of a country can be, by the conf timezone: a pair outside the box that fits when
 # swapped is a lat/lon mix-up, not a cell abroad. (lat min, lat max, lon min, lon max)
-COUNTRY_BOXES = {zone: (3.0, 54.0, 73.0, 136.0) for zone in
-                 ("Asia/Shanghai", "Asia/Chongqing", "Asia/Chungking", "Asia/Harbin", "Asia/Urumqi", "PRC")}
+COUNTRY_BOXES = {
+    zone: (3.0, 54.0, 73.0, 136.0)
+    for zone in ("Asia/Shanghai", "Asia/Chongqing", "Asia/Chungking", "Asia/Harbin", "Asia/Urumqi", "PRC")
+}
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ class Cell:
 class Cells:
     """The checked cells of every configured carrier (sorted by carrier, cell_id) and the warnings
     worth showing (exact duplicate rows dropped, cells outside the country)."""
+
     rows: list[Cell]
     warnings: list[str]
 
@@ -53,7 +58,7 @@ def _text(path: Path) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
-        line = data[:err.start].count(b"\n") + 1
+        line = data[: err.start].count(b"\n") + 1
         raise CdrwatchError(f"{path}:{line}: not UTF-8 text (byte {data[err.start]:#04x}); save it as UTF-8") from None
 
 
@@ -69,8 +74,10 @@ def _table(path: Path, wanted: tuple[str, ...]) -> tuple[dict[str, int], list[tu
         raise CdrwatchError(f"{path}:1: unreadable header ({err})") from None
     missing = [name for name in wanted if name not in header]
     if missing:
-        raise CdrwatchError(f"{path}:1: no column {', '.join(repr(m) for m in missing)} "
-                            f"(columns: {', '.join(header)}; needed: {', '.join(wanted)})")
+        raise CdrwatchError(
+            f"{path}:1: no column {', '.join(repr(m) for m in missing)} "
+            f"(columns: {', '.join(header)}; needed: {', '.join(wanted)})"
+        )
     twice = sorted({name for name in wanted if header.count(name) > 1})
     if twice:
         raise CdrwatchError(f"{path}:1: column {', '.join(repr(t) for t in twice)} appears more than once")
@@ -103,8 +110,10 @@ def check_position(path: Path, line: int, cell_id: str, lat: float, lon: float, 
         lat_lo, lat_hi, lon_lo, lon_hi = box
         inside = lat_lo <= lat <= lat_hi and lon_lo <= lon <= lon_hi
         if not inside and lat_lo <= lon <= lat_hi and lon_lo <= lat <= lon_hi:
-            raise CdrwatchError(f"{where} is outside China ({lat_lo:g}..{lat_hi:g} N, {lon_lo:g}..{lon_hi:g} E) "
-                                f"but inside when swapped: lat/lon swapped?")
+            raise CdrwatchError(
+                f"{where} is outside China ({lat_lo:g}..{lat_hi:g} N, {lon_lo:g}..{lon_hi:g} E) "
+                f"but inside when swapped: lat/lon swapped?"
+            )
     if not -90 <= lat <= 90:
         raise CdrwatchError(f"{where}: lat must be within -90..90")
     if not -180 <= lon <= 180:
@@ -134,8 +143,10 @@ def read_inventory(path: Path, carrier: str, timezone: str) -> tuple[list[Cell],
         if cell.cell_id in seen:
             first_line, first = seen[cell.cell_id]
             if astuple(first) != astuple(cell):
-                raise CdrwatchError(f"{path}:{line}: cell {cell.cell_id!r} is already on line {first_line} with other "
-                                    f"values; one cell, one row")
+                raise CdrwatchError(
+                    f"{path}:{line}: cell {cell.cell_id!r} is already on line {first_line} with other "
+                    f"values; one cell, one row"
+                )
             warnings.append(f"{path}:{line}: cell {cell.cell_id!r} repeats line {first_line} exactly; dropped")
             continue
         if note:
@@ -147,14 +158,6 @@ def read_inventory(path: Path, carrier: str, timezone: str) -> tuple[list[Cell],
 
 class MissingInventory(CdrwatchError):
     """A configured carrier has no `landing/cells/<carrier>.csv`."""
-
-
-def cells_path(config: Config, carrier: str) -> Path:
-    return Path(config.paths.landing) / "cells" / f"{carrier}.csv"
-
-
-def whitelist_path(config: Config) -> Path:
-    return Path(config.paths.landing) / "whitelist.csv"
 
 
 def read_cells(config: Config, carriers: list[str] | None = None) -> Cells:
@@ -206,10 +209,6 @@ def _records(reader, path: Path):
             yield start, fields
 
 
-def protected_path(config) -> Path:
-    return Path(config.paths.landing) / "protected_numbers.csv"
-
-
 PROTECTED_NUMBER = re.compile(r"^[0-9x]{3,20}$")
 
 
@@ -235,8 +234,10 @@ def read_protected_numbers(path: Path) -> tuple[list[dict], list[str]]:
         number = re.sub(r"[\s-]", "", row.get("number", "")).lower()
         services = [s.strip().lower() for s in re.split(r"[;,/ ]+", row.get("services") or "voice;sms") if s.strip()]
         if not PROTECTED_NUMBER.match(number) or not services or set(services) - {"voice", "sms"}:
-            warnings.append(f"{path}:{line}: protected number {row.get('number', '')!r} (services "
-                            f"{row.get('services', '')!r}) is not a number pattern with voice/sms; ignored")
+            warnings.append(
+                f"{path}:{line}: protected number {row.get('number', '')!r} (services "
+                f"{row.get('services', '')!r}) is not a number pattern with voice/sms; ignored"
+            )
             continue
         entries.append({"number": number, "name": row.get("name") or number, "services": services})
     return entries, warnings

@@ -1,19 +1,33 @@
 """The lake read with Polars, for the small tables and lazy scans of steps that start no Spark session
-(the report, evaluate). Schemas derive from `schemas.tables`, paths from `jobs.io.lake`, so a
+(the report, evaluate). Schemas derive from `schemas.tables`, paths from `jobs.io.layout`, so a
 table is laid out and typed in one place whichever engine reads it.
 """
+
 from __future__ import annotations
 
 import datetime as dt
+import io
+from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from jobs.config import Config
-from jobs.io.lake import partition_path
+from jobs.io.files import write_atomic
+from jobs.io.layout import partition_path, table_path
 from schemas.table import Table
 
-_POLARS = {"string": pl.String, "int32": pl.Int32, "int64": pl.Int64, "double": pl.Float64, "bool": pl.Boolean,
-           "date": pl.Date, "timestamp": pl.Datetime("us", "UTC"), "list<string>": pl.List(pl.String)}
+_POLARS = {
+    "string": pl.String,
+    "int32": pl.Int32,
+    "int64": pl.Int64,
+    "double": pl.Float64,
+    "bool": pl.Boolean,
+    "date": pl.Date,
+    "timestamp": pl.Datetime("us", "UTC"),
+    "list<string>": pl.List(pl.String),
+}
 
 
 def polars_schema(table: Table, columns: list[str] | None = None) -> dict[str, pl.DataType]:
@@ -36,10 +50,28 @@ def read_day(config: Config, table: Table, day: dt.date, columns: list[str] | No
     files = sorted(partition_path(config, table, day).glob("*.parquet"))
     if not files:
         return pl.DataFrame(schema=schema)
-    written = pl.read_parquet_schema(files[0])   # one run wrote the partition: its files share a schema
+    written = pl.read_parquet_schema(files[0])  # one run wrote the partition: its files share a schema
     frame = pl.read_parquet(files, columns=[name for name in schema if name in written])
-    return (frame.with_columns(pl.lit(None, dtype).alias(name) for name, dtype in schema.items() if name not in written)
-            .select(list(schema)).cast(schema))
+    return (
+        frame.with_columns(pl.lit(None, dtype).alias(name) for name, dtype in schema.items() if name not in written)
+        .select(list(schema))
+        .cast(schema)
+    )
+
+
+def read_days(config: Config, table: Table, days: list[dt.date] | None, columns: list[str]) -> pl.DataFrame:
+    """`read_day` of each of `days` that the lake has (None: every date it has), each with its `date`
+    last: one frame of a small table over several nights (dens, victims, flags)."""
+    if days is None:
+        days = sorted(
+            dt.date.fromisoformat(p.name.removeprefix("date=")) for p in table_path(config, table).glob("date=*")
+        )
+    frames = [
+        read_day(config, table, day, columns).with_columns(pl.lit(day).alias("date"))
+        for day in days
+        if has_day(config, table, day)
+    ]
+    return pl.concat(frames) if frames else pl.DataFrame(schema={**polars_schema(table, columns), "date": pl.Date})
 
 
 def scan_days(config: Config, table: Table, days: list[dt.date]) -> pl.LazyFrame | None:
@@ -50,5 +82,22 @@ def scan_days(config: Config, table: Table, days: list[dt.date]) -> pl.LazyFrame
     if not files:
         return None
     types = {c.name: _POLARS[c.type] for c in table.columns}
-    return pl.scan_parquet(files, hive_partitioning=True, hive_schema={name: types[name] for name in table.partition_by})
+    return pl.scan_parquet(
+        files, hive_partitioning=True, hive_schema={name: types[name] for name in table.partition_by}
+    )
 
+
+def read_files(table: Table, files: list[Path]) -> pl.DataFrame:
+    """Whole-table Parquet files of a small table kept outside date partitions (feedback, hotlist),
+    typed by its schema; empty, with its columns, when there are none."""
+    schema = polars_schema(table)
+    if not files:
+        return pl.DataFrame(schema=schema)
+    return pl.read_parquet(files).select(list(schema)).cast(schema)
+
+
+def write_file(path: Path, frame: pl.DataFrame, table: Table) -> Path:
+    """`frame` as one Parquet file of `table` (its Arrow schema), written atomically."""
+    buffer = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(frame.to_dicts(), schema=table.arrow()), buffer)
+    return write_atomic(path, buffer.getvalue())

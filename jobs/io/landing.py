@@ -3,6 +3,7 @@
 Ingest (what it reads) and the Airflow sensor (whether the night has landed) ask here, so the two
 never disagree about a file. Plain Python, cheap to import: the scheduler imports it.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jobs.config import Config
+from jobs.io.layout import delivery_folder
 from jobs.io.manifest import MANIFEST
 from schemas.raw import RAW_LAYOUTS
 
@@ -19,14 +21,11 @@ from schemas.raw import RAW_LAYOUTS
 class DeliveryScan:
     """What `landing/<carrier>/<D>/` holds: the files ingest reads (sorted), the names of other
     files (not named as the format expects; the manifest is not counted) and of folders inside."""
+
     folder: Path
     files: list[Path]
     ignored: list[str]
     folders: list[str]
-
-
-def delivery_folder(config: Config, carrier: str, day: dt.date) -> Path:
-    return Path(config.paths.landing) / carrier / day.isoformat()
 
 
 def file_globs(config: Config, carrier: str) -> tuple[str, ...]:

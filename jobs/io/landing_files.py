@@ -4,6 +4,7 @@
 its name), its physical line count after decompression, and where a damaged gzip stops. Ingest
 compares these counts with what Spark read, so a line lost or read twice cannot balance the books.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -18,13 +19,13 @@ _HEAD_MAX = 1 << 16
 
 @dataclass(frozen=True)
 class FileFacts:
-    size: int              # bytes as delivered
-    sha256: str            # of the bytes as delivered
-    gzip: bool             # content is gzip (whatever the name says)
-    lines: int             # physical lines of the (decompressed) content, split on '\n'
-    damaged: str | None    # why the gzip stream could not be read to its end, else None
-    readable_bytes: int    # decompressed bytes that could be read (all of them unless damaged)
-    first_line: bytes      # the first line of the content (at most 64 KiB, without its '\n')
+    size: int  # bytes as delivered
+    sha256: str  # of the bytes as delivered
+    gzip: bool  # content is gzip (whatever the name says)
+    lines: int  # physical lines of the (decompressed) content, split on '\n'
+    damaged: str | None  # why the gzip stream could not be read to its end, else None
+    readable_bytes: int  # decompressed bytes that could be read (all of them unless damaged)
+    first_line: bytes  # the first line of the content (at most 64 KiB, without its '\n')
     ends_with_newline: bool
 
 
@@ -53,7 +54,7 @@ def inspect_file(path: Path) -> FileFacts:
             elif damaged is None:
                 try:
                     data = inflater.decompress(chunk)
-                    while inflater.eof and inflater.unused_data:   # concatenated gzip members
+                    while inflater.eof and inflater.unused_data:  # concatenated gzip members
                         rest = inflater.unused_data
                         inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
                         data += inflater.decompress(rest)
@@ -73,8 +74,16 @@ def inspect_file(path: Path) -> FileFacts:
         if inflater is not None and damaged is None and not inflater.eof:
             damaged = "truncated gzip (the stream ends before its end marker)"
     lines = newlines + (1 if out_bytes and last_byte != b"\n" else 0)
-    return FileFacts(size=size, sha256=digest.hexdigest(), gzip=is_gzip, lines=lines, damaged=damaged,
-                     readable_bytes=out_bytes, first_line=head_line, ends_with_newline=last_byte == b"\n")
+    return FileFacts(
+        size=size,
+        sha256=digest.hexdigest(),
+        gzip=is_gzip,
+        lines=lines,
+        damaged=damaged,
+        readable_bytes=out_bytes,
+        first_line=head_line,
+        ends_with_newline=last_byte == b"\n",
+    )
 
 
 def rescue_readable(path: Path, target: Path) -> None:

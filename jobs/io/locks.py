@@ -5,6 +5,7 @@ ends (kill -9 included), so a crashed run never leaves a stale lock. The holder 
 into the file, and a refused run reads that back to say whom it waits for. Re-entrant within one
 process (nightly holds a date, then each step it calls takes the same lock again).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -48,8 +49,12 @@ def hold(path: Path, what: str, step: str) -> Iterator[bool]:
         held = _held.get(key)
         if held is None:
             held = _Held(_acquire(Path(key), what, step), 0, {})
-            held.info = {"pid": os.getpid(), "host": socket.gethostname(), "step": step,
-                         "since": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+            held.info = {
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "step": step,
+                "since": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            }
             _held[key] = held
         outer = dict(held.info)
         if held.depth:
@@ -96,8 +101,10 @@ def holder(path: Path) -> dict[str, Any] | None:
 def describe(info: dict[str, Any] | None) -> str:
     if not info:
         return "another process (it is just starting)"
-    return (f"pid {info.get('pid', '?')} on {info.get('host', '?')} ({info.get('step', '?')}, "
-            f"since {info.get('since', '?')})")
+    return (
+        f"pid {info.get('pid', '?')} on {info.get('host', '?')} ({info.get('step', '?')}, "
+        f"since {info.get('since', '?')})"
+    )
 
 
 def _acquire(path: Path, what: str, step: str) -> int:
@@ -108,8 +115,9 @@ def _acquire(path: Path, what: str, step: str) -> int:
     except BlockingIOError:
         info = _read_info(fd)
         os.close(fd)
-        raise LockHeld(f"{step}: {what} is being processed by {describe(info)}; wait for it to finish "
-                       f"(lock {path})") from None
+        raise LockHeld(
+            f"{step}: {what} is being processed by {describe(info)}; wait for it to finish (lock {path})"
+        ) from None
     except BaseException:
         os.close(fd)
         raise

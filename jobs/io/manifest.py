@@ -1,10 +1,11 @@
-"""A delivery's `_MANIFEST.csv` (DESIGN.md "landing zone"): `file,rows,sha256`, one line per CDR file.
+"""A delivery's `_MANIFEST.csv` (docs/contracts.md): `file,rows,sha256`, one line per CDR file.
 
 Its presence marks `landing/<carrier>/<D>/` complete. `rows` is the number of records of the file:
 its physical lines (split on '\\n', after gunzip for a gzip file) minus the header line of a format
 that has one; `sha256` is the hex digest of the file's bytes as delivered. Plain Python, no Spark:
 the simulator writes manifests, the Airflow sensor and ingest read them.
 """
+
 from __future__ import annotations
 
 import csv
@@ -22,7 +23,7 @@ COLUMNS = ("file", "rows", "sha256")
 
 @dataclass(frozen=True)
 class Entry:
-    file: str      # name inside the delivery folder
+    file: str  # name inside the delivery folder
     rows: int
     sha256: str
 

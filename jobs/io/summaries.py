@@ -3,6 +3,7 @@
 Ingest writes its summary there (with the GX results beside it); the validate task, export's
 PARTIAL.txt, the volume check and the report read it back instead of recounting the lake.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -13,17 +14,7 @@ from typing import Any
 from jobs.config import Config
 from jobs.errors import CdrwatchError
 from jobs.io.files import write_json
-
-RUNS = "_runs"
-
-
-def run_dir(config: Config, job: str, day: dt.date) -> Path:
-    """`lake/_runs/<job>/date=D`: the summary and whatever else the run keeps (GX results)."""
-    return Path(config.paths.lake) / RUNS / job / f"date={day.isoformat()}"
-
-
-def run_summary_path(config: Config, job: str, day: dt.date) -> Path:
-    return run_dir(config, job, day) / "summary.json"
+from jobs.io.layout import run_summary_path, spoofing_path
 
 
 def write_summary(config: Config, job: str, day: dt.date, summary: dict[str, Any]) -> Path:
@@ -47,11 +38,7 @@ def _read_run_json(path: Path, what: str, rerun: str) -> dict[str, Any] | None:
         raise CdrwatchError(f"{path}: unreadable {what} ({error}); rerun {rerun}") from None
 
 
-SPOOFING = "spoofing.json"   # detect's judgement of the night's incoming legs (jobs/spoofing.py)
-
-
 def read_spoofing(config: Config, day: dt.date) -> dict[str, Any] | None:
     """lake/_runs/detect/date=D/spoofing.json, None when detect wrote none for D (a lake from before
     the spoofing detector); one that cannot be read is an error naming the file and the rerun."""
-    return _read_run_json(run_dir(config, "detect", day) / SPOOFING, "spoofing summary",
-                          f"cdrwatch detect --date {day}")
+    return _read_run_json(spoofing_path(config, day), "spoofing summary", f"cdrwatch detect --date {day}")

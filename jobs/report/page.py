@@ -3,6 +3,7 @@
 Every text that comes from the data is escaped here (`esc`); figures arrive as plotly figures and are
 embedded with fixed div ids, so the same night always gives the same bytes.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,8 +15,17 @@ import polars as pl
 from plotly.offline import get_plotlyjs
 
 from jobs.feedback.precision import NO_FEEDBACK
-from jobs.report.data import (FIELD_NIGHTS, MOVED_M, TOP_PRESENTED, TREND_NIGHTS, FieldOutcomes, NightNumbers,
-                              SpoofingNight, spoofed_districts, top_presented)
+from jobs.report.data import (
+    FIELD_NIGHTS,
+    MOVED_M,
+    TOP_PRESENTED,
+    TREND_NIGHTS,
+    FieldOutcomes,
+    NightNumbers,
+    SpoofingNight,
+    spoofed_districts,
+    top_presented,
+)
 from jobs.report.figures import PRIORITY_COLOURS, den_order, esc
 
 UNLOCATED_FILE = "analysts/unlocated_dens.csv"
@@ -72,18 +82,19 @@ class PageParts:
     """What the page shows besides the headline numbers."""
 
     numbers: NightNumbers
-    figures: dict[str, go.Figure]          # element id -> figure (map, chart-congestion, ...)
-    lead_files: dict[str, str]             # district -> leads/<district>.csv (relative to outbox/D/)
-    flags_detail: pl.DataFrame             # data.flag_counts
-    source: dict[str, str]                 # lake, landing, outbox, timezone: shown in the footer
-    field: FieldOutcomes | None = None     # data.field_outcomes; None: not gathered (the section says so)
+    figures: dict[str, go.Figure]  # element id -> figure (map, chart-congestion, ...)
+    lead_files: dict[str, str]  # district -> leads/<district>.csv (relative to outbox/D/)
+    flags_detail: pl.DataFrame  # data.flag_counts
+    source: dict[str, str]  # lake, landing, outbox, timezone: shown in the footer
+    field: FieldOutcomes | None = None  # data.field_outcomes; None: not gathered (the section says so)
     spoofing: SpoofingNight | None = None  # data.spoofing_night; None or not ran: "not run for this night"
 
 
 def figure_div(fig: go.Figure, div_id: str) -> str:
     """The figure as a <div id=div_id> and its script; plotly.js itself is in the page's head."""
-    return pio.to_html(fig, include_plotlyjs=False, full_html=False, div_id=div_id, config=PLOTLY_CONFIG,
-                       default_width="100%")
+    return pio.to_html(
+        fig, include_plotlyjs=False, full_html=False, div_id=div_id, config=PLOTLY_CONFIG, default_width="100%"
+    )
 
 
 def _num(value: int | float | None) -> str:
@@ -100,17 +111,23 @@ def _href(relative: str) -> str:
 
 def cards(n: NightNumbers) -> str:
     carriers = [(r["carrier"], _num(r["accepted"])) for r in n.carriers.iter_rows(named=True)]
-    by_reason = (n.reasons.group_by("reason").agg(pl.col("rows").sum())
-                 .sort(["rows", "reason"], descending=[True, False]).head(3))
+    by_reason = (
+        n.reasons.group_by("reason")
+        .agg(pl.col("rows").sum())
+        .sort(["rows", "reason"], descending=[True, False])
+        .head(3)
+    )
     reasons = [(r, _num(v)) for r, v in by_reason.iter_rows()]
-    detectors = [(d, _num(int(v))) for d, v in n.flags.group_by("detector").agg(pl.col("flags").sum())
-                 .sort("detector").iter_rows()]
+    detectors = [
+        (d, _num(int(v)))
+        for d, v in n.flags.group_by("detector").agg(pl.col("flags").sum()).sort("detector").iter_rows()
+    ]
     status = n.dens_by("status") if n.dens.height else {}
     dens = [(s, _num(status.get(s, 0))) for s in ("new", "continuing", "moved")]
     if n.not_seen:
         dens.append(("not seen tonight", _num(len(n.not_seen))))
     priority = n.dens_by("priority") if n.dens.height else {}
-    warnings_link = ('<a href="warnings.csv">warnings.csv</a>' if n.warnings is not None else "not exported")
+    warnings_link = '<a href="warnings.csv">warnings.csv</a>' if n.warnings is not None else "not exported"
     high = priority.get("high", 0)
     return f"""<div class="cards" id="headline">
 <div class="card"><h3>CDRs ingested</h3><div class="big">{_num(n.rows_ingested)}</div><ul>{_items(carriers)}</ul></div>
@@ -131,8 +148,10 @@ def banner(n: NightNumbers) -> str:
         parts.append("no delivery from " + ", ".join(esc(c) for c in n.missing_carriers))
     if n.partial_note:
         parts.append(esc(n.partial_note))
-    return (f'<div class="banner" id="partial">Partial night: {"; ".join(parts)}. Counts, flags and dens '
-            f'cover only what was delivered; a rerun after the late files arrive replaces this report.</div>')
+    return (
+        f'<div class="banner" id="partial">Partial night: {"; ".join(parts)}. Counts, flags and dens '
+        f'cover only what was delivered; a rerun after the late files arrive replaces this report.</div>'
+    )
 
 
 def den_table(n: NightNumbers, lead_files: dict[str, str]) -> str:
@@ -159,25 +178,45 @@ def den_table(n: NightNumbers, lead_files: dict[str, str]) -> str:
             f'<td class="num">{_num(d["n_calls"])}</td><td class="num">{_num(d["n_victims"])}</td>'
             f'<td>{esc((d["active_hours"] or "").replace(";", "; "))}</td>'
             f'<td>{esc(d["first_seen"])} · {d["nights_active"]} night{"s" if d["nights_active"] != 1 else ""}</td>'
-            f'<td>{esc(", ".join(d["signals"] or []))}</td><td class="evidence">{esc(d["evidence"])}</td></tr>')
-    head = "".join(f'<th{" class=num" if h in ("score", "SIMs", "IMEIs", "calls", "victims") else ""}>{h}</th>'
-                   for h in ("den", "priority", "score", "status", "district (leads)", "SIMs", "IMEIs",
-                             "calls", "victims", "active", "first seen", "signals", "evidence"))
-    return (f'<div class="tablewrap"><table id="den-table"><thead><tr>{head}</tr></thead>'
-            f'<tbody>{"".join(rows)}</tbody></table></div>')
+            f'<td>{esc(", ".join(d["signals"] or []))}</td><td class="evidence">{esc(d["evidence"])}</td></tr>'
+        )
+    head = "".join(
+        f'<th{" class=num" if h in ("score", "SIMs", "IMEIs", "calls", "victims") else ""}>{h}</th>'
+        for h in (
+            "den",
+            "priority",
+            "score",
+            "status",
+            "district (leads)",
+            "SIMs",
+            "IMEIs",
+            "calls",
+            "victims",
+            "active",
+            "first seen",
+            "signals",
+            "evidence",
+        )
+    )
+    return (
+        f'<div class="tablewrap"><table id="den-table"><thead><tr>{head}</tr></thead>'
+        f'<tbody>{"".join(rows)}</tbody></table></div>'
+    )
 
 
 def _table(frame: pl.DataFrame, numeric: set[str], table_id: str) -> str:
     if frame.is_empty():
         return '<p class="note">none</p>'
     head = "".join(f'<th{" class=num" if c in numeric else ""}>{esc(c)}</th>' for c in frame.columns)
+
     def cell(column, value) -> str:
         if column not in numeric:
             return f"<td>{esc(value)}</td>"
         return f'<td class="num">{_num(value) if isinstance(value, int) else f"{value:.2f}"}</td>'
 
-    body = "".join("<tr>" + "".join(cell(c, v) for c, v in zip(frame.columns, row)) + "</tr>"
-                   for row in frame.iter_rows())
+    body = "".join(
+        "<tr>" + "".join(cell(c, v) for c, v in zip(frame.columns, row)) + "</tr>" for row in frame.iter_rows()
+    )
     return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
@@ -187,8 +226,11 @@ def reasons_by_carrier(reasons: pl.DataFrame) -> pl.DataFrame:
         return pl.DataFrame(schema={"reason": pl.String, "total": pl.Int64})
     carriers = sorted(set(reasons["carrier"].to_list()))
     wide = reasons.pivot(on="carrier", index="reason", values="rows", aggregate_function="sum").fill_null(0)
-    return (wide.select("reason", *carriers).with_columns(pl.sum_horizontal(carriers).alias("total"))
-            .sort(["total", "reason"], descending=[True, False]))
+    return (
+        wide.select("reason", *carriers)
+        .with_columns(pl.sum_horizontal(carriers).alias("total"))
+        .sort(["total", "reason"], descending=[True, False])
+    )
 
 
 def field_section(field: FieldOutcomes | None, figs: dict[str, go.Figure]) -> str:
@@ -198,8 +240,11 @@ def field_section(field: FieldOutcomes | None, figs: dict[str, go.Figure]) -> st
     if field is None or field.feedback_rows == 0:
         return f'{head}\n<p class="note" id="no-feedback">{esc(NO_FEEDBACK)}.</p></section>'
     share = f" ({field.not_visited_share:.0%})" if field.not_visited_share is not None else ""
-    chart = (figure_div(figs["chart-field-outcomes"], "chart-field-outcomes") if "chart-field-outcomes" in figs
-             else f'<p class="note">No visit reported on or before {field.day}.</p>')
+    chart = (
+        figure_div(figs["chart-field-outcomes"], "chart-field-outcomes")
+        if "chart-field-outcomes" in figs
+        else f'<p class="note">No visit reported on or before {field.day}.</p>'
+    )
     return f"""{head}
 <p class="big-line" id="not-visited">Leads not yet visited: <b>{_num(field.not_visited)}</b> of
 <b>{_num(field.leads)}</b>{share}</p>
@@ -216,29 +261,43 @@ def spoofing_judgement(spoofing: SpoofingNight) -> str:
     summary = spoofing.summary
     if summary is None:
         legs = spoofing.legs.height
-        return (f'<p class="note" id="spoofing-judgement">No judgement counts for this night (detect wrote no '
-                f'spoofing.json); {_num(legs)} spoofed leg{"s" if legs != 1 else ""} in lake/spoofed.</p>')
+        return (
+            f'<p class="note" id="spoofing-judgement">No judgement counts for this night (detect wrote no '
+            f'spoofing.json); {_num(legs)} spoofed leg{"s" if legs != 1 else ""} in lake/spoofed.</p>'
+        )
     campaigns = summary.get("campaigns")
     in_campaigns = f" in <b>{_num(int(campaigns))}</b> campaign{'s' if campaigns != 1 else ''}" if campaigns else ""
-    line = (f'<p class="big-line" id="spoofing-judgement">Incoming legs presenting a local subscriber\'s or a '
-            f'protected number: <b>{_num(summary.get("incoming_legs"))}</b> · matched to an outgoing leg: '
-            f'<b>{_num(summary.get("matched"))}</b> · spoofed: <b>{_num(summary.get("spoofed"))}</b>{in_campaigns} · '
-            f'not judged: <b>{_num(spoofing.not_judged)}</b></p>')
+    line = (
+        f'<p class="big-line" id="spoofing-judgement">Incoming legs presenting a local subscriber\'s or a '
+        f'protected number: <b>{_num(summary.get("incoming_legs"))}</b> · matched to an outgoing leg: '
+        f'<b>{_num(summary.get("matched"))}</b> · spoofed: <b>{_num(summary.get("spoofed"))}</b>{in_campaigns} · '
+        f'not judged: <b>{_num(spoofing.not_judged)}</b></p>'
+    )
     unjudged = sorted((summary.get("unjudged_carriers") or {}).items())
-    banner_ = ("" if not unjudged else
-               '<div class="banner" id="spoofing-unjudged">Not judged tonight: '
-               + "; ".join(f"numbers of {esc(carrier)} ({esc(cause)})" for carrier, cause in unjudged)
-               + ". A call showing one of their subscribers' numbers cannot be told from a real one: none of "
-                 "them is counted as spoofed.</div>")
+    banner_ = (
+        ""
+        if not unjudged
+        else '<div class="banner" id="spoofing-unjudged">Not judged tonight: '
+        + "; ".join(f"numbers of {esc(carrier)} ({esc(cause)})" for carrier, cause in unjudged)
+        + ". A call showing one of their subscribers' numbers cannot be told from a real one: none of "
+        "them is counted as spoofed.</div>"
+    )
     tolerance = summary.get("tolerance_s")
     within = f" within {_num(tolerance)} s" if tolerance is not None else ""
-    reasons = sorted(((r, int(n)) for r, n in (summary.get("not_judged") or {}).items()),
-                     key=lambda rn: (-rn[1], rn[0]))
-    by_reason = ("" if not reasons else
-                 ' Not judged, by reason:</p><ul class="note" id="spoofing-not-judged">'
-                 + "".join(f"<li>{esc(r)}: <b>{_num(n)}</b></li>" for r, n in reasons) + "</ul>")
-    return (f'{banner_}{line}\n<p class="note">Matched: a carrier recorded an outgoing leg of the presented number '
-            f'to the receiver{within}. Spoofed: none did.{by_reason or "</p>"}')
+    reasons = sorted(
+        ((r, int(n)) for r, n in (summary.get("not_judged") or {}).items()), key=lambda rn: (-rn[1], rn[0])
+    )
+    by_reason = (
+        ""
+        if not reasons
+        else ' Not judged, by reason:</p><ul class="note" id="spoofing-not-judged">'
+        + "".join(f"<li>{esc(r)}: <b>{_num(n)}</b></li>" for r, n in reasons)
+        + "</ul>"
+    )
+    return (
+        f'{banner_}{line}\n<p class="note">Matched: a carrier recorded an outgoing leg of the presented number '
+        f'to the receiver{within}. Spoofed: none did.{by_reason or "</p>"}'
+    )
 
 
 def spoofing_section(spoofing: SpoofingNight | None, figs: dict[str, go.Figure]) -> str:
@@ -247,13 +306,18 @@ def spoofing_section(spoofing: SpoofingNight | None, figs: dict[str, go.Figure])
     head = '<section id="spoofing"><h2>Caller-ID spoofing</h2>'
     if spoofing is None or not spoofing.ran:
         day = f"lake/spoofed/date={spoofing.day}" if spoofing is not None else "lake/spoofed"
-        return (f'{head}\n<p class="note" id="spoofing-not-run">Not run for this night (no {esc(day)} and no '
-                f'spoofing summary: the lake predates the spoofing detector, or detect has not run).</p></section>')
+        return (
+            f'{head}\n<p class="note" id="spoofing-not-run">Not run for this night (no {esc(day)} and no '
+            f'spoofing summary: the lake predates the spoofing detector, or detect has not run).</p></section>'
+        )
     legs = spoofing.legs
     presented = top_presented(legs)
     n_presented = legs["presented"].n_unique() if legs.height else 0
-    shown = (f"the {TOP_PRESENTED} with most legs of {_num(n_presented)}" if n_presented > TOP_PRESENTED
-             else f"all {_num(n_presented)}")
+    shown = (
+        f"the {TOP_PRESENTED} with most legs of {_num(n_presented)}"
+        if n_presented > TOP_PRESENTED
+        else f"all {_num(n_presented)}"
+    )
     chart = figure_div(figs["chart-spoofing-hours"], "chart-spoofing-hours") if "chart-spoofing-hours" in figs else ""
     return f"""{head}
 {spoofing_judgement(spoofing)}
@@ -273,10 +337,17 @@ def render(parts: PageParts) -> str:
     n, figs = parts.numbers, parts.figures
     day = n.day.isoformat()
     unlocated = n.dens.filter(pl.col("lat").is_null() | pl.col("lon").is_null())["den_id"].to_list()
-    unlocated_note = (f'<p class="note">Not on the map (no position): {esc(", ".join(sorted(unlocated)))} — see '
-                      f'<a href="{_href(UNLOCATED_FILE)}">{UNLOCATED_FILE}</a>.</p>' if unlocated else "")
-    not_seen = (f'<p class="note">Dens of the previous night not found tonight: {esc(", ".join(n.not_seen))}.</p>'
-                if n.not_seen else "")
+    unlocated_note = (
+        f'<p class="note">Not on the map (no position): {esc(", ".join(sorted(unlocated)))} — see '
+        f'<a href="{_href(UNLOCATED_FILE)}">{UNLOCATED_FILE}</a>.</p>'
+        if unlocated
+        else ""
+    )
+    not_seen = (
+        f'<p class="note">Dens of the previous night not found tonight: {esc(", ".join(n.not_seen))}.</p>'
+        if n.not_seen
+        else ""
+    )
     leads = " · ".join(f'<a href="{_href(rel)}">{esc(district)}</a>' for district, rel in parts.lead_files.items())
     ingest_warnings = "".join(f"<li>{esc(w)}</li>" for w in n.ingest_warnings)
     reasons = reasons_by_carrier(n.reasons)
