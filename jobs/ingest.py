@@ -271,7 +271,7 @@ def run_ingest(
 
     `check(carrier, accepted_rows)` returns an outcome with `success`, `failures`, `suspect` and
     `volume` (jobs.validate.ValidationOutcome); a failed carrier's rows are quarantined instead."""
-    landing = Path(config.paths.landing)
+    landing = layout.landing_root(config)
     if not landing.is_dir():
         raise CdrwatchError(f"{landing}: landing folder does not exist")
     today = dt.datetime.now(ZoneInfo(config.timezone)).date()

@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from jobs.config import Config
+from jobs.io import layout
 
 
 def shown(text: str) -> str:
@@ -189,7 +190,7 @@ def nightly_table(config: Config, nights: list[dt.date], reports: dict[dt.date, 
         table.add_column(name, justify="right")
     table.add_column("partial")
     table.add_column("report", overflow="fold")
-    outbox = Path(config.paths.outbox)
+    outbox = layout.outbox_root(config)
     for day in nights:
         n = night_numbers(config, day)
         status = n.dens_by("status") if n.dens.height else {}
