@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 from dataclasses import replace
-from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -23,9 +21,10 @@ from detectors.history import DailyHistory, cell_hours, contact_days, device_day
 from detectors.sites import cell_sites
 from jobs.config import Config
 from jobs.errors import CdrwatchError
-from jobs.io import files, inventory, lake_spark, layout
+from jobs.io import daily, files, inventory, lake_spark, layout
+from jobs.io.daily import cdr_fingerprint, history_days
 from jobs.numbers import TELEPHONE, spark_e164
-from schemas.tables import CDR, CELL, CELL_HOUR, CONTACT_DAY, DAILY, DEVICE_DAY, HOTLIST, SIM_DAY
+from schemas.tables import CDR, CELL, CELL_HOUR, CONTACT_DAY, DEVICE_DAY, HOTLIST, SIM_DAY
 
 
 def read_cells(config: Config, spark: SparkSession, warnings: list[str] | None = None) -> DataFrame:
@@ -61,14 +60,6 @@ def read_whitelist(config: Config, spark: SparkSession, warnings: list[str] | No
             if not r.readable
         ]
     return spark.createDataFrame(sorted({(r.number,) for r in rows if r.readable}), "number string")
-
-
-SIM_AGE_DAYS = 7  # how far back a SIM's first appearance is looked for
-
-
-def history_days(config: Config) -> int:
-    """Earlier days a night needs: the congestion baseline and the SIM-age look-back."""
-    return max(config.detectors.congestion.baseline_days, SIM_AGE_DAYS)
 
 
 def load_night(
@@ -130,7 +121,7 @@ class NightCache:
             inputs.update(str(path).encode() + (path.read_bytes() if path.is_file() else b"<absent>"))
         return (
             id(spark),
-            str(Path(config.paths.lake).resolve()),
+            str(layout.lake_root(config).resolve()),
             day,
             cdr_fingerprint(config, day),
             inputs.hexdigest(),
@@ -165,14 +156,6 @@ def release_night(located: DataFrame, cache: NightCache | None = None) -> None:
 # ---------------------------------------------------------------- the earlier days, as daily aggregates
 
 
-def cdr_fingerprint(config: Config, day: dt.date) -> str:
-    """What lake/cdr/date=D holds, by its files' names and sizes: every write of the partition (a
-    rerun of ingest) makes new file names, so aggregates of an older version no longer match."""
-    root = layout.partition_path(config, CDR, day)
-    files = sorted((p.relative_to(root).as_posix(), p.stat().st_size) for p in root.rglob("*.parquet"))
-    return hashlib.sha256(json.dumps(files).encode()).hexdigest()
-
-
 def write_daily(config: Config, day: dt.date, cdr: DataFrame) -> None:
     """Tonight's daily aggregates (schemas.tables.DAILY) from its located, whitelist-free rows, each
     replaced atomically; the marker naming the CDR partition they summarise is written last (and
@@ -189,13 +172,6 @@ def write_daily(config: Config, day: dt.date, cdr: DataFrame) -> None:
     files.write_json(marker, {"date": day.isoformat(), "cdr": cdr_fingerprint(config, day)})
 
 
-def _has_daily(config: Config, day: dt.date) -> bool:
-    marker = layout.daily_marker_path(config, day)
-    if not marker.is_file() or not all(layout.partition_path(config, t, day).is_dir() for t in DAILY):
-        return False
-    return json.loads(marker.read_text(encoding="utf-8")).get("cdr") == cdr_fingerprint(config, day)
-
-
 def earlier_days(
     config: Config,
     spark: SparkSession,
@@ -209,15 +185,11 @@ def earlier_days(
     wrote them for its CDRs as they are now, else computed from that day's raw CDRs (a lake from
     before the aggregates, or a day re-ingested since). The whitelist as it is tonight applies to
     every number; a cell's hourly count keeps the numbers it had when its day was detected."""
-    days = [first + dt.timedelta(days=k) for k in range((day - first).days)]
-    days = [d for d in days if layout.partition_path(config, CDR, d).is_dir()]
-    stored = [d for d in days if _has_daily(config, d)]
+    days = daily.earlier_days(config, day)
+    stored = [d for d in days if daily.has_daily(config, d)]
     raw_days = [d for d in days if d not in stored]
-    if raw_days and notes is not None:
-        notes.append(
-            f"history: {len(raw_days)} earlier day(s) read from raw CDRs, no current daily aggregates "
-            f"({', '.join(d.isoformat() for d in raw_days)}); rerun detect for them to store them"
-        )
+    if (note := daily.history_note(raw_days)) and notes is not None:
+        notes.append(note)
     listed = [F.lit(d) for d in stored]
 
     def aggregate(table) -> DataFrame:

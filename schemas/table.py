@@ -1,4 +1,4 @@
-"""A table is declared once, as a list of typed columns; Spark and Arrow schemas derive from it."""
+"""A table is declared once, as a list of typed columns; Spark, Arrow and Polars schemas derive from it."""
 
 from __future__ import annotations
 
@@ -61,3 +61,21 @@ class Table:
             "list<string>": T.ArrayType(T.StringType(), containsNull=True),
         }
         return T.StructType([T.StructField(c.name, spark_types[c.type], c.nullable) for c in self.columns])
+
+    def polars(self, columns: list[str] | None = None) -> dict:
+        """The Polars schema of the table's columns (or of `columns`, in that order); Polars is
+        imported lazily, as Spark is."""
+        import polars as pl
+
+        polars_types = {
+            "string": pl.String,
+            "int32": pl.Int32,
+            "int64": pl.Int64,
+            "double": pl.Float64,
+            "bool": pl.Boolean,
+            "date": pl.Date,
+            "timestamp": pl.Datetime("us", "UTC"),
+            "list<string>": pl.List(pl.String),
+        }
+        types = {c.name: polars_types[c.type] for c in self.columns}
+        return {name: types[name] for name in (columns or self.names)}

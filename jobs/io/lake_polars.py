@@ -18,23 +18,10 @@ from jobs.io.files import write_atomic
 from jobs.io.layout import partition_path, table_path
 from schemas.table import Table
 
-_POLARS = {
-    "string": pl.String,
-    "int32": pl.Int32,
-    "int64": pl.Int64,
-    "double": pl.Float64,
-    "bool": pl.Boolean,
-    "date": pl.Date,
-    "timestamp": pl.Datetime("us", "UTC"),
-    "list<string>": pl.List(pl.String),
-}
-
 
 def polars_schema(table: Table, columns: list[str] | None = None) -> dict[str, pl.DataType]:
     """The table's columns (or `columns` of them) as a Polars schema, partition columns excluded."""
-    names = columns or [c.name for c in table.columns if c.name not in table.partition_by]
-    types = {c.name: _POLARS[c.type] for c in table.columns}
-    return {name: types[name] for name in names}
+    return table.polars(columns or [c.name for c in table.columns if c.name not in table.partition_by])
 
 
 def has_day(config: Config, table: Table, day: dt.date) -> bool:
@@ -81,10 +68,7 @@ def scan_days(config: Config, table: Table, days: list[dt.date]) -> pl.LazyFrame
     files = sorted(str(f) for day in days for f in partition_path(config, table, day).glob(f"{below}*.parquet"))
     if not files:
         return None
-    types = {c.name: _POLARS[c.type] for c in table.columns}
-    return pl.scan_parquet(
-        files, hive_partitioning=True, hive_schema={name: types[name] for name in table.partition_by}
-    )
+    return pl.scan_parquet(files, hive_partitioning=True, hive_schema=table.polars(list(table.partition_by)))
 
 
 def read_files(table: Table, files: list[Path]) -> pl.DataFrame:

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from detectors.sites import SITE_RADIUS_M, distance_m, site_of_cells
+from detectors.local.sites import CELL_SCHEMA, cell_sites  # noqa: F401  (the report's sites are detect's)
+from detectors.sites import distance_m
 from jobs.config import Config
 from jobs.feedback import precision, store
 from jobs.io import inventory, layout, summaries
@@ -23,21 +24,6 @@ from jobs.io.lake_polars import has_day, read_day, scan_days
 from jobs.numbers import national
 from schemas.tables import CDR, DEN, FLAG, SPOOFED
 
-CELL_SCHEMA = {
-    "carrier": pl.String,
-    "cell_id": pl.String,
-    "lat": pl.Float64,
-    "lon": pl.Float64,
-    "site_name": pl.String,
-    "district": pl.String,
-}
-SITE_SCHEMA = {
-    "site": pl.Int64,
-    "site_key": pl.String,
-    "site_lat": pl.Float64,
-    "site_lon": pl.Float64,
-    "site_label": pl.String,
-}
 MOVED_M = 500.0  # a den whose position moved farther than this since its previous night "moved"
 MAX_CONGESTED_SITES = 6  # the congestion chart shows at most this many sites, highest score first
 TREND_NIGHTS = 14  # the trend charts look back this many nights (D included)
@@ -174,15 +160,6 @@ def read_cells(config: Config, warnings: list[str] | None = None) -> pl.DataFram
     if warnings is not None:
         warnings += notes
     return pl.DataFrame(rows, schema=CELL_SCHEMA, orient="row")
-
-
-def cell_sites(cells: pl.DataFrame, radius_m: float = SITE_RADIUS_M) -> pl.DataFrame:
-    """The cells (sorted by carrier, cell_id) with their site, as detect sees it
-    (`detectors.sites.site_of_cells`): a `site` number, `site_key`, the site's mean `site_lat`,
-    `site_lon` and `site_label` (the name of its first cell by carrier and cell id)."""
-    cells = cells.sort("carrier", "cell_id")
-    sites = site_of_cells(cells.select("carrier", "cell_id", "lat", "lon", "site_name").rows(), radius_m)
-    return pl.concat([cells, pl.DataFrame(sites, schema=SITE_SCHEMA, orient="row")], how="horizontal")
 
 
 def sites_of(located_cells: pl.DataFrame) -> pl.DataFrame:
