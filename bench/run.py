@@ -47,8 +47,19 @@ START = date(2026, 11, 20)
 # In pipeline order: each step reads what the previous wrote. "nightly" is the whole `cdrwatch nightly`
 # over the dataset's dates through the real CLI, into a lake and outbox of its own; detect_n2_vs_n7
 # reads that lake; duckdb writes to a folder of its own.
-STEPS = ("simulate", "ingest", "detect", "dens", "export", "nightly", "detect_n2_vs_n7", "duckdb", "spark_floor")
-BACKFILL_STEPS = ("simulate", "nightly", "detect_n2_vs_n7", "duckdb")
+STEPS = (
+    "simulate",
+    "ingest",
+    "detect",
+    "dens",
+    "export",
+    "nightly",
+    "detect_n2_vs_n7",
+    "engines",
+    "duckdb",
+    "spark_floor",
+)
+BACKFILL_STEPS = ("simulate", "nightly", "detect_n2_vs_n7", "engines", "duckdb")
 
 
 @dataclass(frozen=True)
@@ -280,6 +291,52 @@ def bench_detect_growth(name: str, landing: Path, dates: list[date], cache: Path
     )
 
 
+def bench_engines(name: str, landing: Path, dates: list[date], cache: Path) -> Measure | None:
+    """The detectors ported to the local engine on the last night of the nightly's lake: Spark (warm
+    session, second run) and local (Polars, a fresh process), each in a process of its own."""
+    folder = cache / name / "nightly"
+    if not (folder / "lake").exists():
+        console.print(f"[yellow]{name}: engines needs this dataset's nightly lake (run --steps nightly first)[/]")
+        return None
+    night = dates[-1]
+    timed = {}
+    for engine in ("spark", "local"):
+        argv = [
+            sys.executable,
+            str(ROOT / "bench" / "engines.py"),
+            "--landing",
+            str(landing),
+            "--date",
+            night.isoformat(),
+            "--engine",
+            engine,
+            "--lake",
+            str(folder / "lake"),
+            "--outbox",
+            str(folder / "outbox"),
+        ]
+        wall, peak, out = run_measured(argv, capture=True)
+        result = last_json(out)
+        timed[engine] = {
+            "seconds": result["seconds"],
+            "wall_s": round(wall, 2),
+            "peak_mb": round(peak),
+            "flags": result["flags"],
+        }
+    if timed["spark"]["flags"] != timed["local"]["flags"]:
+        console.print(
+            f"[red]{name}: engines: the two engines flagged {timed['spark']['flags']} vs {timed['local']['flags']}[/]"
+        )
+    extra = {
+        "detectors": result["detectors"],
+        "night": night.isoformat(),
+        **{f"{e}_{k}": v for e, t in timed.items() for k, v in t.items()},
+    }
+    return Measure(
+        name, "engines", landing_rows(landing, night), timed["local"]["seconds"], timed["local"]["peak_mb"], 1, extra
+    )
+
+
 def bench_script(
     name: str, step: str, script: str, keys: tuple[str, ...], landing: Path, dates: list[date], cache: Path
 ) -> Measure:
@@ -359,6 +416,8 @@ def run_one(name: str, step: str, landing: Path, dates: list[date], cache: Path)
         return bench_nightly(name, landing, dates, cache)
     if step == "detect_n2_vs_n7":
         return bench_detect_growth(name, landing, dates, cache)
+    if step == "engines":
+        return bench_engines(name, landing, dates, cache)
     if step in SCRIPTS:
         return bench_script(name, step, *SCRIPTS[step], landing, dates, cache)
     return bench_step(name, step, landing, dates, cache)
@@ -369,6 +428,13 @@ def say(m: Measure) -> None:
     line = f"  {m.dataset} {m.step}: {m.seconds:.1f} s, {m.rows_per_s:,.0f} rows/s, peak {m.peak_rss_mb:,.0f} MB"
     if m.step == "nightly" and m.nights:
         line += f", {m.seconds / m.nights:.1f} s a night over {m.nights} nights"
+    if m.step == "engines":
+        e = m.extra
+        line += (
+            f": {e['detectors']} on night {e['night']}: spark {e['spark_seconds']:.1f} s (warm; process "
+            f"{e['spark_wall_s']:.1f} s, {e['spark_peak_mb']:,} MB), local {e['local_seconds']:.1f} s (process "
+            f"{e['local_wall_s']:.1f} s, {e['local_peak_mb']:,} MB), {e['spark_flags']} / {e['local_flags']} flags"
+        )
     if m.step == "detect_n2_vs_n7":
         line += (
             f": detect night 2 {m.extra['night2_s']:.1f} s, night 7 {m.extra['night7_s']:.1f} s, "
