@@ -6,12 +6,14 @@ runs them; a detector is listed here once the differential tests hold it equal t
 
 from detectors.local.congestion import CellCongestion
 from detectors.local.hotlist import HotlistMatch
+from detectors.local.low_slow import LowSlowRoom
 from detectors.local.sequential import SequentialDialling
 from detectors.local.simbox import SimBox
 
 DETECTORS = {
     "sequential": SequentialDialling,
     "goip": SimBox,
+    "low_slow": LowSlowRoom,
     "congestion": CellCongestion,
     "hotlist": HotlistMatch,
 }
