@@ -169,8 +169,9 @@ def _room(day, rows, tonight):
             )
 
 
-@pytest.fixture(scope="module")
-def night(spark):
+def night_rows() -> tuple[list[tuple], list[tuple], list[tuple]]:
+    """The night's CDR rows, the three earlier days' rows, and the sites' rows (SITE_COLUMNS): the
+    same for every engine that builds this night."""
     rng = random.Random(5)
     today, history = [], []
     for back in (3, 2, 1):
@@ -180,33 +181,38 @@ def night(spark):
     _den(DAY, today)
     _spoofer(DAY, today)
     _room(DAY, today, tonight=True)
+    sites = [
+        (c, cell, lat, lon, name, district, key, lat, lon, name)
+        for (c, cell), (key, lat, lon, name, district) in SITES.items()
+    ]
+    return today, history, sites
+
+
+# The den's box, seized from a den raided a week ago: what the hotlist detector looks for.
+SEIZED_BOX = (
+    "860000001234563",
+    "imei",
+    "D20261117-01",
+    "raided",
+    DAY - dt.timedelta(days=7),
+    DAY + dt.timedelta(days=90),
+    None,
+    None,
+)
+
+
+@pytest.fixture(scope="module")
+def night(spark):
+    today, history, site_rows = night_rows()
     cdr = spark.createDataFrame(today, CDR.spark())
     past = spark.createDataFrame(history, CDR.spark())
     sites = spark.createDataFrame(
-        [
-            (c, cell, lat, lon, name, district, key, lat, lon, name)
-            for (c, cell), (key, lat, lon, name, district) in SITES.items()
-        ],
+        site_rows,
         "carrier string, cell_id string, lat double, lon double, site_name string, district string, "
         "site_key string, site_lat double, site_lon double, site_label string",
     )
     whitelist = spark.createDataFrame([(WHITELISTED,)], "number string")
-    # the den's box was seized from a den raided a week ago: what the hotlist detector looks for
-    hotlist = spark.createDataFrame(
-        [
-            (
-                "860000001234563",
-                "imei",
-                "D20261117-01",
-                "raided",
-                DAY - dt.timedelta(days=7),
-                DAY + dt.timedelta(days=90),
-                None,
-                None,
-            )
-        ],
-        HOTLIST.spark(),
-    )
+    hotlist = spark.createDataFrame([SEIZED_BOX], HOTLIST.spark())
     return replace(prepare_night(DAY, cdr, past, sites, whitelist), hotlist=hotlist)
 
 

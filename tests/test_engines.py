@@ -3,12 +3,11 @@ same flags as its Spark twin on the same night, row for row and character for ch
 evidence text, detail columns). A difference is a failing test, never a tolerance."""
 
 import datetime as dt
-import random
 from dataclasses import replace
 
 import polars as pl
 import pytest
-from test_detectors_conformance import DAY, DEN_SIMS, SITES, WHITELISTED, _den, _residents, _room, _spoofer
+from test_detectors_conformance import DAY, DEN_SIMS, SEIZED_BOX, WHITELISTED, night_rows
 
 from detectors import DETECTORS
 from detectors import local as local_engine
@@ -17,6 +16,8 @@ from detectors.base import run_detectors as run_spark_detectors
 from detectors.local.base import prepare_night as prepare_local_night
 from detectors.local.base import run_detectors as run_local_detectors
 from detectors.local.base import with_flag_details as with_local_flag_details
+from detectors.local.sites import CELL_SCHEMA
+from detectors.local.sites import SITE_SCHEMA as LOCATED
 from schemas.tables import CDR, FLAG, HOTLIST
 
 KEY = ["entity_type", "entity_id"]
@@ -26,48 +27,16 @@ KEY = ["entity_type", "entity_id"]
 def rows():
     """The conformance night: residents, a GOIP den, a spoofing gateway, a low-and-slow room, and
     three earlier days."""
-    rng = random.Random(5)
-    today, history = [], []
-    for back in (3, 2, 1):
-        _residents(DAY - dt.timedelta(days=back), rng, history)
-        _room(DAY - dt.timedelta(days=back), history, tonight=False)
-    _residents(DAY, rng, today)
-    _den(DAY, today)
-    _spoofer(DAY, today)
-    _room(DAY, today, tonight=True)
-    sites = [
-        (carrier, cell, lat, lon, name, district, key, lat, lon, name)
-        for (carrier, cell), (key, lat, lon, name, district) in SITES.items()
-    ]
-    return today, history, sites
+    return night_rows()
 
 
-SITE_SCHEMA = {
-    "carrier": pl.String,
-    "cell_id": pl.String,
-    "lat": pl.Float64,
-    "lon": pl.Float64,
-    "site_name": pl.String,
-    "district": pl.String,
-    "site_key": pl.String,
-    "site_lat": pl.Float64,
-    "site_lon": pl.Float64,
-    "site_label": pl.String,
-}
+# the sites' rows of the conformance night: the inventory's columns, then the located site's
+SITE_SCHEMA = {**CELL_SCHEMA, **{name: kind for name, kind in LOCATED.items() if name != "site"}}
 # What the field found (lake/hotlist entries that apply tonight): the den's box, seized from a den raided
 # a week ago (as in the conformance night), one of its SIMs' numbers from a confirmed den, a resident's
 # number, and the den's site (a new group there once earlier detectors flagged its SIMs).
 HOTLIST_ROWS = [
-    (
-        "860000001234563",
-        "imei",
-        "D20261117-01",
-        "raided",
-        DAY - dt.timedelta(days=7),
-        DAY + dt.timedelta(days=90),
-        None,
-        None,
-    ),
+    SEIZED_BOX,
     (
         DEN_SIMS[1],
         "msisdn",
