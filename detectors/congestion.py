@@ -49,11 +49,8 @@ from pyspark.sql import functions as F
 
 from detectors.base import Detector, Night, local_time
 from detectors.history import located_site_hours
+from detectors.rules.congestion import DEN_LIKE, MAD_SCALE, MIN_POISSON_MEAN, TOP_SIMS
 
-MAD_SCALE = 1.4826  # MAD -> standard deviation for normally distributed counts
-MIN_POISSON_MEAN = 1.0  # the noise floor sqrt(max(median, 1)): a site with no baseline is Poisson(1)
-TOP_SIMS = 5  # "share of the busiest SIMs" looks at this many
-DEN_LIKE = 0.5  # concentration from which the evidence says den-like
 SITE_COLUMNS = ("n_hours", "median", "sigma", "hours", "first_hour", "last_hour")  # a congested site's, on each row
 
 

@@ -24,9 +24,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from detectors.base import Detector, Night
-
-SCORES = {"device": 0.95, "number": 0.90, "near_site": 0.70}
-EARTH_RADIUS_M = 6_371_000.0
+from detectors.rules.hotlist import EARTH_RADIUS_M, SCORES
 
 
 class HotlistMatch(Detector):

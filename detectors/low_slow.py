@@ -70,27 +70,20 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from detectors.base import Detector, Night
-from detectors.sequential import MOBILE_CALLEE
-
-W_SIZE, W_STRANGERS, W_BIMODAL, W_OVERLAP, W_SILENCE = 0.20, 0.25, 0.20, 0.20, 0.15  # the score's parts
-FULL_ROOM_SIMS = 8  # members that earn the whole size part
-FULL_SHARED_CALLEES = 20  # residents called by 2+ members that earn the whole overlap part
-PAIR = ["msisdn", "other_party"]
-ENDINGS = ("answered", "hangups", "long", "middle")
-SIM_COLUMNS = (
-    "msisdn",
-    "n_calls",
-    "n_callees",
-    "n_callbacks",
-    *(f"n_{e}" for e in ENDINGS),
-    "first_call",
-    "last_call",
-    "n_events",
-    "home_events",
-    "site_key",
-    "site_label",
-    "room_like",
+from detectors.rules.low_slow import (
+    ENDINGS,
+    FULL_ROOM_SIMS,
+    FULL_SHARED_CALLEES,
+    PAIR,
+    SIM_COLUMNS,
+    W_BIMODAL,
+    W_OVERLAP,
+    W_SILENCE,
+    W_SIZE,
+    W_STRANGERS,
+    _duration,
 )
+from detectors.rules.sequential import MOBILE_CALLEE
 
 
 class LowSlowRoom(Detector):
@@ -325,11 +318,6 @@ def room_stats(members: DataFrame, shared: DataFrame, s) -> DataFrame:
         .where(c("n_shared") >= s.min_shared_callees)
         .withColumn("score", F.round(score, 2).cast("double"))
     )
-
-
-def _duration(seconds: int) -> str:
-    """'5 minutes' for 300, '90 s' for 90."""
-    return f"{seconds // 60} minute{'s' if seconds != 60 else ''}" if seconds % 60 == 0 else f"{seconds} s"
 
 
 def evidence(s) -> Column:

@@ -30,15 +30,17 @@ from pyspark.sql import functions as F
 
 from detectors.base import Detector, Night, local_time
 from detectors.history import sim_days
-
-MOBILE = r"^\+861[3-9][0-9]{9}$"
-
-# why a leg was not judged (the keys of the judgement's `not_judged` counts)
-CARRIER_NOT_COMPLETE = "the presented number's carrier delivered a missing, partial or suspect night"
-NEAR_MIDNIGHT = "near midnight, and the presented number's carrier's neighbouring day is not in the lake"
-QUARANTINED = "a quarantined line of the presented number's carrier may be the outgoing leg"
-TOO_MANY_UNMATCHED = "too many of the carrier's legs unmatched (outgoing records missing, or clocks apart)"
-WHITELISTED = "the presented number is whitelisted"
+from detectors.rules.spoofing import (  # noqa: F401  (the reasons are this module's vocabulary too)
+    CARRIER_NOT_COMPLETE,
+    JUDGED_COLUMNS,
+    MOBILE,
+    NATIONAL_MOBILE,
+    NEAR_MIDNIGHT,
+    QUARANTINED,
+    TOO_MANY_UNMATCHED,
+    WHITELISTED,
+    guard_pairs,
+)
 
 
 @dataclass(frozen=True)
@@ -148,26 +150,7 @@ def judge_incoming(night: Night, inputs: LegInputs, settings) -> DataFrame:
     rest = legs.where(F.col("reason").isNotNull() | F.col("protected").isNotNull()).withColumn(
         "verdict", F.when(F.col("reason").isNotNull(), F.lit("not_judged")).otherwise(F.lit("spoofed"))
     )
-    return (
-        judged.drop("unmatched")
-        .unionByName(rest)
-        .select(
-            "record_id",
-            "carrier",
-            "receiver",
-            "presented",
-            "service",
-            "start_time",
-            "duration_s",
-            "cell_id",
-            "district",
-            "protected",
-            "owners",
-            "owner_unknown",
-            "verdict",
-            "reason",
-        )
-    )
+    return judged.drop("unmatched").unionByName(rest).select(*JUDGED_COLUMNS)
 
 
 def _pairs(settings) -> Column:
@@ -233,7 +216,7 @@ def quarantine_mentions(quarantine: DataFrame) -> DataFrame:
     runs = F.regexp_extract_all(F.coalesce(F.col("raw"), F.lit("")), F.lit(r"([0-9]{11,})"), 1)
     nationals = F.filter(
         F.array_distinct(F.transform(runs, lambda run: F.substring(run, -11, 11))),
-        lambda n: n.rlike(r"^1[3-9][0-9]{9}$"),
+        lambda n: n.rlike(NATIONAL_MOBILE),
     )
     lines = quarantine.select("carrier", F.array_sort(nationals).alias("ns")).where(F.size("ns") > 0)
     singles = lines.where(F.size("ns") == 1).select("carrier", F.col("ns")[0].alias("key"))
@@ -245,28 +228,6 @@ def quarantine_mentions(quarantine: DataFrame) -> DataFrame:
         .select("carrier", F.concat_ws("|", "a", "b").alias("key"))
     )
     return singles.unionByName(pairs).distinct()
-
-
-def guard_pairs(counts: list, settings) -> dict[tuple[str, str], str]:
-    """(receiver's carrier, presented number's carriers) whose unmatched share among their judged legs
-    is implausible for fraud: the second's outgoing records are incomplete though ingest did not see
-    it, or the two switches' clocks are further apart than `tolerance_s`. `counts` rows: carrier,
-    owners (the carriers joined by '+'), verdict, n."""
-    judged: dict[tuple[str, str], int] = {}
-    spoofed: dict[tuple[str, str], int] = {}
-    for row in counts:
-        if not row.owners or row.verdict == "not_judged":
-            continue
-        pair = (row.carrier, row.owners)
-        judged[pair] = judged.get(pair, 0) + row.n
-        if row.verdict == "spoofed":
-            spoofed[pair] = spoofed.get(pair, 0) + row.n
-    return {
-        pair: f"{spoofed[pair]:,} of {judged[pair]:,} legs rung on {pair[0]} showing its numbers unmatched "
-        f"(its outgoing records missing, or the clocks over {settings.tolerance_s} s apart)"
-        for pair in sorted(spoofed)
-        if spoofed[pair] >= settings.guard_min_legs and spoofed[pair] > settings.max_unmatched_share * judged[pair]
-    }
 
 
 def in_pairs(pairs) -> Column:

@@ -90,7 +90,7 @@ FLAG = Table(
             "site_key",
             "string",
             True,
-            "physical site (detectors.sites): the sweep's home site, the congested "
+            "physical site (detectors.rules.sites): the sweep's home site, the congested "
             "site, the GOIP SIM's (device's best SIM's) main site, the low-and-slow room's site",
         ),
         C("segment", "string", True, "number segment swept: the 7 digits after +86 (sequential)"),

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import polars as pl
 
-from detectors.sites import distance_m
+from detectors.rules.sites import distance_m
 from jobs.config import Config
 from jobs.dates import nights
 from jobs.errors import CdrwatchError

@@ -183,7 +183,7 @@ def test_a_den_in_a_car_is_one_lead_covering_its_route_in_order(settings):
 
 
 def weighted_distance(den, lat, lon):
-    from detectors.sites import distance_m
+    from detectors.rules.sites import distance_m
 
     return float(distance_m(den["lat"], den["lon"], lat, lon))
 

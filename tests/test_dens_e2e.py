@@ -6,7 +6,7 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-from detectors.sites import distance_m
+from detectors.rules.sites import distance_m
 
 pytestmark = pytest.mark.slow
 

@@ -6,7 +6,7 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-from detectors.sites import distance_m
+from detectors.rules.sites import distance_m
 from jobs.cli import main
 from simulator.evaluate import evaluate_range
 

@@ -1,5 +1,5 @@
 """jobs/io without Spark: atomic files, the landing scan that ingest and the sensor share, the Polars
-readers of the lake, run summaries, and the one site clustering (detectors.sites.site_of_cells)."""
+readers of the lake, run summaries, and the one site clustering (detectors.rules.sites.site_of_cells)."""
 
 import datetime as dt
 import json
@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from detectors.sites import CellSite, site_of_cells
+from detectors.rules.sites import CellSite, site_of_cells
 from jobs.config import load_config
 from jobs.errors import CdrwatchError
 from jobs.io import files, inventory, lake_polars, landing, layout, summaries

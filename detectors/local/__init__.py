@@ -9,6 +9,7 @@ from detectors.local.hotlist import HotlistMatch
 from detectors.local.low_slow import LowSlowRoom
 from detectors.local.sequential import SequentialDialling
 from detectors.local.simbox import SimBox
+from detectors.local.spoofing import CallerIdSpoofing
 
 DETECTORS = {
     "sequential": SequentialDialling,
@@ -16,4 +17,5 @@ DETECTORS = {
     "low_slow": LowSlowRoom,
     "congestion": CellCongestion,
     "hotlist": HotlistMatch,
+    "spoofing": CallerIdSpoofing,
 }

@@ -10,9 +10,9 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 import polars as pl
 
-from detectors.congestion import DEN_LIKE, MAD_SCALE, MIN_POISSON_MEAN, TOP_SIMS
 from detectors.local.base import Detector, LocalNight, flag_frame, spark_round
 from detectors.local.history import local_hour
+from detectors.rules.congestion import DEN_LIKE, MAD_SCALE, MIN_POISSON_MEAN, TOP_SIMS
 
 c = pl.col
 OUT = c("direction") == "out"

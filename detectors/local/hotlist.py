@@ -8,9 +8,9 @@ import math
 
 import polars as pl
 
-from detectors.hotlist import EARTH_RADIUS_M, SCORES
 from detectors.local.base import Detector, LocalNight, flag_frame
 from detectors.local.text import fixed
+from detectors.rules.hotlist import EARTH_RADIUS_M, SCORES
 
 c = pl.col
 OUT = c("direction") == "out"

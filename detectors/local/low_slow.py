@@ -9,7 +9,7 @@ import polars as pl
 from detectors.local.base import Detector, LocalNight, spark_round
 from detectors.local.sequential import JAVA_END
 from detectors.local.text import clock
-from detectors.low_slow import (
+from detectors.rules.low_slow import (
     ENDINGS,
     FULL_ROOM_SIMS,
     FULL_SHARED_CALLEES,
@@ -22,7 +22,7 @@ from detectors.low_slow import (
     W_STRANGERS,
     _duration,
 )
-from detectors.sequential import MOBILE_CALLEE
+from detectors.rules.sequential import MOBILE_CALLEE
 
 c = pl.col
 # Spark's rlike is Java's find: `$` also matches before a final line terminator

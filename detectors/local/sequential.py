@@ -10,7 +10,7 @@ import polars as pl
 
 from detectors.local.base import Detector, LocalNight, local, spark_round
 from detectors.local.text import clock
-from detectors.sequential import (
+from detectors.rules.sequential import (
     FULL_VOLUME_CALLS,
     MINUTES_PER_DAY,
     MOBILE_CALLEE,

@@ -10,7 +10,7 @@ import polars as pl
 
 from detectors.local.base import Detector, LocalNight, flag_frame, local, spark_round
 from detectors.local.text import count_text, fixed, span_text
-from detectors.simbox import (
+from detectors.rules.simbox import (
     IMEI_PATTERN,
     IQR_PER_SD,
     MIN_BRIEF_SHARE,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from detectors.sites import SITE_RADIUS_M, site_of_cells
+from detectors.rules.sites import SITE_RADIUS_M, site_of_cells
 
 CELL_SCHEMA = {
     "carrier": pl.String,

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from detectors.sites import distance_m
+from detectors.rules.sites import distance_m
 from jobs.dens.identity import DenSketch, assign_ids, latest_per_den
 
 MIN_RADIUS_M = 100.0

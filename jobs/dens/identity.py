@@ -19,7 +19,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from detectors.sites import distance_m
+from detectors.rules.sites import distance_m
 
 
 @dataclass

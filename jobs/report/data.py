@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 
 from detectors.local.sites import CELL_SCHEMA, cell_sites  # noqa: F401  (the report's sites are detect's)
-from detectors.sites import distance_m
+from detectors.rules.sites import distance_m
 from jobs.config import Config
 from jobs.feedback import precision, store
 from jobs.io import inventory, layout, summaries
