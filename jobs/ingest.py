@@ -18,7 +18,6 @@ import logging
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -31,189 +30,36 @@ from pyspark.storagelevel import StorageLevel
 from jobs import formats
 from jobs.config import Config
 from jobs.errors import CdrwatchError
+from jobs.ingest_books import (  # noqa: F401  (re-exported: `from jobs.ingest import Counts` keeps working)
+    ACCEPTED,
+    CONFLICT,
+    CONFLICT_PREFIX,
+    CONTENT,
+    DUPLICATE,
+    HEADER,
+    MOSTLY_QUARANTINED,
+    QUARANTINED,
+    ROUTED_OUT,
+    Counts,
+    Group,
+    IngestReport,
+    check_lines,
+    check_manifest,
+    check_written,
+    file_verdicts,
+    find_deliveries,
+    has_header,
+    judge_completeness,
+    judge_validation,
+    relative,
+    tally,
+)
 from jobs.io import lake_spark, layout, summaries
-from jobs.io.landing import file_globs, scan_delivery
 from jobs.io.landing_files import FileFacts, inspect_file, rescue_readable
-from jobs.io.manifest import MANIFEST, read_manifest
 from jobs.normalise import local_date
 from schemas.tables import CDR, QUARANTINE, ROUTED
 
 log = logging.getLogger(__name__)
-
-HEADER, ACCEPTED, QUARANTINED, DUPLICATE, CONFLICT, ROUTED_OUT = (
-    "header",
-    "accepted",
-    "quarantined",
-    "duplicate",
-    "conflict",
-    "routed",
-)
-CONFLICT_PREFIX = "conflicting duplicate of "
-MOSTLY_QUARANTINED = 0.5  # a carrier-day with more than this share of its rows quarantined is partial
-_CONTENT = ("msisdn", "other_party", "direction", "service", "start_time", "duration_s", "imsi", "imei", "cell_id")
-
-
-@dataclass
-class Counts:
-    """Rows of one file or one carrier: read = accepted + quarantined + duplicates + conflicts + routed."""
-
-    read: int = 0
-    accepted: int = 0
-    duplicates: int = 0
-    quarantined: dict[str, int] = field(default_factory=dict)  # reason -> rows
-    conflicts: int = 0  # same record id as an accepted row, other content: in quarantine, counted apart
-    routed: int = 0  # valid records of another date: lake/routed
-
-    @property
-    def quarantined_total(self) -> int:
-        return sum(self.quarantined.values())
-
-    @property
-    def balanced(self) -> bool:
-        return self.read == self.accepted + self.quarantined_total + self.duplicates + self.conflicts + self.routed
-
-    def add(self, other: Counts) -> None:
-        self.read += other.read
-        self.accepted += other.accepted
-        self.duplicates += other.duplicates
-        self.conflicts += other.conflicts
-        self.routed += other.routed
-        for reason, rows in other.quarantined.items():
-            self.quarantined[reason] = self.quarantined.get(reason, 0) + rows
-
-    def as_dict(self) -> dict:
-        return {
-            "read": self.read,
-            "accepted": self.accepted,
-            "quarantined": self.quarantined_total,
-            "duplicates": self.duplicates,
-            "conflicts": self.conflicts,
-            "routed": self.routed,
-            "quarantined_by_reason": dict(sorted(self.quarantined.items())),
-        }
-
-
-@dataclass
-class IngestReport:
-    """What one ingest run did: counts per file and carrier, warnings, and why the night is partial.
-    The accepted rows are in the lake: `jobs.io.lake.read_partition(config, spark, "cdr", day, carrier)`."""
-
-    day: dt.date
-    formats: dict[str, str] = field(default_factory=dict)  # carrier -> format
-    files: dict[str, dict[str, Counts]] = field(default_factory=dict)  # carrier -> source_file -> counts
-    warnings: list[str] = field(default_factory=list)
-    missing_carriers: list[str] = field(default_factory=list)  # configured, but no files for the day
-    partial_reasons: list[str] = field(default_factory=list)  # one line each; empty = a complete night
-    partial_carriers: dict[str, list[str]] = field(default_factory=dict)  # carrier -> its reasons (no prefix)
-    facts: dict[str, FileFacts] = field(default_factory=dict)  # source_file -> independent facts
-    arrived: dict[str, int] = field(default_factory=dict)  # source_file of another date's folder -> rows taken
-    routed_out: dict[str, int] = field(default_factory=dict)  # event date -> rows kept in lake/routed
-    validation: dict[str, str] = field(default_factory=dict)  # carrier -> "passed" | "FAILED: ..."
-    bad_header: set[str] = field(default_factory=set)  # files quarantined whole: header not the format's
-    outcomes: dict = field(default_factory=dict, repr=False)  # carrier -> validate.ValidationOutcome
-    numbered: dict[str, tuple[int, int]] = field(default_factory=dict, repr=False)  # source_file -> first, last line
-
-    @property
-    def carriers(self) -> dict[str, Counts]:
-        totals = {}
-        for carrier, files in self.files.items():
-            totals[carrier] = Counts()
-            for counts in files.values():
-                totals[carrier].add(counts)
-        return totals
-
-    @property
-    def validation_failed(self) -> set[str]:
-        return {c for c, verdict in self.validation.items() if verdict != "passed"}
-
-    @property
-    def partial(self) -> bool:
-        return bool(self.partial_reasons)
-
-    def mark_partial(self, carrier: str, why: str) -> None:
-        """The night is partial because of `carrier`'s delivery: one reason line, kept by carrier too
-        (the spoofing judgement leaves that carrier's legs unjudged)."""
-        self.partial_reasons.append(f"{carrier}: {why}")
-        self.partial_carriers.setdefault(carrier, []).append(why)
-
-    def check_balanced(self) -> None:
-        """Raise unless every file's rows add up, and add up to its independently counted lines."""
-        for carrier, files in self.files.items():
-            for name, counts in [*files.items(), (f"carrier {carrier}", self.carriers[carrier])]:
-                if not counts.balanced:
-                    raise CdrwatchError(
-                        f"{name}: rows do not add up on {self.day}: read {counts.read} != accepted {counts.accepted}"
-                        f" + quarantined {counts.quarantined_total} + duplicates {counts.duplicates}"
-                        f" + conflicts {counts.conflicts} + routed {counts.routed}"
-                    )
-
-    def as_dict(self) -> dict:
-        return {
-            "date": self.day.isoformat(),
-            "carriers": {
-                c: {"format": self.formats[c], "files": len(self.files[c]), **counts.as_dict()}
-                for c, counts in self.carriers.items()
-            },
-            "files": [
-                {
-                    "carrier": c,
-                    "source_file": name,
-                    **counts.as_dict(),
-                    **(
-                        {
-                            "lines": self.facts[name].lines,
-                            "bytes": self.facts[name].size,
-                            "sha256": self.facts[name].sha256,
-                        }
-                        if name in self.facts
-                        else {"arrived_from_routed": True}
-                    ),
-                }
-                for c, files in self.files.items()
-                for name, counts in files.items()
-            ],
-            "warnings": self.warnings,
-            "missing_carriers": self.missing_carriers,
-            "partial_reasons": self.partial_reasons,
-            "routed_out": dict(sorted(self.routed_out.items())),
-            "validation": dict(sorted(self.validation.items())),
-            "partial_carriers": dict(sorted(self.partial_carriers.items())),
-        }
-
-    def table(self):
-        """A rich Table: one line per file, a total line per carrier, warnings as the caption.
-        Data (file names, warnings) is shown as text, never read as console markup."""
-        from rich.table import Table
-        from rich.text import Text
-
-        table = Table(title=f"ingest {self.day}", caption=Text("\n".join(self.warnings)) if self.warnings else None)
-        for name in ("carrier", "file", "read", "accepted", "quarantined", "duplicates", "conflicts", "routed"):
-            table.add_column(name, justify="left" if name in ("carrier", "file") else "right")
-        totals = self.carriers
-        for carrier, files in self.files.items():
-            for name, counts in files.items():
-                shown = Path(name).name if name in self.facts else f"{name} (arrived)"
-                table.add_row(Text(carrier), Text(shown), *_cells(counts))
-            table.add_row(
-                Text(carrier), Text(f"{len(files)} files", style="bold"), *_cells(totals[carrier]), end_section=True
-            )
-        return table
-
-    def reasons_table(self):
-        """A rich Table of quarantined rows by carrier and reason."""
-        from rich.table import Table
-        from rich.text import Text
-
-        table = Table(title=f"quarantined {self.day} (lake/quarantine)")
-        for name in ("carrier", "reason", "rows"):
-            table.add_column(name, justify="right" if name == "rows" else "left")
-        for carrier, counts in self.carriers.items():
-            for reason, rows in sorted(counts.quarantined.items()):
-                table.add_row(Text(carrier), Text(reason), f"{rows:,}")
-            if counts.conflicts:
-                table.add_row(Text(carrier), Text(CONFLICT_PREFIX + "another row"), f"{counts.conflicts:,}")
-        return table
-
 
 # ---------------------------------------------------------------- the step
 
@@ -298,9 +144,9 @@ def run_ingest(
         report.mark_partial(carrier, f"no files for {day.isoformat()}")
     for carrier, files in deliveries.items():
         for path in files:
-            report.facts[_relative(path, landing)] = inspect_file(path)
-        _check_manifest(report, carrier, files, landing, _has_header(config, carrier))
-    report.files = {c: {_relative(f, landing): Counts() for f in files} for c, files in deliveries.items()}
+            report.facts[relative(path, landing)] = inspect_file(path)
+        check_manifest(report, carrier, files, landing, has_header(config, carrier))
+    report.files = {c: {relative(f, landing): Counts() for f in files} for c, files in deliveries.items()}
 
     with lake_spark.DayWrite(config, day) as out:
         inputs = out.root / "input"
@@ -317,45 +163,19 @@ def run_ingest(
             try:
                 _tally(rows, report, landing)
                 report.check_balanced()
-                _check_lines(report)
+                check_lines(report)
                 failed = _validate(rows, report, check)
                 if failed:
                     rows = _quarantine_carriers(rows, failed, _union(parsed))
                 _load(config, spark, out, rows, report)
             finally:
                 rows.unpersist()
-    _judge_completeness(report)
+    judge_completeness(report)
     summaries.write_summary(config, "ingest", day, report.as_dict())
     return report
 
 
 # ---------------------------------------------------------------- extract
-
-
-def find_deliveries(config: Config, day: dt.date, warnings: list[str]) -> dict[str, list[Path]]:
-    """carrier -> its files of `day` (sorted) that match its format's file names; a carrier with
-    none is left out with a warning, as are files that do not match and folders inside."""
-    deliveries = {}
-    for carrier in config.carriers:
-        scan = scan_delivery(config, carrier, day)
-        files, ignored, folders = scan.files, scan.ignored, scan.folders
-        if ignored:
-            warnings.append(
-                f"{carrier}: ignored {len(ignored)} file(s) not named "
-                f"{' or '.join(file_globs(config, carrier))}: "
-                + ", ".join(ignored[:5])
-                + (" ..." if len(ignored) > 5 else "")
-            )
-        if folders:
-            warnings.append(
-                f"{carrier}: {len(folders)} folder(s) inside {carrier}/{day.isoformat()}/ are not read "
-                f"(a delivery is the folder's own files): " + ", ".join(folders[:5])
-            )
-        if files:
-            deliveries[carrier] = files
-        else:
-            warnings.append(f"{carrier}: no files for {day.isoformat()} — late?")
-    return deliveries
 
 
 def read_lines(
@@ -375,7 +195,7 @@ def read_lines(
     file, and a line's number is offset + its distance from the split's first id. Both reads plan
     the same files the same way; ingest checks every file's numbers run exactly 1..lines anyway."""
     read_from = dict(read_from or {})
-    paths = {os.path.abspath(read_from.get(f, f)): _relative(f, landing) for f in files}
+    paths = {os.path.abspath(read_from.get(f, f)): relative(f, landing) for f in files}
     if len(paths) != len(files):
         raise CdrwatchError(f"read_lines: the same file given twice: {sorted(map(str, files))[:5]}")
     scan = spark.read.option("lineSep", "\n").text([_literal(p) for p in sorted(paths)])
@@ -467,25 +287,11 @@ def _parse_delivery(
     """A carrier's files parsed by its format, with the file-level verdicts that plain Python made
     (a header that does not match quarantines its whole file; a damaged gzip's cut last line)."""
     reader = formats.reader(config.carriers[carrier].format)
-    facts = {f: report.facts[_relative(f, landing)] for f in files}
+    facts = {f: report.facts[relative(f, landing)] for f in files}
     folder = inputs / carrier
     folder.mkdir()
     frame = reader.parse(read_lines(spark, files, landing, link_inputs(files, facts, folder)), config.timezone)
-    bad_header, cut = [], []
-    for path, fact in facts.items():
-        name = _relative(path, landing)
-        if reader.HEADER is not None and fact.lines:
-            got = fact.first_line.decode("utf-8", errors="replace").removeprefix("\ufeff").removesuffix("\r")
-            if got != reader.HEADER:
-                bad_header.append(name)
-                report.bad_header.add(name)
-                report.warnings.append(f"{name}: header does not match: expected {reader.HEADER!r}, got {got[:200]!r}")
-                report.mark_partial(carrier, f"{name}: header does not match the format; its rows are in quarantine")
-        if fact.damaged:
-            report.warnings.append(f"{name}: {fact.damaged}: the {fact.lines:,} lines before the damage are read")
-            report.mark_partial(carrier, f"{name} is damaged ({fact.damaged}); records after the damage are missing")
-            if not fact.ends_with_newline and fact.lines:
-                cut.append((name, fact.lines))
+    bad_header, cut = file_verdicts(report, carrier, files, landing)
     if bad_header:
         in_bad = F.col("source_file").isin(bad_header)
         frame = frame.withColumn(
@@ -499,38 +305,6 @@ def _parse_delivery(
             "reason", F.when(last & ~F.col("is_header"), F.lit(formats.CUT_BY_DAMAGE)).otherwise(F.col("reason"))
         )
     return frame.withColumn("carrier", F.lit(carrier)).withColumn("arrived", F.lit(False))
-
-
-def _check_manifest(report: IngestReport, carrier: str, files: list[Path], landing: Path, has_header: bool) -> None:
-    """With a `_MANIFEST.csv` in the folder, the delivery must be exactly what it lists."""
-    folder = files[0].parent
-    try:
-        manifest = read_manifest(folder)
-    except CdrwatchError as err:
-        report.warnings.append(str(err))
-        report.mark_partial(carrier, f"the manifest cannot be read ({err})")
-        return
-    if manifest is None:
-        return
-    present = {p.name: p for p in files}
-    problems = [f"{name} is listed but not delivered" for name in sorted(set(manifest) - set(present))]
-    problems += [f"{name} is delivered but not listed" for name in sorted(set(present) - set(manifest))]
-    for name in sorted(set(manifest) & set(present)):
-        fact = report.facts[_relative(present[name], landing)]
-        rows = max(0, fact.lines - (1 if has_header and fact.lines else 0))
-        if fact.sha256 != manifest[name].sha256:
-            problems.append(f"{name}: sha256 differs from the manifest")
-        if rows != manifest[name].rows:
-            problems.append(f"{name}: {rows:,} rows, the manifest says {manifest[name].rows:,}")
-    for problem in problems:
-        report.warnings.append(f"{carrier}/{report.day.isoformat()}/{MANIFEST}: {problem}")
-    if problems:
-        report.mark_partial(
-            carrier,
-            f"the delivery does not match its manifest ({'; '.join(problems[:3])}"
-            + (" ..." if len(problems) > 3 else "")
-            + ")",
-        )
 
 
 # ---------------------------------------------------------------- transform
@@ -556,7 +330,7 @@ def classify(parsed: DataFrame, day: dt.date, late_days: int = 0) -> DataFrame:
     )
     rows = rows.withColumn("_candidate", candidate).withColumn("_routed", routed).withColumn("_key", key)
     first = Window.partitionBy("carrier", "_key").orderBy("source_file", "source_line")
-    content = F.struct(*_CONTENT)
+    content = F.struct(*CONTENT)
     winner = F.first(F.struct(F.col("source_file"), F.col("source_line"), content.alias("content"))).over(first)
     rows = rows.withColumn("_winner", F.when(F.col("_candidate"), winner))
     outcome = (
@@ -635,105 +409,12 @@ def _tally(rows: DataFrame, report: IngestReport, landing: Path) -> None:
         if type(err).__module__.startswith(("pyspark.errors", "py4j")):
             raise CdrwatchError(f"ingest {report.day}: {_read_error(str(err), landing)}") from None
         raise
-    for g in sorted(groups, key=lambda g: (g.carrier, g.source_file)):
-        if not g.arrived:
-            first, last = report.numbered.get(g.source_file, (g.first_line, g.last_line))
-            report.numbered[g.source_file] = (min(first, g.first_line), max(last, g.last_line))
-        if g.outcome == HEADER:
-            continue
-        counts = report.files.setdefault(g.carrier, {}).setdefault(g.source_file, Counts())
-        if g.arrived:
-            report.arrived[g.source_file] = report.arrived.get(g.source_file, 0) + g["count"]
-        counts.read += g["count"]
-        if g.outcome == ACCEPTED:
-            counts.accepted += g["count"]
-        elif g.outcome == DUPLICATE:
-            counts.duplicates += g["count"]
-        elif g.outcome == CONFLICT:
-            counts.conflicts += g["count"]
-        elif g.outcome == ROUTED_OUT:
-            counts.routed += g["count"]
-            key = g.routed_to.isoformat()
-            report.routed_out[key] = report.routed_out.get(key, 0) + g["count"]
-        else:
-            counts.quarantined[g.kind] = counts.quarantined.get(g.kind, 0) + g["count"]
-    for when, n in sorted(report.routed_out.items()):
-        report.warnings.append(
-            f"{n:,} record(s) of {when} were delivered in the folders of {report.day}: kept in "
-            f"lake/routed; they join lake/cdr when {when} is ingested"
-            + (" (rerun: cdrwatch nightly --date " + when + ")" if when < report.day.isoformat() else "")
-        )
-    for name, n in sorted(report.arrived.items()):
-        report.warnings.append(
-            f"{name}: {n:,} record(s) of {report.day} delivered in another date's folder taken from lake/routed"
-        )
-
-
-def _check_lines(report: IngestReport) -> None:
-    """Every file's rows (plus its header) must be its physical lines, counted without Spark."""
-    for carrier, files in report.files.items():
-        for name, counts in files.items():
-            fact = report.facts.get(name)
-            if fact is None:
-                continue
-            header = (
-                1 if _format_has_header(report.formats[carrier]) and fact.lines and name not in report.bad_header else 0
-            )
-            expected = fact.lines - header
-            if counts.read != expected:
-                raise CdrwatchError(
-                    f"{name}: Spark read {counts.read + header:,} lines but the file has {fact.lines:,}: "
-                    "nothing is written (report this: lines would be lost or doubled)"
-                )
-            numbered = report.numbered.get(name)
-            if numbered is not None and numbered != (1, fact.lines):
-                raise CdrwatchError(
-                    f"{name}: lines numbered {numbered[0]}..{numbered[1]} but the file has "
-                    f"{fact.lines:,}: nothing is written (report this: line numbers would be wrong)"
-                )
+    tally(report, (Group(**g.asDict()) for g in groups))
 
 
 def _validate(rows: DataFrame, report: IngestReport, check: Callable[[str, DataFrame], Any] | None) -> dict[str, str]:
     """Run `check` on each delivered carrier's accepted rows; carrier -> failure text of those that failed."""
-    failed = {}
-    if check is None:
-        return failed
-    for carrier in sorted(report.files):
-        outcome = check(carrier, accepted_rows(rows).where(F.col("carrier") == carrier))
-        if outcome.success:
-            report.validation[carrier] = "passed"
-        else:
-            text = "; ".join(outcome.failures)
-            failed[carrier] = text
-            report.validation[carrier] = f"FAILED: {text}"
-            report.mark_partial(carrier, f"failed validation ({text[:300]}); its rows are in quarantine")
-        if outcome.suspect:
-            report.mark_partial(carrier, f"volume {outcome.volume}")
-    if failed:
-        for carrier, files in report.files.items():
-            if carrier in failed:
-                for counts in files.values():
-                    if counts.accepted:
-                        counts.quarantined[formats.FAILED_VALIDATION] = counts.accepted
-                        counts.accepted = 0
-    return failed
-
-
-def _judge_completeness(report: IngestReport) -> None:
-    """A carrier-day that delivered nothing usable makes the night partial, whatever its files."""
-    for carrier, counts in sorted(report.carriers.items()):
-        delivered = [n for n in report.files[carrier] if n in report.facts]
-        if not delivered:
-            continue
-        lines = sum(report.facts[n].lines for n in delivered)
-        if lines == 0:
-            report.mark_partial(carrier, f"the delivery is empty ({len(delivered)} file(s), 0 rows)")
-        elif counts.accepted == 0 and counts.quarantined_total and carrier not in report.validation_failed:
-            report.mark_partial(
-                carrier, f"none of its {counts.read:,} rows was accepted ({counts.quarantined_total:,} quarantined)"
-            )
-        elif counts.read and counts.quarantined_total > MOSTLY_QUARANTINED * counts.read:
-            report.mark_partial(carrier, f"{counts.quarantined_total:,} of {counts.read:,} rows quarantined")
+    return judge_validation(report, check, lambda carrier: accepted_rows(rows).where(F.col("carrier") == carrier))
 
 
 # ---------------------------------------------------------------- load
@@ -769,29 +450,11 @@ def _load(config: Config, spark: SparkSession, out: lake_spark.DayWrite, rows: D
         for table in (CDR, QUARANTINE, ROUTED)
         for r in out.staged(spark, table).groupBy("carrier", "source_file").count().collect()
     }
-    for carrier, files in report.files.items():
-        for name, counts in files.items():
-            got = tuple(written.pop((t, carrier, name), 0) for t in ("cdr", "quarantine", "routed"))
-            want = (counts.accepted, counts.quarantined_total + counts.conflicts, counts.routed)
-            if got != want:
-                raise CdrwatchError(
-                    f"{name}: written rows do not match the counts: cdr {got[0]} vs accepted "
-                    f"{want[0]}, quarantine {got[1]} vs {want[1]}, routed {got[2]} vs {want[2]}"
-                )
-    if written:
-        raise CdrwatchError(f"ingest {report.day}: rows written for files not read: {sorted(written)[:3]}")
+    check_written(report, written)
     out.commit(sorted(report.files))
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def _has_header(config: Config, carrier: str) -> bool:
-    return _format_has_header(config.carriers[carrier].format)
-
-
-def _format_has_header(format_name: str) -> bool:
-    return formats.reader(format_name).HEADER is not None
 
 
 def _read_error(text: str, landing: Path) -> str:
@@ -813,24 +476,3 @@ def _union(frames: list[DataFrame]) -> DataFrame:
     for frame in frames[1:]:
         result = result.unionByName(frame)
     return result
-
-
-def _relative(path: Path, landing: Path) -> str:
-    try:
-        return Path(os.path.abspath(path)).relative_to(os.path.abspath(landing)).as_posix()
-    except ValueError:
-        raise CdrwatchError(f"{path}: not under the landing folder {landing}") from None
-
-
-def _cells(counts: Counts) -> list[str]:
-    return [
-        f"{n:,}"
-        for n in (
-            counts.read,
-            counts.accepted,
-            counts.quarantined_total,
-            counts.duplicates,
-            counts.conflicts,
-            counts.routed,
-        )
-    ]

@@ -1,7 +1,8 @@
 """Great Expectations checks on one ingested lake partition (`lake/cdr/date=D/carrier=C`).
 
-`validate_cdr_partition` runs one GX 1.x expectation suite over the partition's Spark DataFrame and
-returns a `ValidationOutcome`:
+`validate_cdr_partition` runs one GX 1.x expectation suite over the partition's rows (a Spark
+DataFrame, or a Polars one on the `local` engine: the same suite through GX's pandas data source,
+the same verdicts and texts) and returns a `ValidationOutcome`:
 
 * `success` – every *critical* expectation held. On a failure ingest quarantines that carrier's rows
   and marks the night partial; the nightly `validate` step stops the night only when no carrier passed.
@@ -14,6 +15,8 @@ returns a `ValidationOutcome`:
 Cost: the suite is run with counts but without GX's per-expectation sample queries, which keeps
 it to about a dozen Spark jobs over the (cached) partition; only when something fails is a second,
 small run made over the failed expectations alone to fetch a few offending values for the report.
+The offending values are handed over as plain Python values whichever engine found them (instants
+aware, in the configured timezone), so both engines save the same JSON.
 """
 
 from __future__ import annotations
@@ -22,10 +25,13 @@ import datetime as dt
 import json
 import math
 import statistics
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 from zoneinfo import ZoneInfo
+
+import polars as pl
 
 from jobs.config import Config
 from jobs.errors import CdrwatchError
@@ -250,8 +256,9 @@ def _suite(name: str, checks: list[_Check]):
     return suite
 
 
-def _batch_definition():
-    """Ephemeral GX context -> Spark data source -> DataFrame asset -> whole-frame batch definition.
+def _batch_definition(engine: str):
+    """Ephemeral GX context -> data source (Spark, or pandas for a Polars frame) -> DataFrame asset ->
+    whole-frame batch definition, named alike for both engines.
 
     Made afresh for every partition: it costs ~12 ms here (importing GX, once, is the slow part),
     holds no state between runs and so cannot outlive a restarted SparkSession or be shared by
@@ -261,10 +268,49 @@ def _batch_definition():
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    # persist=False: caching is decided (and undone) by validate_cdr_partition, not left behind by GX.
-    source = context.data_sources.add_spark(name="cdrwatch_lake", persist=False)
+    if engine == "spark":
+        # persist=False: caching is decided (and undone) by validate_cdr_partition, not left behind by GX.
+        source = context.data_sources.add_spark(name="cdrwatch_lake", persist=False)
+    else:
+        source = context.data_sources.add_pandas(name="cdrwatch_lake")
     asset = source.add_dataframe_asset(name="cdr_partition")
     return asset.add_batch_definition_whole_dataframe("whole_partition")
+
+
+def _is_polars(df) -> bool:
+    return isinstance(df, (pl.DataFrame, pl.LazyFrame))
+
+
+def _pandas(frame: pl.DataFrame | pl.LazyFrame):
+    """A Polars frame as pandas for GX: integers stay integers where a value is missing (pandas'
+    nullable types, not floats with NaN), instants stay UTC-aware, strings are objects with None."""
+    import pandas as pd
+    import pyarrow as pa
+
+    if isinstance(frame, pl.LazyFrame):
+        frame = frame.collect()
+    nullable = {
+        pa.int8(): pd.Int8Dtype(),
+        pa.int16(): pd.Int16Dtype(),
+        pa.int32(): pd.Int32Dtype(),
+        pa.int64(): pd.Int64Dtype(),
+        pa.bool_(): pd.BooleanDtype(),
+    }
+    return frame.to_arrow().to_pandas(types_mapper=nullable.get)
+
+
+def _native(value: Any, tz: ZoneInfo) -> Any:
+    """An offending value as Spark's GX hands it over, made plain: numpy and pandas scalars as Python
+    values, instants aware in the configured timezone, a missing value as None."""
+    import pandas as pd
+
+    if value is pd.NaT or (value is pd.NA):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime().astimezone(tz)
+    if hasattr(value, "item") and type(value).__module__ == "numpy":
+        return value.item()
+    return value
 
 
 # --------------------------------------------------------------------------------------------
@@ -272,14 +318,13 @@ def _batch_definition():
 
 
 def validate_cdr_partition(df, carrier: str, day: dt.date, config: Config, recent_rows: list[int]) -> ValidationOutcome:
-    """Run the CDR expectation suite over one lake partition (a Spark DataFrame, CDR schema).
+    """Run the CDR expectation suite over one lake partition: a Spark DataFrame of the CDR columns, or
+    a Polars one (the `local` engine: validated through GX's pandas data source, same suite).
 
     `recent_rows`: the carrier's accepted row counts of the previous `ingest.volume_history_days`
     days (see `recent_row_counts`); empty means "no history yet" and no volume check. The
-    DataFrame is cached for the run unless the caller has cached it already (then it is left as is).
+    Spark DataFrame is cached for the run unless the caller has cached it already (then it is left as is).
     """
-    from pyspark import StorageLevel
-
     history = [int(n) for n in recent_rows]
     median = statistics.median(history) if history else None
     min_rows = math.ceil(config.ingest.volume_min_ratio * median) if history else None
@@ -288,22 +333,35 @@ def validate_cdr_partition(df, carrier: str, day: dt.date, config: Config, recen
     name = f"cdr.{carrier}.{day.isoformat()}"
 
     tz = ZoneInfo(config.timezone)
-    cached_here = not df.is_cached
-    if cached_here:
-        df.persist(StorageLevel.MEMORY_AND_DISK)
+    local = _is_polars(df)
+    if local:
+        data, cached_here, plain = _pandas(df), False, (lambda v: _native(v, tz))
+    else:
+        from pyspark import StorageLevel
+
+        data, cached_here, plain = df, not df.is_cached, (lambda v: _aware(v, tz))
+        if cached_here:
+            df.persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        batch = _batch_definition().get_batch(batch_parameters={"dataframe": df})
-        result = batch.validate(_suite(name, checks), result_format=_COUNTS_ONLY)
-        failed_map = [
-            r for r in result.results if not r.success and "unexpected_count" in (r.result or {}) and _key(r) in by_key
-        ]
-        if failed_map:  # rare: fetch a few offending values of the failed expectations only
-            keys = [_key(r) for r in failed_map]
-            detail = batch.validate(_suite(name + ".samples", [by_key[k] for k in keys]), result_format=_WITH_SAMPLES)
-            samples = {_key(r): (r.result or {}).get("partial_unexpected_list") for r in detail.results}
-            for r in failed_map:
-                if samples.get(_key(r)) is not None:
-                    r.result["partial_unexpected_list"] = [_aware(v, tz) for v in samples[_key(r)]]
+        with warnings.catch_warnings():
+            # pandas says the number patterns have groups (GX matches with `str.contains`): as meant
+            warnings.filterwarnings("ignore", "This pattern is interpreted as a regular expression", UserWarning)
+            batch = _batch_definition("pandas" if local else "spark").get_batch(batch_parameters={"dataframe": data})
+            result = batch.validate(_suite(name, checks), result_format=_COUNTS_ONLY)
+            failed_map = [
+                r
+                for r in result.results
+                if not r.success and "unexpected_count" in (r.result or {}) and _key(r) in by_key
+            ]
+            if failed_map:  # rare: fetch a few offending values of the failed expectations only
+                keys = [_key(r) for r in failed_map]
+                detail = batch.validate(
+                    _suite(name + ".samples", [by_key[k] for k in keys]), result_format=_WITH_SAMPLES
+                )
+                samples = {_key(r): (r.result or {}).get("partial_unexpected_list") for r in detail.results}
+                for r in failed_map:
+                    if samples.get(_key(r)) is not None:
+                        r.result["partial_unexpected_list"] = [plain(v) for v in samples[_key(r)]]
     finally:
         if cached_here:
             df.unpersist()

@@ -52,16 +52,22 @@ def test_a_value_great_expectations_would_refuse_is_quarantined_row_by_row(tmp_p
 
 
 @pytest.mark.slow
-def test_a_failing_expectation_costs_that_carrier_day_only(tmp_path, spark, capsys, monkeypatch):
+@pytest.mark.parametrize("engine", ["local", "spark"])
+def test_a_failing_expectation_costs_that_carrier_day_only(tmp_path, spark, capsys, monkeypatch, engine):
     """A value that slips past the parser (injected: the shared shape checks switched off) fails the
-    real suite: the carrier-day's rows go to quarantine, the run goes on and says the night is partial."""
+    real suite: the carrier-day's rows go to quarantine, the run goes on and says the night is partial.
+    On either engine (the same suite, the same verdict)."""
+    import polars as pl
     from pyspark.sql import functions as F
 
     from jobs import formats
+    from jobs.formats import local as local_formats
 
     landing, lake = tmp_path / "landing", tmp_path / "lake"
     argv = [
         "ingest",
+        "--engine",
+        engine,
         "--date",
         DAY.isoformat(),
         "--landing",
@@ -77,6 +83,7 @@ def test_a_failing_expectation_costs_that_carrier_day_only(tmp_path, spark, caps
     ]
     _deliver(landing, duration=99999)
     monkeypatch.setattr(formats, "canonical_reason", lambda text, values: F.lit(None).cast("string"))
+    monkeypatch.setattr(local_formats, "canonical_reason", lambda text, values: pl.lit(None, pl.String))
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "cm: validation FAILED" in out and "expect_column_values_to_be_between(duration_s)" in out

@@ -1,6 +1,10 @@
 """Readers of the carriers' raw formats, one module per format, found by the format name in conf.
 
-Every module has `LAYOUT` (schemas.raw), `HEADER` (the exact header line or None) and
+This package imports no engine: the reasons, shapes and PARSED_COLUMNS here are shared by the Spark
+readers (one module per format, with the Column helpers below, which import pyspark when called)
+and the local engine's Polars readers (`jobs.formats.local`).
+
+Every Spark module has `LAYOUT` (schemas.raw), `HEADER` (the exact header line or None) and
 `parse(lines, timezone) -> DataFrame`. `lines` has `source_file, source_line, bytes` (one row per
 physical line, bytes as delivered minus the newline); the result has `PARSED_COLUMNS`: one row per
 line, `is_header` for a header line, and either `reason` (why the row cannot be accepted) or the
@@ -11,12 +15,13 @@ from __future__ import annotations
 
 import importlib
 from types import ModuleType
-
-from pyspark.sql import Column, DataFrame
-from pyspark.sql import functions as F
+from typing import TYPE_CHECKING
 
 from jobs.errors import CdrwatchError
 from schemas.raw import RAW_LAYOUTS
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame
 
 PARSED_COLUMNS = (
     "source_file",
@@ -72,36 +77,57 @@ RECORD_ID_REGEX = r"^[0-9A-Za-z_.:-]{1,64}$"  # a carrier's id: letters, digits 
 IMSI_REGEX = r"^[0-9]{15}$"
 IMEI_REGEX = r"^(?!00)[0-9]{14,16}$"  # reporting body of the TAC is never 00
 MAX_DURATION_S = 86_400
-_CONTROL = r"[\x00-\x1F\x7F]"
+CONTROL_REGEX = r"[\x00-\x1F\x7F]"
 
 
 def reader(format_name: str) -> ModuleType:
-    """The module of jobs/formats that reads `format_name` (a key of schemas.raw.RAW_LAYOUTS)."""
+    """The module of jobs/formats that reads `format_name` (a key of schemas.raw.RAW_LAYOUTS) with Spark."""
+    return importlib.import_module(f"{__name__}.{layout(format_name).name}")
+
+
+def layout(format_name: str):
+    """The raw layout of `format_name` (schemas.raw); an unknown name is one clear error."""
     if format_name not in RAW_LAYOUTS:
         raise CdrwatchError(f"unknown format {format_name!r} (known: {', '.join(sorted(RAW_LAYOUTS))})")
-    return importlib.import_module(f"{__name__}.{format_name}")
+    return RAW_LAYOUTS[format_name]
+
+
+def header(format_name: str) -> str | None:
+    """The exact header line of `format_name` (its fields joined by commas), None for a format without one."""
+    fields = layout(format_name)
+    return ",".join(fields.fields) if fields.header else None
 
 
 def utf8_text(line_bytes: Column) -> Column:
     """The line as UTF-8 text (invalid sequences as U+FFFD), without a trailing carriage return."""
+    from pyspark.sql import functions as F
+
     return F.regexp_replace(F.make_valid_utf8(line_bytes.cast("string")), "\r$", "")
 
 
 def gbk_text(line_bytes: Column) -> Column:
     """The line decoded from GBK (undecodable bytes as U+FFFD), without a trailing carriage return."""
+    from pyspark.sql import functions as F
+
     return F.regexp_replace(F.decode(line_bytes, "GBK"), "\r$", "")
 
 
 def has_replacement_char(text: Column) -> Column:
+    from pyspark.sql import functions as F
+
     return F.contains(text, F.lit("\ufffd"))
 
 
 def wrong_field_count(count: Column, expected: int) -> Column:
+    from pyspark.sql import functions as F
+
     return F.concat(F.lit("wrong field count ("), count.cast("string"), F.lit(f", expected {expected})"))
 
 
 def first_reason(*checks: tuple[Column, Column | str]) -> Column:
     """The reason of the first check whose condition holds, NULL if none does."""
+    from pyspark.sql import functions as F
+
     result = None
     for condition, reason in checks:
         reason = F.lit(reason) if isinstance(reason, str) else reason
@@ -121,13 +147,13 @@ def canonical_reason(text: Column, values: dict[str, Column]) -> Column:
     shares (docs/contracts.md), checked after the format's own reasons. NULL when acceptable."""
     v = values
     return first_reason(
-        (text.rlike(_CONTROL), CONTROL_CHARACTER),
+        (text.rlike(CONTROL_REGEX), CONTROL_CHARACTER),
         (~v["record_id"].rlike(RECORD_ID_REGEX), BAD_RECORD_ID),
         (~v["msisdn"].rlike(MSISDN_REGEX), NOT_A_SUBSCRIBER),
         (v["other_party"].isNotNull() & ~_any_match(v["other_party"], OTHER_PARTY_REGEXES), BAD_OTHER_PARTY),
         (v["imsi"].isNotNull() & ~v["imsi"].rlike(IMSI_REGEX), BAD_IMSI),
         (v["imei"].isNotNull() & ~v["imei"].rlike(IMEI_REGEX), BAD_IMEI),
-        (v["cell_id"].isNotNull() & v["cell_id"].rlike(_CONTROL), CONTROL_CHARACTER),
+        (v["cell_id"].isNotNull() & v["cell_id"].rlike(CONTROL_REGEX), CONTROL_CHARACTER),
         ((v["duration_s"] < 0) | (v["duration_s"] > MAX_DURATION_S), DURATION_OUT_OF_RANGE),
         ((v["service"] == "sms") & (v["duration_s"] != 0), SMS_WITH_DURATION),
     )
@@ -144,6 +170,8 @@ def parsed(lines: DataFrame, *, raw: Column, is_header: Column, reason: Column, 
     """`lines` projected to PARSED_COLUMNS; a header row carries no reason. The format's own
     `reason` comes first, then the shapes every format shares (`canonical_reason`), so no format
     can accept a value the lake's contract (and its GX suite) refuses."""
+    from pyspark.sql import functions as F
+
     columns = {
         "source_file": F.col("source_file"),
         "source_line": F.col("source_line"),

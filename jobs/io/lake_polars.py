@@ -1,5 +1,10 @@
-"""The lake read with Polars, for the small tables and lazy scans of steps that start no Spark session
-(the report, evaluate). Schemas derive from `schemas.tables`, paths from `jobs.io.layout`, so a
+"""The lake read and written with Polars: the `local` engine's storage, and the small tables and lazy
+scans of steps that start no Spark session (the report, evaluate).
+
+Writes are the twins of `jobs.io.lake_spark`'s: staged in `lake/_staging/date=D/<uuid>/`, then swapped
+in by `jobs.io.swap` (journaled, rolled forward or back by `jobs.io.repair`), with the same
+partition folders and Parquet schemas (the table's Arrow schema, timestamps as UTC microseconds),
+so either engine reads what the other wrote. Schemas derive from `schemas.tables`, paths from `jobs.io.layout`, so a
 table is laid out and typed in one place whichever engine reads it.
 """
 
@@ -7,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import uuid
 from pathlib import Path
 
 import polars as pl
@@ -14,8 +20,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from jobs.config import Config
-from jobs.io.files import write_atomic
-from jobs.io.layout import partition_path, table_path
+from jobs.io.files import sync_dir, write_atomic
+from jobs.io.layout import journal_dir, lake_table, partition_path, staging_root, table_path
+from jobs.io.repair import drop_staging, makedirs, staging_folder
+from jobs.io.swap import swap_dirs
 from schemas.table import Table
 
 
@@ -85,3 +93,90 @@ def write_file(path: Path, frame: pl.DataFrame, table: Table) -> Path:
     buffer = io.BytesIO()
     pq.write_table(pa.Table.from_pylist(frame.to_dicts(), schema=table.arrow()), buffer)
     return write_atomic(path, buffer.getvalue())
+
+
+def _arrow(frame: pl.DataFrame, table: Table, columns: list[str]) -> pa.Table:
+    """`frame`'s `columns` as Arrow with exactly the table's types and nullability."""
+    schema = pa.schema([table.arrow().field(name) for name in columns])
+    return frame.select(columns).cast(table.polars(columns)).to_arrow().cast(schema)
+
+
+def _write_parts(folder: Path, frame: pl.DataFrame, table: Table, columns: list[str], max_rows: int) -> None:
+    """`frame` (already sorted) as `part-NNNNN.parquet` files of at most `max_rows` rows each, in order."""
+    makedirs(folder)
+    data = _arrow(frame, table, columns)
+    token = uuid.uuid4().hex  # a rewrite makes new names, as Spark's do (`daily.cdr_fingerprint` relies on it)
+    for n, start in enumerate(range(0, max(data.num_rows, 1), max_rows)):
+        name = f"part-{n:05d}-{token}.snappy.parquet"
+        pq.write_table(data.slice(start, max_rows), folder / name, compression="snappy")
+    sync_dir(folder)
+
+
+def replace_date(
+    config: Config, table: Table | str, day: dt.date, frame: pl.DataFrame, sort_by: tuple[str, ...]
+) -> int:
+    """Write `frame` (the table's rows of `day`) as `lake/<table>/date=D/` atomically, as
+    `lake_spark.replace_date` does: staged aside, then swapped in whole. Returns rows."""
+    table = lake_table(table)
+    data = [name for name in table.names if name != "date"]
+    root = staging_folder(config, day)
+    staged = root / "new"
+    try:
+        _write_parts(staged, frame.sort(list(sort_by), nulls_last=False), table, data, max(frame.height, 1))
+        rows = pl.scan_parquet(str(staged / "*.parquet")).select(pl.len()).collect().item()
+        swap_dirs([(staged, partition_path(config, table, day))], root / "old", journal_dir(config, day))
+    finally:
+        drop_staging(config, day, root)
+    return rows
+
+
+class DayWrite:
+    """One date's output partitioned by carrier, staged then committed (`lake_spark.DayWrite`'s twin):
+    `write` stages a table's rows (each carrier's rows sorted by `sort_by`, at most
+    `max_rows_per_file` rows a file), `staged_counts` reads back rows per (carrier, source_file),
+    `commit` swaps the staged carrier partitions in."""
+
+    def __init__(self, config: Config, day: dt.date):
+        self.config = config
+        self.day = day
+        self.root = staging_root(config, day) / uuid.uuid4().hex
+        self._tables: list[Table] = []
+
+    def __enter__(self) -> DayWrite:
+        makedirs(self.root)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        drop_staging(self.config, self.day, self.root)
+
+    def _staged_path(self, table: Table) -> Path:
+        return self.root / "new" / table.name / f"date={self.day.isoformat()}"
+
+    def write(self, table: Table, frame: pl.DataFrame, sort_by: tuple[str, ...], max_rows_per_file: int) -> None:
+        data = [name for name in table.names if name not in ("date", "carrier")]
+        for (carrier,), rows in frame.partition_by("carrier", as_dict=True, maintain_order=True).items():
+            folder = self._staged_path(table) / f"carrier={carrier}"
+            _write_parts(folder, rows.sort(list(sort_by), nulls_last=False), table, data, max_rows_per_file)
+        self._tables.append(table)
+
+    def staged_counts(self, table: Table) -> dict[tuple[str, str], int]:
+        """(carrier, source_file) -> rows staged for `table`, one carrier folder at a time: the staged
+        path holds `date=` twice (`_staging/date=D/<run>/new/<table>/date=D/carrier=C/`), which
+        Polars' hive reading refuses, so the carrier comes from the folder's name."""
+        counts: dict[tuple[str, str], int] = {}
+        for folder in sorted(self._staged_path(table).glob("carrier=*")):
+            files = sorted(str(f) for f in folder.glob("*.parquet"))
+            if not files:
+                continue
+            carrier = folder.name.removeprefix("carrier=")
+            grouped = pl.scan_parquet(files, hive_partitioning=False).group_by("source_file").len().collect()
+            counts.update({(carrier, name): n for name, n in grouped.iter_rows()})
+        return counts
+
+    def commit(self, carriers: list[str]) -> None:
+        swaps = [
+            (self._staged_path(t) / f"carrier={c}", partition_path(self.config, t, self.day, c))
+            for t in self._tables
+            for c in carriers
+        ]
+        swap_dirs(swaps, self.root / "old", journal_dir(self.config, self.day))
