@@ -34,7 +34,8 @@ cells; scripts read the CSV. A cell longer than Excel's 32,767 characters (a 3,0
 numbers) would be cut silently, so it holds a pointer instead and the `members` sheet lists the
 values one per row.
 
-The tables are small: they are collected and written with Python's csv module and xlsxwriter.
+The tables are small: they are read with Polars (whichever engine wrote the lake) and written with
+Python's csv module and xlsxwriter.
 Every CSV is UTF-8 with BOM, numbers are in national format, no text cell starts with a formula
 character, and a rerun writes the same bytes. The whole `outbox/D/` is built beside the target and
 swapped in.
@@ -55,9 +56,11 @@ from pathlib import Path
 from typing import Any, Iterable
 from zoneinfo import ZoneInfo
 
+import polars as pl
+
 from jobs.config import Config
 from jobs.errors import CdrwatchError
-from jobs.io import lake_spark, layout, summaries
+from jobs.io import inventory, lake_polars, layout, summaries
 from jobs.io.swap import replace_folder
 from jobs.numbers import is_foreign, national
 from schemas.tables import (
@@ -702,37 +705,38 @@ def write_outbox_day(target: Path, files: dict[str, bytes]) -> None:
     replace_folder(target, files)
 
 
+def epoch_seconds(column: str) -> pl.Expr:
+    """An instant as whole seconds since 1970, floored, as Spark casts a timestamp to long."""
+    return pl.col(column).dt.epoch("us") // 1_000_000
+
+
+def read_inputs(config: Config, day: dt.date) -> tuple[list[dict], list[dict], list[str], set[str], list[dict]]:
+    """(dens, victims, districts, whitelist, spoofed legs) of `day`, read with Polars whichever engine
+    wrote the lake (all small): the lake tables' rows as dicts, with `first_contact_epoch` (victims)
+    and `start_epoch` (spoofed legs) in whole seconds; the inventories' districts; the whitelist in
+    the lake's number form. No lake/spoofed for `day` reads as no legs."""
+    from jobs.night_local import read_whitelist
+
+    dens = lake_polars.read_day(config, DEN, day).to_dicts()
+    victims = lake_polars.read_day(config, VICTIMS, day).with_columns(
+        epoch_seconds("first_contact").alias("first_contact_epoch")
+    )
+    spoofed = lake_polars.read_day(config, SPOOFED, day).with_columns(epoch_seconds("start_time").alias("start_epoch"))
+    districts = sorted({cell.district for cell in inventory.read_cells(config).rows if cell.district})
+    whitelist = set(read_whitelist(config).get_column("number"))
+    return dens, victims.to_dicts(), districts, whitelist, spoofed.to_dicts()
+
+
 def export_date(config: Config, day: dt.date, *, spark=None) -> dict[str, Any]:
     """The `cdrwatch export` step for `day`: writes outbox/D/ and returns a summary
     (dens and high-priority dens per district, unlocated dens, warnings (all rows of warnings.csv),
     spoofing campaigns and spoofing warnings, files written). No lake/spoofed for `day` (a lake from
-    before the spoofing detector) is no spoofing."""
-    from pyspark.sql import functions as F
-
-    from jobs.night import read_cells, read_whitelist
-    from jobs.spark import spark_session
-
+    before the spoofing detector) is no spoofing. Engine-free: its inputs are small and read with
+    Polars (`read_inputs`) whichever engine ran the night; `spark` is accepted and not used."""
     dens_path = layout.partition_path(config, DEN, day)
     if not dens_path.is_dir():
         raise CdrwatchError(f"{dens_path}: no dens for {day} (run cdrwatch dens first)")
-    spark = spark or spark_session(config)
-    dens = [r.asDict(recursive=True) for r in lake_spark.read_partition(config, spark, DEN, day).collect()]
-    victims = [
-        r.asDict()
-        for r in lake_spark.read_partition(config, spark, VICTIMS, day)
-        .withColumn("first_contact_epoch", F.col("first_contact").cast("long"))
-        .collect()
-    ]
-    districts = sorted(
-        r.district for r in read_cells(config, spark).select("district").distinct().collect() if r.district
-    )
-    whitelist = {r.number for r in read_whitelist(config, spark).collect()}
-    spoofed = [
-        r.asDict()
-        for r in lake_spark.read_partition(config, spark, SPOOFED, day)
-        .withColumn("start_epoch", F.col("start_time").cast("long"))
-        .collect()
-    ]
+    dens, victims, districts, whitelist, spoofed = read_inputs(config, day)
 
     files, summary = build_outbox(
         dens,

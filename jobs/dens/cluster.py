@@ -19,7 +19,7 @@ from collections.abc import Iterable
 
 import networkx as nx
 
-from jobs.dens.graph import IMEI_NODE, WEIGHT_DECIMALS
+from jobs.dens.links import IMEI_NODE, WEIGHT_DECIMALS
 
 
 def canonical_graph(nodes: Iterable[str], edges: Iterable[tuple[str, str, float]]) -> nx.Graph:

@@ -31,6 +31,8 @@ flags name that same site (a room's operators, flagged there); a resident of the
 is flagged for what he did elsewhere (an estate agent sweeping a segment across town) is not made
 one of the den's numbers by living there. Everything is a Spark SQL aggregation over the suspects' own
 rows; only the edge list (suspects squared at most) is small enough to collect.
+
+The local engine's twin, on Polars, is `graph_local`; the kinds and constants both read are in `links`.
 """
 
 from __future__ import annotations
@@ -40,10 +42,7 @@ from functools import reduce
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-KINDS = ("shared_id", "colocation", "segment", "mutual_call", "callees")
-IMEI_NODE = "imei:"  # the node prefix devices had; kept so older groups and tests read the same
-EDGE_COLUMNS = ("a", "b", "weight", *KINDS)
-WEIGHT_DECIMALS = 9  # float sums may differ in the last bits with the summation order: compare rounded
+from jobs.dens.links import CHINESE_MOBILE, KINDS, MUTUAL_CALL_WEIGHT, SATURATE, WEIGHT_DECIMALS, edges_cut_warning
 
 
 def suspect_sims(cdr: DataFrame, flags: DataFrame) -> DataFrame:
@@ -67,10 +66,6 @@ def suspect_rows(cdr: DataFrame, flags: DataFrame) -> DataFrame:
     aggregate of these alone, so the dens step materialises them once instead of letting each
     aggregate re-plan the whole night's join (hundreds of Spark stages on a big night)."""
     return cdr.join(F.broadcast(_local(suspect_sims(cdr, flags).select("msisdn"))), "msisdn")
-
-
-# How many shared keys make a kind's link whole: "x min(1, shared/k)" in the module doc.
-SATURATE = {"shared_id": 1, "colocation": 3, "segment": 3, "callees": 5}
 
 
 def _overlaps(keyed: DataFrame) -> DataFrame:
@@ -98,7 +93,7 @@ def _overlaps(keyed: DataFrame) -> DataFrame:
 
 def segment_of(number: Column) -> Column:
     """The 7 digits after +86 of a Chinese mobile number (`+8613912345678` -> `1391234`), else null."""
-    return F.when(number.rlike(r"^\+861[0-9]{10}$"), F.substring(number, 4, 7))
+    return F.when(number.rlike(CHINESE_MOBILE), F.substring(number, 4, 7))
 
 
 def suspect_edges(cdr: DataFrame, flags: DataFrame) -> DataFrame:
@@ -139,7 +134,7 @@ def suspect_edges(cdr: DataFrame, flags: DataFrame) -> DataFrame:
         .where(F.col("msisdn") != F.col("other_party"))
         .select(F.least("msisdn", "other_party").alias("a"), F.greatest("msisdn", "other_party").alias("b"))
         .distinct()
-        .select("a", "b", F.lit("mutual_call").alias("kind"), F.lit(0.5).alias("weight"))
+        .select("a", "b", F.lit("mutual_call").alias("kind"), F.lit(MUTUAL_CALL_WEIGHT).alias("weight"))
     )
 
     long = overlaps.unionByName(called)
@@ -207,10 +202,6 @@ def collect_edges(
     rows = [(r.a, r.b, r.weight) for r in heaviest(capped, max_edges + 1).select("a", "b", "weight").collect()]
     warnings = []
     if len(rows) > max_edges:
-        warnings.append(
-            f"suspect graph: {capped.count():,} links after the degree cap (dens.max_degree "
-            f"{max_degree}), only the {max_edges:,} heaviest kept (dens.max_edges); "
-            f"dens may be cut short"
-        )
+        warnings.append(edges_cut_warning(capped.count(), max_degree, max_edges))
         rows = rows[:max_edges]
     return rows, warnings
