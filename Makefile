@@ -1,4 +1,5 @@
-# cdrwatch: `make demo` and `make test` set up everything on a fresh machine (python3 >= 3.11, Java 17).
+# cdrwatch: `make demo` and `make test` set up everything on a fresh machine (python3 >= 3.11; Java 17 only for
+# the Spark engine, which `make test` and `make bench` also run: `make demo` runs on the default local engine).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -27,7 +28,7 @@ check-python:
 
 check-java:
 	@command -v java >/dev/null 2>&1 || \
-	  { echo "cdrwatch needs Java 17 for Spark: sudo apt-get install -y openjdk-17-jre-headless (or set JAVA_HOME)"; exit 1; }
+	  { echo "the Spark engine needs Java 17: sudo apt-get install -y openjdk-17-jre-headless (or set JAVA_HOME)"; exit 1; }
 
 $(VENV)/bin/python: | check-python
 	$(PYTHON) -m venv $(VENV)
@@ -42,7 +43,7 @@ $(VENV)/.installed-dev: setup.py | $(VENV)/bin/python
 # lawful SMS gateway marked legitimate), the later nights import the answers, see the box come back with fresh
 # SIMs (a high-priority lead) and keep the gateway out of the leads (analysts/suppressed.csv). Two overseas
 # gateways spoof residents' and protected numbers (analysts/spoofing.csv), and the carriers' clocks disagree.
-demo: check-java $(VENV)/.installed-dev ## simulate a small city, run the pipeline with field feedback, show the outputs
+demo: $(VENV)/.installed-dev ## simulate a small city, run the pipeline with field feedback, show the outputs
 	rm -rf $(DEMO)
 	$(VENV)/bin/cdrwatch simulate --out $(DEMO)/landing --start $(DEMO_START) --days $(DEMO_DAYS) \
 	  --subscribers $(DEMO_SUBSCRIBERS) --dens $(DEMO_DENS) --raid-after 1 --lawful-gateways 1 \
@@ -78,10 +79,10 @@ lint: $(VENV)/.installed-dev ## ruff: lint and format check of the whole reposit
 	$(VENV)/bin/ruff format --check .
 
 test: check-java check-chromium $(VENV)/.installed-test lint ## lint, then the whole test suite
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest --durations=15 $(PYTEST_ARGS)
 
-test-fast: check-java check-chromium $(VENV)/.installed-test lint ## lint, then the tests not marked slow (no simulated week, cluster, DAG run, browser)
-	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+test-fast: check-chromium $(VENV)/.installed-test lint ## lint, then the tests that are neither slow nor need Spark (no JVM): about a minute
+	$(PY) -m pytest -m "not slow and not spark" $(PYTEST_ARGS)
 
 bench: check-java $(VENV)/.installed-dev ## time every pipeline step at 1 M and 10 M CDR rows (rows/s, peak RSS)
 	$(PY) bench/run.py $(BENCH_ARGS)

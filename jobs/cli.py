@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from jobs import pipeline
-from jobs.config import Config, load_config
+from jobs.config import ENGINES, Config, load_config
 from jobs.errors import CdrwatchError
 
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
@@ -96,6 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--lake", help="Parquet lake (default: conf paths.lake)")
     group.add_argument("--outbox", help="outbox (default: conf paths.outbox)")
     group.add_argument("--conf", help="YAML merged over conf/default.yaml")
+    group.add_argument(
+        "--engine",
+        choices=ENGINES,
+        help="local: in-process, no JVM (Polars); spark: on Spark, spark.master in conf (default: conf engine)",
+    )
     group.add_argument(
         "--set",
         action="append",
@@ -213,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from(args: argparse.Namespace) -> Config:
-    config = load_config(args.conf, args.set)
+    config = load_config(args.conf, [*args.set, *([f"engine={args.engine}"] if args.engine else [])])
     return config.with_paths(landing=args.landing, lake=args.lake, outbox=args.outbox)
 
 

@@ -178,9 +178,14 @@ class Schedule(_Section):
     one_task: bool = False
 
 
+Engine = Literal["local", "spark"]
+ENGINES: tuple[str, ...] = ("local", "spark")
+
+
 class Config(_Section):
     paths: Paths
     timezone: str
+    engine: Engine = "local"
     carriers: dict[str, Carrier] = Field(min_length=1)
     spark: Spark
     ingest: Ingest

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import replace
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
@@ -18,24 +17,12 @@ from detectors import DETECTORS
 from detectors.base import run_detectors
 from jobs import spoofing
 from jobs.config import Config
+from jobs.detect_result import DetectResult
 from jobs.io import lake_spark, layout
 from jobs.night import NightCache, load_night, write_daily
 from schemas.tables import FLAG
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class DetectResult:
-    """What `detect_date` wrote: flags in all, (detector, entity_type, flags, mean score) rows, the
-    detectors' notes (why one could not look properly) and the inputs' warnings."""
-
-    day: dt.date
-    flags: int
-    path: Path
-    by_detector: list[tuple[str, str, int, float]]
-    notes: list[str]
-    warnings: list[str]
 
 
 def detect_date(

@@ -177,7 +177,9 @@ def check_landing(config: Config, carrier: str, day: dt.date, deadline: dt.datet
 
 
 def is_local(config: Config) -> bool:
-    return config.spark.master.startswith("local")
+    """Whether a step runs in this process: on the `local` engine, or on Spark with a local master
+    (spark-submit only reaches a cluster)."""
+    return config.engine == "local" or config.spark.master.startswith("local")
 
 
 def cli_args(step: str, day: dt.date, conf_file: str | Path | None, overrides: tuple[str, ...] = ()) -> list[str]:
@@ -202,8 +204,8 @@ def run_step(
     *,
     cache_dir: Path | None = None,
 ):
-    """Run one `jobs.pipeline` step for one night with this conf: in this process for a local
-    master (the process's Spark session is reused; returns the StepResult), else as
+    """Run one `jobs.pipeline` step for one night with this conf: in this process on the `local`
+    engine or a local master (the process's Spark session is reused; returns the StepResult), else as
     `cdrwatch <step> --date D` through spark-submit. A `CdrwatchError` (configuration, input) is
     raised as it is, also when spark-submit's cdrwatch says so (exit code 2); other failures raise
     `SubmitFailed` or the step's own exception, which a retry may cure."""
@@ -459,7 +461,7 @@ def _before_ingest(config: Config, day: dt.date) -> None:
 
 def task_night(data_interval_start=None) -> None:
     """Run every step of `jobs.pipeline.NIGHTLY` for the night in this one task (conf
-    `schedule.one_task`): locally in one Spark session, on a cluster as one spark-submit of
+    `schedule.one_task`): in this process (the `local` engine, or one local Spark session), on a cluster as one spark-submit of
     `cdrwatch nightly --date D`. A night's steps then pay Spark's start and warm-up once, not per step."""
     with failing_fast():
         conf_file = conf_file_at_run()

@@ -53,12 +53,14 @@ class StepResult:
 @dataclass
 class Run:
     """What a run hands each of its steps: the Spark session (None: a step that needs one makes it),
-    a progress callback, and the located night that detect leaves for dens (made on first use, so
-    that steps without Spark never import it)."""
+    a progress callback, and the located night that detect leaves for dens (Spark's `NightCache`,
+    made on first use so that steps without Spark never import it; the `local` engine's night, kept
+    with the CDR partition it was read from, so a changed partition is never served stale)."""
 
     spark: Any = None
     progress: Progress | None = None
     _night_cache: Any = None
+    _local_night: tuple[tuple, Any] | None = None
 
     def night_cache(self):
         if self._night_cache is None:
@@ -66,6 +68,22 @@ class Run:
 
             self._night_cache = NightCache()
         return self._night_cache
+
+    def keep_local_night(self, config: Config, day: dt.date, night: Any) -> None:
+        self._local_night = (_night_key(config, day), night)
+
+    def local_night(self, config: Config, day: dt.date) -> Any:
+        """The night detect located in this run, if it is still the lake's; else None."""
+        if self._local_night is None or self._local_night[0] != _night_key(config, day):
+            return None
+        return self._local_night[1]
+
+
+def _night_key(config: Config, day: dt.date) -> tuple:
+    from jobs.io import layout
+    from jobs.io.daily import cdr_fingerprint
+
+    return (str(layout.lake_root(config).resolve()), day, cdr_fingerprint(config, day))
 
 
 @dataclass(frozen=True)
@@ -93,9 +111,14 @@ class Step:
 
 
 def _ingest(config: Config, day: dt.date, run: Run) -> StepResult:
-    from jobs.ingest import ingest_date
+    if config.engine == "local":
+        from jobs.ingest_local import ingest_date_local
 
-    report = ingest_date(config, day, spark=run.spark, progress=run.progress)
+        report = ingest_date_local(config, day, progress=run.progress)
+    else:
+        from jobs.ingest import ingest_date
+
+        report = ingest_date(config, day, spark=run.spark, progress=run.progress)
     totals = report.as_dict()["carriers"]
     counts = {
         name: sum(c[name] for c in totals.values())
@@ -150,9 +173,15 @@ def _feedback(config: Config, day: dt.date, run: Run) -> StepResult:
 
 
 def _detect(config: Config, day: dt.date, run: Run) -> StepResult:
-    from jobs.detect import detect_date
+    if config.engine == "local":
+        from jobs.detect_local import detect_date_local
 
-    result = detect_date(config, day, spark=run.spark, cache=run.night_cache())
+        result, night = detect_date_local(config, day)
+        run.keep_local_night(config, day, night)
+    else:
+        from jobs.detect import detect_date
+
+        result = detect_date(config, day, spark=run.spark, cache=run.night_cache())
     counts = {"flags": result.flags}
     for detector, _entity, n, _mean in result.by_detector:
         counts[f"flags_{detector}"] = counts.get(f"flags_{detector}", 0) + n
@@ -162,9 +191,14 @@ def _detect(config: Config, day: dt.date, run: Run) -> StepResult:
 
 
 def _dens(config: Config, day: dt.date, run: Run) -> StepResult:
-    from jobs.dens import dens_date
+    if config.engine == "local":
+        from jobs.dens.local import dens_date_local
 
-    result = dens_date(config, day, spark=run.spark, cache=run.night_cache())
+        result = dens_date_local(config, day, night=run.local_night(config, day))
+    else:
+        from jobs.dens import dens_date
+
+        result = dens_date(config, day, spark=run.spark, cache=run.night_cache())
     return StepResult(
         "dens",
         day,
@@ -179,7 +213,7 @@ def _dens(config: Config, day: dt.date, run: Run) -> StepResult:
 def _export(config: Config, day: dt.date, run: Run) -> StepResult:
     from jobs.export import export_date
 
-    summary = export_date(config, day, spark=run.spark)
+    summary = export_date(config, day)
     reasons = summary.get("partial_reasons") or []
     return StepResult(
         "export",
@@ -240,7 +274,14 @@ STEPS: dict[str, Step] = {
         ),
         Step("detect", _detect, "lake/cdr", "lake/flags, lake/spoofed", "detect_view"),
         Step("dens", _dens, "lake/flags", "lake/dens, lake/victims", "dens_view"),
-        Step("export", _export, "lake/dens", "outbox/D/leads/<district>.csv, warnings.csv", "export_view"),
+        Step(
+            "export",
+            _export,
+            "lake/dens",
+            "outbox/D/leads/<district>.csv, warnings.csv",
+            "export_view",
+            driver_only=True,
+        ),
         Step("report", _report, "lake, outbox/D", "outbox/D/report.html", "report_view"),
     )
 }

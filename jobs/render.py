@@ -47,7 +47,7 @@ def validate_view(lines: list[str]) -> list[Any]:
 
 
 def detect_view(result) -> list[Any]:
-    """Flags per detector and entity (jobs.detect.DetectResult)."""
+    """Flags per detector and entity (jobs.detect_result.DetectResult)."""
     table = Table(title=escape(f"detect {result.day}: {result.flags} flags -> {result.path}"))
     for name in ("detector", "entity", "flags", "mean score"):
         table.add_column(name, justify="right" if name in ("flags", "mean score") else "left")

@@ -1,8 +1,17 @@
-"""Shared fixtures: one SparkSession for the whole test session (starting one costs ~10 s)."""
+"""Shared fixtures: one SparkSession for the whole test session (starting one costs ~10 s), and a
+simulated week run through the real CLI on the default (local) engine."""
 
 import pytest
 
 from jobs.config import load_config
+
+
+def pytest_collection_modifyitems(items):
+    """Every test that needs a Spark session (directly or through a fixture) is marked `spark`, so
+    that `make test-fast` can run the local engine and everything engine-free without a JVM."""
+    for item in items:
+        if "spark" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.spark)
 
 
 @pytest.fixture(scope="session")
@@ -21,7 +30,8 @@ def spark(test_config):
 
 
 # A simulated week, shared by the end-to-end tests: simulated once, each step run once through
-# the real command line (`jobs.cli.main`), in the order the nightly batch runs them.
+# the real command line (`jobs.cli.main`), in the order the nightly batch runs them, on the default
+# engine (local). tests/test_engines_e2e.py holds the Spark engine to the same outputs.
 WEEK_START = __import__("datetime").date(2026, 11, 20)
 WEEK_DAYS = 7
 WEEK_DENS = 8
@@ -88,7 +98,7 @@ def run_step(week, step):
 
 
 @pytest.fixture(scope="session")
-def week_ingested(week, spark):
+def week_ingested(week):
     run_step(week, "ingest")
     return week
 

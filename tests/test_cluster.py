@@ -102,8 +102,9 @@ def standalone_cluster(tmp_path):
 def test_nightly_on_a_standalone_cluster_gives_the_local_leads(
     week_exported, standalone_cluster, tmp_path, monkeypatch
 ):
-    """The week's first night has no earlier night, so a fresh run of it alone must match the
-    local-mode run that the shared week fixture made through `cdrwatch` in this process."""
+    """The week's first night has no earlier night, so a fresh run of it alone on the `spark` engine
+    must match the run that the shared week fixture made through `cdrwatch` in this process (on the
+    default `local` engine: the cluster's leads equal the embedded engine's)."""
     url, webui = standalone_cluster
     night = week_exported.dates[0]
     conf = tmp_path / "cluster.yaml"
@@ -115,6 +116,7 @@ def test_nightly_on_a_standalone_cluster_gives_the_local_leads(
                     "lake": str(tmp_path / "lake"),
                     "outbox": str(tmp_path / "outbox"),
                 },
+                "engine": "spark",
                 "spark": {
                     "master": url,
                     "shuffle_partitions": 2,

@@ -79,6 +79,9 @@ def test_notebook_runs_on_the_simulated_week(week_exported, tmp_path, monkeypatc
     assert found, out
     assert int(found[1]) == int(found[2]) == in_lake > 0  # by hand = what `cdrwatch detect` wrote
     assert int(found[3]) <= in_lake
+    local = re.search(r"sequential flags on the local engine: (\d+) \(Spark: (\d+)\)", out)
+    assert local, out
+    assert int(local[1]) == int(local[2]) == in_lake  # the same night through Polars, no JVM
 
     dens = pl.read_parquet(week.root / "lake" / "dens" / f"date={day}" / "*.parquet")
     top = dens.sort(["score", "den_id"], descending=[True, False]).row(0, named=True)
