@@ -1,25 +1,28 @@
-"""`make bench`: time cdrwatch on cached datasets and hold it against issue 14's targets.
+"""`make bench`: time cdrwatch on both engines on cached datasets, beside a DuckDB reference, and hold
+it against issue 26's targets.
 
 Datasets (simulated once, cached in `.bench/<name>/`): `1M` and `10M` CDR rows (2 and 4 nights), and
 `7x150k`, a small city over 7 nights (~150 k rows a night), the backfill case. Steps, each a child
-process whose wall time and peak RSS of its whole process tree (Python + the Spark JVM) this
+process whose wall time and peak RSS of its whole process tree (Python, and the JVM on Spark) this
 process measures:
 
-- `simulate`, `ingest`, `detect`, `dens`, `export`: one step over all dates in one Spark session;
-- `nightly`: the whole `cdrwatch nightly --from --to` through the CLI (also as seconds per night);
-- `detect_n2_vs_n7` (7-night datasets, after `nightly`): `detect` alone for night 2 and night 7 on
-  that nightly's lake, timed inside one Spark session after a warm-up run: history must not slow it;
+- `simulate`, `ingest`, `detect`, `dens`, `export`: one step over all dates on the local engine;
+- `nightly` / `nightly_spark`: the whole `cdrwatch nightly --from --to --engine local|spark` through
+  the CLI, each into a lake of its own (also as seconds per night);
+- `detect_n2_vs_n7` / `detect_n2_vs_n7_spark` (7-night datasets, after the same engine's nightly):
+  `detect` alone for night 2 and night 7 on that lake, timed in one process after a warm-up run:
+  history must not slow it;
+- `engines`: the detectors alone on the last night, Spark (warm) vs local (fresh process);
 - `duckdb`: bench/duckdb_reference.py (ingest + the detectors' daily aggregates in DuckDB) on the
-  same landing, so the nightly / DuckDB ratio is printed side by side;
+  same landing, so each engine's nightly / DuckDB ratio is printed side by side;
 - `spark_floor` (dev-only, in no dataset's default steps): bench/spark_floor.py, the least a Spark
-  ingest of the same landing costs (read, split lines into fields, write sorted Parquet), printed
-  beside the nightly.
+  ingest of the same landing costs (read, split lines into fields, write sorted Parquet).
 
-Prints a table per step, the nightly-vs-DuckDB ratios and the targets table of issue 14 (met / not
-met / not measured), each from this run or else from `.bench/bench.json`, which keeps the latest
-measure of every (dataset, step). Nothing here is asserted: speed is measured, not tested.
+Prints a table per step, the nightly-vs-DuckDB ratios and the targets table (met / not met / not
+measured), each from this run or else from `.bench/bench.json`, which keeps the latest measure of
+every (dataset, step). Nothing here is asserted: speed is measured, not tested.
 
-    python bench/run.py [--sizes 1M,10M,7x150k] [--steps nightly,duckdb,...]
+    python bench/run.py [--sizes 1M,10M,7x150k] [--steps nightly,nightly_spark,duckdb,...]
     python bench/run.py --sizes smoke   # 1,000 subscribers x 7 nights, cached (with its bench.json) under /tmp
 """
 
@@ -54,12 +57,24 @@ STEPS = (
     "dens",
     "export",
     "nightly",
+    "nightly_spark",
     "detect_n2_vs_n7",
+    "detect_n2_vs_n7_spark",
     "engines",
     "duckdb",
     "spark_floor",
 )
-BACKFILL_STEPS = ("simulate", "nightly", "detect_n2_vs_n7", "engines", "duckdb")
+BACKFILL_STEPS = (
+    "simulate",
+    "nightly",
+    "nightly_spark",
+    "detect_n2_vs_n7",
+    "detect_n2_vs_n7_spark",
+    "engines",
+    "duckdb",
+)
+# the engine a step runs on: the `_spark` twins run the same thing with `--engine spark`
+ENGINE_OF = {step: "spark" if step.endswith("_spark") else "local" for step in STEPS}
 
 
 @dataclass(frozen=True)
@@ -72,8 +87,8 @@ class Dataset:
 # The simulator's behaviour sets the rows: 25,000 subscribers make ~0.5 M rows a night, 5,300 ~150 k
 # (130-170 k; dens and their victims add a fixed part; 20,000 subscribers are ~420 k a night since #13).
 DATASETS = {
-    "1M": Dataset(25_000, 2, STEPS[:6] + ("duckdb",)),
-    "10M": Dataset(125_000, 4, STEPS[:6] + ("duckdb",)),
+    "1M": Dataset(25_000, 2, STEPS[:7] + ("duckdb",)),
+    "10M": Dataset(125_000, 4, ("simulate", "nightly", "nightly_spark", "duckdb")),
     "7x150k": Dataset(5_300, 7, BACKFILL_STEPS),
 }
 # Smoke sizes try every code path in minutes; they are cached (and their bench.json kept) under
@@ -223,14 +238,18 @@ def bench_step(name: str, step: str, landing: Path, dates: list[date], cache: Pa
     return Measure(name, step, landing_rows(landing), seconds, peak, len(dates))
 
 
-def bench_nightly(name: str, landing: Path, dates: list[date], cache: Path) -> Measure:
-    folder = cache / name / "nightly"
+def bench_nightly(name: str, landing: Path, dates: list[date], cache: Path, step: str = "nightly") -> Measure:
+    """The whole `cdrwatch nightly --from --to` through the CLI on the step's engine, into a lake and
+    outbox of its own (`.bench/<name>/<step>/`)."""
+    folder = cache / name / step
     subprocess.run(["rm", "-rf", str(folder)], check=True)
     argv = [
         sys.executable,
         "-m",
         "jobs.cli",
         "nightly",
+        "--engine",
+        ENGINE_OF[step],
         "--from",
         dates[0].isoformat(),
         "--to",
@@ -245,22 +264,30 @@ def bench_nightly(name: str, landing: Path, dates: list[date], cache: Path) -> M
     seconds, peak, _ = run_measured(argv, quiet=True)
     return Measure(
         name,
-        "nightly",
+        step,
         landing_rows(landing),
         seconds,
         peak,
         len(dates),
-        {"seconds_per_night": round(seconds / len(dates), 2), "peak_pss_mb": round(PEAK_PSS_MB.get(tuple(argv), 0.0))},
+        {
+            "engine": ENGINE_OF[step],
+            "seconds_per_night": round(seconds / len(dates), 2),
+            "peak_pss_mb": round(PEAK_PSS_MB.get(tuple(argv), 0.0)),
+        },
     )
 
 
-def bench_detect_growth(name: str, landing: Path, dates: list[date], cache: Path) -> Measure | None:
-    """detect for night 2 and night 7 on the nightly's lake, timed inside one warmed-up Spark session."""
-    folder = cache / name / "nightly"
+def bench_detect_growth(
+    name: str, landing: Path, dates: list[date], cache: Path, step: str = "detect_n2_vs_n7"
+) -> Measure | None:
+    """detect for night 2 and night 7 on the same engine's nightly lake, timed in one process after a
+    warm-up run (Spark: one warmed-up session)."""
+    nightly = "nightly_spark" if ENGINE_OF[step] == "spark" else "nightly"
+    folder = cache / name / nightly
     if len(dates) < 7 or not (folder / "lake").exists():
         console.print(
-            f"[yellow]{name}: detect_n2_vs_n7 needs 7 nights and this dataset's nightly lake "
-            f"(run --steps nightly first): skipped[/]"
+            f"[yellow]{name}: {step} needs 7 nights and this dataset's {nightly} lake "
+            f"(run --steps {nightly} first): skipped[/]"
         )
         return None
     night2, night7 = dates[1], dates[6]
@@ -268,7 +295,7 @@ def bench_detect_growth(name: str, landing: Path, dates: list[date], cache: Path
         sys.executable,
         str(Path(__file__)),
         "--child",
-        "detect_n2_vs_n7",
+        step,
         "--landing",
         str(landing),
         "--lake",
@@ -282,12 +309,18 @@ def bench_detect_growth(name: str, landing: Path, dates: list[date], cache: Path
     timed = last_json(out)
     return Measure(
         name,
-        "detect_n2_vs_n7",
+        step,
         landing_rows(landing, night7),
         timed["night7_s"],
         peak,
         1,
-        {**timed, "wall_s": round(wall, 2), "night2": night2.isoformat(), "night7": night7.isoformat()},
+        {
+            **timed,
+            "engine": ENGINE_OF[step],
+            "wall_s": round(wall, 2),
+            "night2": night2.isoformat(),
+            "night7": night7.isoformat(),
+        },
     )
 
 
@@ -376,21 +409,25 @@ SCRIPTS = {  # step -> the script it runs and what of its JSON is kept (spark_fl
 
 
 def child(step: str, landing: str, lake: str, outbox: str, dates: str) -> None:
-    """Run one step over all dates in this process, with one Spark session (or, for detect_n2_vs_n7,
-    detect for the two dates: the first once to warm up, then both timed; prints a JSON line)."""
-    from jobs.config import load_config
-    from jobs.spark import spark_session
-
-    config = load_config().with_paths(landing=landing, lake=lake, outbox=outbox)
-    spark = spark_session(config)
+    """Run one step over all dates in this process on the step's engine (Spark: one session), or, for
+    detect_n2_vs_n7[_spark], detect for the two dates: the first once to warm up, then both timed
+    (prints a JSON line)."""
     from jobs import pipeline
+    from jobs.config import load_config
 
+    engine = ENGINE_OF.get(step, "local")
+    config = load_config(overrides=[f"engine={engine}"]).with_paths(landing=landing, lake=lake, outbox=outbox)
+    run = pipeline.Run()
+    if engine == "spark":
+        from jobs.spark import spark_session
+
+        run = pipeline.Run(spark=spark_session(config))
     days = [date.fromisoformat(d) for d in dates.split(",")]
-    if step == "detect_n2_vs_n7":
+    if step.startswith("detect_n2_vs_n7"):
         seconds = []
         for day in (days[0], *days):
             started = time.perf_counter()
-            pipeline.run_step("detect", config, day, spark=spark)
+            pipeline.run_step("detect", config, day, run=run)
             seconds.append(time.perf_counter() - started)
         warmup, night2, night7 = seconds
         print(
@@ -408,14 +445,14 @@ def child(step: str, landing: str, lake: str, outbox: str, dates: str) -> None:
     if step not in pipeline.STEPS:
         raise SystemExit(f"bench: unknown step {step}")
     for day in days:
-        pipeline.run_step(step, config, day, spark=spark)
+        pipeline.run_step(step, config, day, run=run)
 
 
 def run_one(name: str, step: str, landing: Path, dates: list[date], cache: Path) -> Measure | None:
-    if step == "nightly":
-        return bench_nightly(name, landing, dates, cache)
-    if step == "detect_n2_vs_n7":
-        return bench_detect_growth(name, landing, dates, cache)
+    if step.startswith("nightly"):
+        return bench_nightly(name, landing, dates, cache, step)
+    if step.startswith("detect_n2_vs_n7"):
+        return bench_detect_growth(name, landing, dates, cache, step)
     if step == "engines":
         return bench_engines(name, landing, dates, cache)
     if step in SCRIPTS:
@@ -426,7 +463,7 @@ def run_one(name: str, step: str, landing: Path, dates: list[date], cache: Path)
 def say(m: Measure) -> None:
     """One line as soon as a step is measured (a 10M bench runs for many minutes)."""
     line = f"  {m.dataset} {m.step}: {m.seconds:.1f} s, {m.rows_per_s:,.0f} rows/s, peak {m.peak_rss_mb:,.0f} MB"
-    if m.step == "nightly" and m.nights:
+    if m.step.startswith("nightly") and m.nights:
         line += f", {m.seconds / m.nights:.1f} s a night over {m.nights} nights"
     if m.step == "engines":
         e = m.extra
@@ -435,7 +472,7 @@ def say(m: Measure) -> None:
             f"{e['spark_wall_s']:.1f} s, {e['spark_peak_mb']:,} MB), local {e['local_seconds']:.1f} s (process "
             f"{e['local_wall_s']:.1f} s, {e['local_peak_mb']:,} MB), {e['spark_flags']} / {e['local_flags']} flags"
         )
-    if m.step == "detect_n2_vs_n7":
+    if m.step.startswith("detect_n2_vs_n7"):
         line += (
             f": detect night 2 {m.extra['night2_s']:.1f} s, night 7 {m.extra['night7_s']:.1f} s, "
             f"night7/night2 {m.extra['ratio']:.2f} (warm-up {m.extra['warmup_s']:.1f} s)"
@@ -453,11 +490,21 @@ def say(m: Measure) -> None:
 
 def save(out: Path, measures: list[Measure]) -> dict[tuple[str, str], Measure]:
     """Merge into bench.json (the latest measure of every (dataset, step) run so far); return all of it."""
-    saved = {(m["dataset"], m["step"]): m for m in (json.loads(out.read_text()) if out.exists() else [])}
+    saved = {
+        (m["dataset"], m["step"]): m for m in map(_engine_named, json.loads(out.read_text()) if out.exists() else [])
+    }
     saved.update({(m.dataset, m.step): {**asdict(m), "rows_per_s": round(m.rows_per_s)} for m in measures})
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps([saved[k] for k in sorted(saved, key=lambda k: (k[0], _order(k[1])))], indent=2))
     return {k: Measure.load(v) for k, v in saved.items()}
+
+
+def _engine_named(saved: dict) -> dict:
+    """A measure saved before the local engine (#26) was Spark's: its nightly and detect growth are
+    the `_spark` steps now."""
+    if saved["step"] in ("nightly", "detect_n2_vs_n7") and "engine" not in saved.get("extra", {}):
+        return {**saved, "step": saved["step"] + "_spark", "extra": {**saved.get("extra", {}), "engine": "spark"}}
+    return saved
 
 
 def steps_table(measures: list[Measure]) -> Table:
@@ -465,7 +512,9 @@ def steps_table(measures: list[Measure]) -> Table:
     for column in ("dataset", "step", "rows", "seconds", "rows/s", "peak RSS MB", "s/night"):
         table.add_column(column, justify="right")
     for m in measures:
-        per_night = f"{m.seconds / m.nights:.1f}" if m.nights and m.step in ("nightly", "duckdb") else ""
+        per_night = (
+            f"{m.seconds / m.nights:.1f}" if m.nights and m.step in ("nightly", "nightly_spark", "duckdb") else ""
+        )
         table.add_row(
             m.dataset,
             m.step,
@@ -479,23 +528,24 @@ def steps_table(measures: list[Measure]) -> Table:
 
 
 def ratio_table(everything: dict[tuple[str, str], Measure], fresh: set[tuple[str, str]]) -> Table | None:
-    """nightly seconds / DuckDB seconds per dataset where both were measured (now or before)."""
-    names = sorted(
-        {d for d, s in everything if s == "nightly" and (d, "duckdb") in everything},
-        key=lambda d: list(DATASETS).index(d) if d in DATASETS else len(DATASETS),
+    """Each engine's nightly seconds / DuckDB seconds per dataset where both were measured (now or before)."""
+    pairs = sorted(
+        {(d, s) for d, s in everything if s in ("nightly", "nightly_spark") and (d, "duckdb") in everything},
+        key=lambda k: (list(DATASETS).index(k[0]) if k[0] in DATASETS else len(DATASETS), k[1]),
     )
-    if not names:
+    if not pairs:
         return None
-    table = Table(title="nightly vs the DuckDB reference (same landing; target: nightly <= 3x DuckDB)")
-    for column in ("dataset", "rows", "nightly s", "DuckDB s", "nightly / DuckDB", "from"):
+    table = Table(title="nightly vs the DuckDB reference (same landing; local target: <= 1.5x DuckDB at 10M)")
+    for column in ("dataset", "engine", "rows", "nightly s", "DuckDB s", "nightly / DuckDB", "from"):
         table.add_column(column, justify="right")
-    for name in names:
-        nightly, duck = everything[(name, "nightly")], everything[(name, "duckdb")]
-        source = ", ".join(sorted({"this run" if (name, s) in fresh else "bench.json" for s in ("nightly", "duckdb")}))
+    for name, step in pairs:
+        nightly, duck = everything[(name, step)], everything[(name, "duckdb")]
+        source = ", ".join(sorted({"this run" if (name, s) in fresh else "bench.json" for s in (step, "duckdb")}))
         if nightly.rows != duck.rows:
             source += f" [yellow](rows differ: {nightly.rows:,} vs {duck.rows:,})[/]"
         table.add_row(
             name,
+            ENGINE_OF[step],
             f"{nightly.rows:,}",
             f"{nightly.seconds:.1f}",
             f"{duck.seconds:.1f}",
@@ -510,15 +560,15 @@ def floor_lines(everything: dict[tuple[str, str], Measure], fresh: set[tuple[str
     write, summed over the dates inside one session, JVM start not counted)."""
     lines = []
     for (name, step), floor in sorted(everything.items()):
-        nightly = everything.get((name, "nightly"))
+        nightly = everything.get((name, "nightly_spark"))
         seconds = floor.extra.get("sorted_write_s") if step == "spark_floor" else None
         if nightly is None or not seconds:
             continue
         source = ", ".join(
-            sorted({"this run" if (name, s) in fresh else "bench.json" for s in ("nightly", "spark_floor")})
+            sorted({"this run" if (name, s) in fresh else "bench.json" for s in ("nightly_spark", "spark_floor")})
         )
         lines.append(
-            f"Spark floor (read+split+sorted write) vs nightly, {name}: floor {seconds:.1f} s "
+            f"Spark floor (read+split+sorted write) vs the spark engine's nightly, {name}: floor {seconds:.1f} s "
             f"(+ {floor.extra.get('session_s', 0):.1f} s session start), nightly {nightly.seconds:.1f} s "
             f"= {nightly.seconds / seconds:.1f}x ({source})"
         )
@@ -528,8 +578,13 @@ def floor_lines(everything: dict[tuple[str, str], Measure], fresh: set[tuple[str
 Target = tuple[str, str, str, str, list[tuple[str, str]]]  # case, target, measured, status, measures used
 
 
+# What the Spark engine measured before the local engine (issue 26's "now" column): it must not get slower.
+SPARK_BEFORE = {"7x150k s/night": 154.0, "10M s": 1334.0}
+
+
 def targets(everything: dict[tuple[str, str], Measure]) -> list[Target]:
-    """Issue 14's targets with the measured value and met / not met / not measured."""
+    """Issue 26's targets with the measured value and met / not met / not measured: the local engine's,
+    then the Spark engine's "not slower than before"."""
     rows: list[Target] = []
 
     def add(case: str, target: str, keys: list[tuple[str, str]], value, shown, limit: float, most: bool = True):
@@ -542,44 +597,30 @@ def targets(everything: dict[tuple[str, str], Measure]) -> list[Target]:
         met = number <= limit if most else number >= limit
         rows.append((case, target, shown(number), "[green]met[/]" if met else "[red]not met[/]", keys))
 
+    def per_night(m: Measure) -> float:
+        return m.seconds / (m.nights or DATASETS[m.dataset].days)
+
     big, base, duck = ("10M", "nightly"), ("1M", "nightly"), ("10M", "duckdb")
     small, growth = (SMALL, "nightly"), (SMALL, "detect_n2_vs_n7")
-    add("10M nightly time", "<= 180 s", [big], lambda m: m.seconds, lambda v: f"{v:,.1f} s", 180)
+    add(f"local: {SMALL}, whole nightly", "<= 5 s a night", [small], per_night, lambda v: f"{v:.1f} s a night", 5)
     add(
-        "10M nightly throughput",
-        ">= 60,000 rows/s",
-        [big],
-        lambda m: m.rows_per_s,
-        lambda v: f"{v:,.0f} rows/s",
-        60_000,
-        most=False,
-    )
-    add(
-        "10M nightly / DuckDB reference",
-        "<= 3x",
+        "local: 10M (4 nights), whole nightly",
+        "<= 1.5x DuckDB",
         [big, duck],
         lambda m, d: m.seconds / d.seconds if d.seconds else None,
-        lambda v: f"{v:.1f}x",
-        3,
+        lambda v: f"{v:.2f}x ({everything[big].seconds:,.1f} s vs {everything[duck].seconds:,.1f} s)",
+        1.5,
     )
     add(
-        "10M nightly peak RSS (process tree)",
-        "<= 6 GiB",
+        "local: 10M peak memory (process tree)",
+        "<= 3 GiB",
         [big],
         lambda m: m.peak_rss_mb / 1024,
         lambda v: f"{v:.2f} GiB",
-        6,
+        3,
     )
     add(
-        f"one small night ({SMALL} nightly / nights)",
-        "<= 20 s",
-        [small],
-        lambda m: m.seconds / (m.nights or DATASETS[SMALL].days),
-        lambda v: f"{v:.1f} s",
-        20,
-    )
-    add(
-        "10M nightly time / 1M nightly time",
+        "local: 10M time / 1M time",
         "<= 11",
         [big, base],
         lambda m, b: m.seconds / b.seconds if b.seconds else None,
@@ -587,20 +628,46 @@ def targets(everything: dict[tuple[str, str], Measure]) -> list[Target]:
         11,
     )
     add(
-        f"detect night 7 / night 2 ({SMALL})",
+        f"local: detect night 7 / night 2 ({SMALL})",
         "<= 1.2",
         [growth],
         lambda g: g.extra.get("ratio"),
         lambda v: (
-            f"{v:.2f} ({everything[growth].extra['night7_s']:.1f} s / {everything[growth].extra['night2_s']:.1f} s)"
+            f"{v:.2f} ({everything[growth].extra['night7_s']:.2f} s / {everything[growth].extra['night2_s']:.2f} s)"
         ),
+        1.2,
+    )
+    before = SPARK_BEFORE["7x150k s/night"]
+    add(
+        f"spark: {SMALL}, whole nightly",
+        f"<= {before:.0f} s a night",
+        [(SMALL, "nightly_spark")],
+        per_night,
+        lambda v: f"{v:.1f} s a night",
+        before,
+    )
+    before = SPARK_BEFORE["10M s"]
+    add(
+        "spark: 10M (4 nights), whole nightly",
+        f"<= {before:,.0f} s",
+        [("10M", "nightly_spark")],
+        lambda m: m.seconds,
+        lambda v: f"{v:,.1f} s",
+        before,
+    )
+    add(
+        f"spark: detect night 7 / night 2 ({SMALL})",
+        "<= 1.2",
+        [(SMALL, "detect_n2_vs_n7_spark")],
+        lambda g: g.extra.get("ratio"),
+        lambda v: f"{v:.2f}",
         1.2,
     )
     return rows
 
 
 def targets_table(everything: dict[tuple[str, str], Measure], fresh: set[tuple[str, str]]) -> Table:
-    table = Table(title="issue 14 targets (machine otherwise idle; each value from this run, else bench.json)")
+    table = Table(title="targets (machine otherwise idle; each value from this run, else bench.json)")
     for column in ("case", "target", "measured", "status", "from"):
         table.add_column(column)
     for case, target, shown, status, keys in targets(everything):
