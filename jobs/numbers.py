@@ -24,8 +24,17 @@ RULES: tuple[tuple[str, str], ...] = (
 # A number in the lake's form that is a telephone number (what a call can match).
 TELEPHONE = r"^(?:\+[1-9][0-9]{4,14}|[0-9]{3,6})$"
 _GROUP = re.compile(r"\{(\d)\}")
-_COMPILED = tuple((re.compile(pattern), template) for pattern, template in RULES)
-_TELEPHONE = re.compile(TELEPHONE)
+
+
+def _at_the_very_end(pattern: str, end: str) -> str:
+    """A rule's pattern for an engine whose `$` also matches before a final line terminator (Python's
+    before `\\n`; Java's before `\\n`, `\\r`, U+0085, U+2028, U+2029): anchored at the very end
+    instead (`end`), as Polars' `$` is, so no engine reads a number with a line break after it."""
+    return pattern.removesuffix("$") + end
+
+
+_COMPILED = tuple((re.compile(_at_the_very_end(pattern, r"\Z")), template) for pattern, template in RULES)
+_TELEPHONE = re.compile(_at_the_very_end(TELEPHONE, r"\Z"))
 
 
 def _template(template: str, group: str) -> str:
@@ -59,6 +68,7 @@ def spark_e164(number):
     n = F.trim(number)
     expression = F.when(n == "", F.lit(None).cast("string"))
     for pattern, template in RULES:
+        pattern = _at_the_very_end(pattern, r"\z")
         expression = expression.when(n.rlike(pattern), F.regexp_replace(n, pattern, _template(template, "${}")))
     return expression.otherwise(number)
 

@@ -26,6 +26,9 @@ E164 = [
     ("12345678901", "12345678901"),  # anything else as given
     ("139-1234", "139-1234"),
     ("unknown", "unknown"),
+    ("+8613912345678\u2028", "+8613912345678\u2028"),  # a line break after it: no rule reads it, on any engine
+    ("13912345678\n", "13912345678\n"),
+    ("95588\u0085", "95588\u0085"),
     ("", None),
     ("   ", None),
     (None, None),
