@@ -125,3 +125,64 @@ def week_exported(week_dens):
 def week_reported(week_exported):
     run_step(week_exported, "report")
     return week_exported
+
+
+# A simulated evasive city run by each engine through the real CLI, for the differential tests
+# (tests/test_engines_e2e.py, tests/test_engines_dens.py): 8 den kinds, two spoofing gateways,
+# clock skew, a raid after night 1 and a lawful gateway, the field's answers to night 1's leads.
+ENGINES_START = __import__("datetime").date(2026, 11, 20)
+ENGINES_NIGHTS = [ENGINES_START + __import__("datetime").timedelta(days=i) for i in range(3)]
+
+
+@pytest.fixture(scope="session")
+def engines_city(tmp_path_factory):
+    from simulator import simulate
+
+    landing = tmp_path_factory.mktemp("engines_city") / "landing"
+    simulate(
+        landing,
+        ENGINES_START,
+        len(ENGINES_NIGHTS),
+        subscribers=1500,
+        dens=8,
+        seed=3,
+        spoofers=2,
+        clock_skew=60,
+        raid_after=1,
+        lawful_gateways=1,
+    )
+    return landing
+
+
+def run_engines_city(landing, root, engines):
+    """The city's nights with `engines[i]` running night i through `cdrwatch nightly`, in a copy of
+    the landing zone of its own (the field's answers to night 1 are written there)."""
+    import shutil
+    from types import SimpleNamespace
+
+    from jobs.cli import main
+
+    shutil.copytree(landing, root / "landing", symlinks=True)
+    paths = ["--landing", str(root / "landing"), "--lake", str(root / "lake"), "--outbox", str(root / "outbox")]
+    spark = ["--set", "spark.master=local[2]", "--set", "spark.shuffle_partitions=2"]
+    for n, (day, engine) in enumerate(zip(ENGINES_NIGHTS, engines)):
+        assert main(["nightly", "--date", day.isoformat(), "--engine", engine, *paths, *spark]) == 0, (engine, day)
+        if n == 0:
+            assert main(["simulate", "--feedback", "--date", day.isoformat(), *paths]) == 0
+    config = load_config(
+        overrides=[
+            *(f"paths.{name}={root / name}" for name in ("landing", "lake", "outbox")),
+            f"engine={engines[-1]}",
+        ]
+    )
+    return SimpleNamespace(root=root, dates=ENGINES_NIGHTS, config=config)
+
+
+@pytest.fixture(scope="session")
+def engines_on_local(engines_city, tmp_path_factory):
+    return run_engines_city(engines_city, tmp_path_factory.mktemp("on_local"), ["local"] * len(ENGINES_NIGHTS))
+
+
+@pytest.fixture(scope="session")
+def engines_on_spark(engines_city, tmp_path_factory, spark):
+    return run_engines_city(engines_city, tmp_path_factory.mktemp("on_spark"), ["spark"] * len(ENGINES_NIGHTS))

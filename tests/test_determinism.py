@@ -140,7 +140,16 @@ def test_the_outbox_is_the_same_under_every_shuffle_partitioning_and_hash_seed(d
     from jobs.cli import main
 
     last = START + dt.timedelta(days=DAYS - 1)
-    common = ["--date", str(last), "--landing", str(detected / "landing"), "--set", "spark.master=local[2]"]
+    common = [
+        "--date",
+        str(last),
+        "--engine",
+        "spark",
+        "--landing",
+        str(detected / "landing"),
+        "--set",
+        "spark.master=local[2]",
+    ]
     outboxes, dens, started = {}, {}, time.monotonic()
     try:
         for partitions in PARTITIONS:  # in this process: the session takes each run's setting

@@ -159,26 +159,3 @@ def test_local_run_gives_the_spark_runs_flags(device_hotlisted, spark_night, loc
     assert actual.height == expected.height
     for want, got in zip(expected.rows(), actual.rows(), strict=True):
         assert got == want
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("night_index", [0, -1])
-def test_local_detectors_on_the_simulated_week(week_ingested, spark, night_index):
-    """The simulated evasive week (8 den kinds, look-alike lawful callers, clock skew): the first night
-    (no history) and the last, each loaded by its engine's own night loader from the lake."""
-    from jobs.night import load_night, release_night
-    from jobs.night_local import load_local_night
-
-    config, day = week_ingested.config, week_ingested.dates[night_index]
-    spark_night = load_night(config, spark, day)
-    local_night = load_local_night(config, day)
-    try:
-        for name, local_detector in local_engine.DETECTORS.items():
-            settings = getattr(config.detectors, name)
-            expected = as_rows(spark_flags(DETECTORS[name](settings).flags(spark_night)))
-            actual = as_rows(with_local_flag_details(local_detector(settings).flags(local_night)))
-            assert len(actual) == len(expected), name
-            for want, got in zip(expected, actual, strict=True):
-                assert got == want, name
-    finally:
-        release_night(spark_night.cdr)

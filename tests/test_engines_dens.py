@@ -19,7 +19,6 @@ import polars as pl
 import pytest
 from builders import CDR_SITE_COLUMNS
 
-from jobs.config import load_config
 from jobs.dens import describe as spark_describe
 from jobs.dens import describe_local, graph_local
 from jobs.dens import graph as spark_graph
@@ -244,36 +243,13 @@ def test_the_local_dens_step_and_export_import_no_spark():
 
 # ---------------------------------------------------------------- a small simulated city, both engines
 
-CITY_START = dt.date(2026, 11, 20)
-CITY_NIGHTS = 3
-
 
 @pytest.fixture(scope="module")
-def city(tmp_path_factory, spark):
-    """A small simulated city (1,000 subscribers, 8 dens of every kind, two spoofing gateways, the
-    field's answers to each night's leads) through the Spark pipeline for three nights, engine spark."""
-    from jobs import pipeline
-    from jobs.cli import main
-    from simulator import simulate, write_field_feedback
-
-    root = tmp_path_factory.mktemp("city")
-    simulate(root / "landing", CITY_START, CITY_NIGHTS, subscribers=1000, dens=8, seed=5, spoofers=2, clock_skew=60)
-    dates = [CITY_START + dt.timedelta(days=i) for i in range(CITY_NIGHTS)]
-    paths = {"landing": root / "landing", "lake": root / "lake", "outbox": root / "outbox"}
-    settings = ["spark.master=local[2]", "spark.shuffle_partitions=2", "engine=spark"]
-    argv = [*(a for k, v in paths.items() for a in (f"--{k}", str(v))), *(a for s in settings for a in ("--set", s))]
-    config = load_config(overrides=[*(f"paths.{k}={v}" for k, v in paths.items()), "engine=spark"])
-    for day in dates:
-        if day > dates[0]:  # the field's answers to the night before's leads, imported by `feedback`
-            write_field_feedback(paths["landing"], paths["outbox"], day - dt.timedelta(days=1), seed=5)
-        for step in pipeline.NIGHTLY:
-            if step == "report":
-                continue
-            if pipeline.STEPS[step].command:
-                assert main([step, "--date", day.isoformat(), *argv]) == 0, f"{step} {day}"
-            else:
-                assert pipeline.run_step(step, config, day).status in ("ok", "partial"), f"{step} {day}"
-    return SimpleNamespace(root=root, dates=dates, config=config)
+def city(engines_on_spark):
+    """The differential tests' simulated city (conftest `engines_*`: 1,500 subscribers, 8 dens of every
+    kind, two spoofing gateways, a raid, the field's answers to night 1's leads) through the Spark
+    engine for three nights."""
+    return engines_on_spark
 
 
 @pytest.fixture(scope="module")

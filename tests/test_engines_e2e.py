@@ -4,22 +4,22 @@ by `--engine local`, by `--engine spark`, and by both taking turns night by nigh
 lake tables and the same outbox, byte for byte (report.html aside: it names its own run). A
 difference is a failing test, never a tolerance.
 
-The Spark side runs three nights to keep the suite in budget; the local engine runs the whole week
-in the end-to-end tests that share `conftest.week`."""
-
-import datetime as dt
-import shutil
+The city and the runs on each engine are shared with tests/test_engines_dens.py (conftest
+`engines_*`). The Spark side runs three nights to keep the suite in budget; the local engine runs
+the whole week in the end-to-end tests that share `conftest.week`."""
 
 import polars as pl
 import pytest
+from conftest import ENGINES_NIGHTS as NIGHTS
+from conftest import ENGINES_START as START
+from conftest import run_engines_city
 from polars.testing import assert_frame_equal
 
 from jobs.cli import main
 
 pytestmark = pytest.mark.slow
 
-START = dt.date(2026, 11, 20)
-NIGHTS = [START + dt.timedelta(days=i) for i in range(3)]
+
 # lake tables partitioned by date whose rows both engines must write alike
 TABLES = (
     "cdr",
@@ -37,67 +37,19 @@ TABLES = (
 
 
 @pytest.fixture(scope="module")
-def city(tmp_path_factory):
-    root = tmp_path_factory.mktemp("engines_city")
-    landing = root / "landing"
-    assert (
-        main(
-            [
-                "simulate",
-                "--out",
-                str(landing),
-                "--start",
-                START.isoformat(),
-                "--days",
-                str(len(NIGHTS)),
-                "--subscribers",
-                "1500",
-                "--dens",
-                "8",
-                "--seed",
-                "3",
-                "--spoofers",
-                "2",
-                "--clock-skew",
-                "60",
-                "--raid-after",
-                "1",
-                "--lawful-gateways",
-                "1",
-            ]
-        )
-        == 0
-    )
-    return landing
-
-
-def run_city(landing, root, engines):
-    """Nights of the city with `engines[i]` running night i (its own copy of the landing zone: the
-    field's answers to night 1 are written there); returns the run's folder."""
-    shutil.copytree(landing, root / "landing", symlinks=True)
-    paths = ["--landing", str(root / "landing"), "--lake", str(root / "lake"), "--outbox", str(root / "outbox")]
-    spark = ["--set", "spark.master=local[2]", "--set", "spark.shuffle_partitions=2"]
-    for n, (day, engine) in enumerate(zip(NIGHTS, engines)):
-        assert main(["nightly", "--date", day.isoformat(), "--engine", engine, *paths, *spark]) == 0, (engine, day)
-        if n == 0:
-            assert main(["simulate", "--feedback", "--date", day.isoformat(), *paths]) == 0
-    return root
+def on_local(engines_on_local):
+    return engines_on_local.root
 
 
 @pytest.fixture(scope="module")
-def on_local(city, tmp_path_factory):
-    return run_city(city, tmp_path_factory.mktemp("on_local"), ["local"] * len(NIGHTS))
+def on_spark(engines_on_spark):
+    return engines_on_spark.root
 
 
 @pytest.fixture(scope="module")
-def on_spark(city, tmp_path_factory, spark):
-    return run_city(city, tmp_path_factory.mktemp("on_spark"), ["spark"] * len(NIGHTS))
-
-
-@pytest.fixture(scope="module")
-def taking_turns(city, tmp_path_factory, spark):
+def taking_turns(engines_city, tmp_path_factory, spark):
     """local writes night 1, Spark reads it for night 2, local reads Spark's night 2 for night 3."""
-    return run_city(city, tmp_path_factory.mktemp("turns"), ["local", "spark", "local"])
+    return run_engines_city(engines_city, tmp_path_factory.mktemp("turns"), ["local", "spark", "local"]).root
 
 
 def table_rows(root, table, day):

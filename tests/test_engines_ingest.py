@@ -336,19 +336,6 @@ def test_the_engines_quarantine_a_failed_carrier_alike(spark, tmp_path):
     assert seen[:half] == seen[half:] and [c for c, _, _ in seen[:half]] == ["cm", "ct", "cu"]
 
 
-@pytest.mark.slow
-def test_the_engines_ingest_a_simulated_city_alike(spark, tmp_path):
-    from simulator import simulate
-
-    simulate(tmp_path / "landing", DAY, 2, subscribers=300, dens=2, seed=5, clock_skew=90)
-    configs = twin_configs(tmp_path)
-    days = [DAY, NEXT]
-    for day in days:
-        spark_report, _ = run_both(spark, configs, day)
-        assert spark_report.carriers["cm"].accepted > 500
-        assert_same_ingest(*configs, days, day)
-
-
 def test_local_ingest_alone_with_a_stub_check(tmp_path):
     """The local engine on its own (no Spark): a header-mismatch file, a duplicate, a routed record."""
     cm = tmp_path / "landing" / "cm" / DAY.isoformat()

@@ -336,22 +336,3 @@ def test_spoofing_is_a_local_detector_in_spark_order():
     from detectors import DETECTORS
 
     assert list(local_detectors.DETECTORS) == list(DETECTORS)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("night_index", [0, 3, -1])
-def test_the_simulated_weeks_judgement_is_the_same(week_ingested, spark, night_index):
-    """The simulated week (two overseas gateways, carriers' clocks 45-105 s apart): each night loaded
-    by its engine's own loader from the lake and judged with the lake around it."""
-    from jobs.night import load_night, release_night
-    from jobs.night_local import load_local_night
-
-    config, day = week_ingested.config, week_ingested.dates[night_index]
-    spark_night_ = load_night(config, spark, day)
-    local_night_ = load_local_night(config, day)
-    try:
-        expected, actual = _judge_both(config, spark_night_, local_night_)
-        assert expected.summary["incoming_legs"] > 0
-        _same_judgement(config, expected, actual, spark_night_, local_night_)
-    finally:
-        release_night(spark_night_.cdr)
