@@ -21,7 +21,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
-from zoneinfo import ZoneInfo
 
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
@@ -51,11 +50,12 @@ from jobs.ingest_books import (  # noqa: F401  (re-exported: `from jobs.ingest i
     has_header,
     judge_completeness,
     judge_validation,
+    open_books,
     relative,
     tally,
 )
 from jobs.io import lake_spark, layout, summaries
-from jobs.io.landing_files import FileFacts, inspect_file, rescue_readable
+from jobs.io.landing_files import FileFacts, rescue_readable
 from jobs.normalise import local_date
 from schemas.tables import CDR, QUARANTINE, ROUTED
 
@@ -117,36 +117,13 @@ def run_ingest(
 
     `check(carrier, accepted_rows)` returns an outcome with `success`, `failures`, `suspect` and
     `volume` (jobs.validate.ValidationOutcome); a failed carrier's rows are quarantined instead."""
-    landing = layout.landing_root(config)
-    if not landing.is_dir():
-        raise CdrwatchError(f"{landing}: landing folder does not exist")
-    today = dt.datetime.now(ZoneInfo(config.timezone)).date()
-    if day > today:
-        raise CdrwatchError(
-            f"ingest: {day} is in the future (today is {today} in {config.timezone}): "
-            "a delivery date is a night that has happened"
-        )
     session_tz = spark.conf.get("spark.sql.session.timeZone")
     if session_tz != config.timezone:
         raise CdrwatchError(
             f"Spark session time zone is {session_tz} but conf timezone is {config.timezone}:"
             " make the session with jobs.spark.spark_session(config)"
         )
-    warnings: list[str] = []
-    deliveries = find_deliveries(config, day, warnings)
-    report = IngestReport(
-        day,
-        formats={c: config.carriers[c].format for c in config.carriers},
-        warnings=warnings,
-        missing_carriers=[c for c in config.carriers if c not in deliveries],
-    )
-    for carrier in report.missing_carriers:
-        report.mark_partial(carrier, f"no files for {day.isoformat()}")
-    for carrier, files in deliveries.items():
-        for path in files:
-            report.facts[relative(path, landing)] = inspect_file(path)
-        check_manifest(report, carrier, files, landing, has_header(config, carrier))
-    report.files = {c: {relative(f, landing): Counts() for f in files} for c, files in deliveries.items()}
+    landing, deliveries, report = open_books(config, day)
 
     with lake_spark.DayWrite(config, day) as out:
         inputs = out.root / "input"

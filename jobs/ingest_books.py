@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from jobs import formats
 from jobs.config import Config
@@ -448,3 +449,37 @@ def _cells(counts: Counts) -> list[str]:
             counts.routed,
         )
     ]
+
+
+def open_books(config: Config, day: dt.date) -> tuple[Path, dict[str, list[Path]], IngestReport]:
+    """The night's books before any engine reads a line: the landing zone checked, the date refused if
+    it has not happened yet, the deliveries found, every file inspected once (`FileFacts`), the
+    manifests checked and a missing carrier's night made partial. Both engines' ingest start here."""
+    from jobs.io import layout
+    from jobs.io.landing_files import inspect_file
+
+    landing = layout.landing_root(config)
+    if not landing.is_dir():
+        raise CdrwatchError(f"{landing}: landing folder does not exist")
+    today = dt.datetime.now(ZoneInfo(config.timezone)).date()
+    if day > today:
+        raise CdrwatchError(
+            f"ingest: {day} is in the future (today is {today} in {config.timezone}): "
+            "a delivery date is a night that has happened"
+        )
+    warnings: list[str] = []
+    deliveries = find_deliveries(config, day, warnings)
+    report = IngestReport(
+        day,
+        formats={c: config.carriers[c].format for c in config.carriers},
+        warnings=warnings,
+        missing_carriers=[c for c in config.carriers if c not in deliveries],
+    )
+    for carrier in report.missing_carriers:
+        report.mark_partial(carrier, f"no files for {day.isoformat()}")
+    for carrier, files in deliveries.items():
+        for path in files:
+            report.facts[relative(path, landing)] = inspect_file(path)
+        check_manifest(report, carrier, files, landing, has_header(config, carrier))
+    report.files = {c: {relative(f, landing): Counts() for f in files} for c, files in deliveries.items()}
+    return landing, deliveries, report

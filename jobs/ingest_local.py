@@ -18,13 +18,11 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import polars as pl
 
 from jobs import formats
 from jobs.config import Config
-from jobs.errors import CdrwatchError
 from jobs.formats import local as local_formats
 from jobs.ingest_books import (
     ACCEPTED,
@@ -35,22 +33,19 @@ from jobs.ingest_books import (
     HEADER,
     QUARANTINED,
     ROUTED_OUT,
-    Counts,
     Group,
     IngestReport,
     check_lines,
-    check_manifest,
     check_written,
     file_verdicts,
-    find_deliveries,
-    has_header,
     judge_completeness,
     judge_validation,
+    open_books,
     relative,
     tally,
 )
 from jobs.io import lake_polars, layout, summaries
-from jobs.io.landing_files import GZIP_MAGIC, inspect_file
+from jobs.io.landing_files import GZIP_MAGIC
 from schemas.tables import CDR, QUARANTINE, ROUTED
 
 log = logging.getLogger(__name__)
@@ -101,30 +96,7 @@ def run_ingest_local(
     config: Config, day: dt.date, check: Callable[[str, pl.DataFrame], Any] | None = None
 ) -> IngestReport:
     """`jobs.ingest.run_ingest` on Polars: the same lake partitions and summary for the same landing zone."""
-    landing = layout.landing_root(config)
-    if not landing.is_dir():
-        raise CdrwatchError(f"{landing}: landing folder does not exist")
-    today = dt.datetime.now(ZoneInfo(config.timezone)).date()
-    if day > today:
-        raise CdrwatchError(
-            f"ingest: {day} is in the future (today is {today} in {config.timezone}): "
-            "a delivery date is a night that has happened"
-        )
-    warnings: list[str] = []
-    deliveries = find_deliveries(config, day, warnings)
-    report = IngestReport(
-        day,
-        formats={c: config.carriers[c].format for c in config.carriers},
-        warnings=warnings,
-        missing_carriers=[c for c in config.carriers if c not in deliveries],
-    )
-    for carrier in report.missing_carriers:
-        report.mark_partial(carrier, f"no files for {day.isoformat()}")
-    for carrier, files in deliveries.items():
-        for path in files:
-            report.facts[relative(path, landing)] = inspect_file(path)
-        check_manifest(report, carrier, files, landing, has_header(config, carrier))
-    report.files = {c: {relative(f, landing): Counts() for f in files} for c, files in deliveries.items()}
+    landing, deliveries, report = open_books(config, day)
 
     with lake_polars.DayWrite(config, day) as out:
         parsed = [parse_delivery(config, carrier, files, landing, report) for carrier, files in deliveries.items()]
