@@ -155,7 +155,7 @@ def test_every_other_expectation_reports_its_own_failure(spark, test_config):
         "expect_column_values_to_be_between(start_time): 1 of 12 rows are outside "
         "[2026-03-01 00:00, 2026-03-02 00:00) Asia/Shanghai (e.g. 2026-03-02 00:00:00)",
         r"expect_column_values_to_match_regex(imsi): 1 of 12 rows do not match ^[0-9]{15}$ (e.g. '46000123')",
-        r"expect_column_values_to_match_regex(imei): 1 of 12 rows do not match ^(?!00)[0-9]{14,16}$ "
+        r"expect_column_values_to_match_regex(imei): 1 of 12 rows do not match ^(0[1-9][0-9]{12,14}|[1-9][0-9]{13,15})$ "
         r"(e.g. '86ABCDEF012345')",
     )
     assert (outcome.success, outcome.suspect, outcome.row_count) == (False, False, 12)

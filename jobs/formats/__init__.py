@@ -75,7 +75,9 @@ OTHER_PARTY_REGEXES = (
 )  # SMS sender id, gateway port, local digits
 RECORD_ID_REGEX = r"^[0-9A-Za-z_.:-]{1,64}$"  # a carrier's id: letters, digits and . _ : -
 IMSI_REGEX = r"^[0-9]{15}$"
-IMEI_REGEX = r"^(?!00)[0-9]{14,16}$"  # reporting body of the TAC is never 00
+# The TAC's reporting body is never 00. Written without a lookahead, so that Spark (Java), Polars (Rust)
+# and GX on pandas (RE2 through pyarrow) all read the same pattern.
+IMEI_REGEX = r"^(0[1-9][0-9]{12,14}|[1-9][0-9]{13,15})$"
 MAX_DURATION_S = 86_400
 CONTROL_REGEX = r"[\x00-\x1F\x7F]"
 

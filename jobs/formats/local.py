@@ -13,7 +13,6 @@ from __future__ import annotations
 import codecs
 import json
 import math
-import re
 from collections.abc import Callable
 from decimal import Decimal
 
@@ -77,11 +76,8 @@ def java_regex(regex: str) -> str:
 
 
 def rlike(value: pl.Expr, regex: str) -> pl.Expr:
-    """Spark's `value.rlike(regex)` (a Java find) for the readers' regexes; a leading negative
-    lookahead of a literal (`^(?!00)...`), which Rust's regex lacks, becomes a prefix test."""
-    ahead = re.match(r"^\^\(\?!([0-9A-Za-z]+)\)(.*)$", regex)
-    if ahead:
-        return ~value.str.starts_with(ahead.group(1)) & value.str.contains(java_regex("^" + ahead.group(2)))
+    """Spark's `value.rlike(regex)` (a Java find) for the readers' regexes (none uses a lookahead,
+    which Rust's regex lacks)."""
     return value.str.contains(java_regex(regex))
 
 
