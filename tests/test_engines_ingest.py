@@ -191,6 +191,23 @@ JSON_NASTY = [
     '{"id": "line\tbreak"}',
     '{"id": "a"} // comment',
     "{'id': 'x'}",
+    # lines the local parser cuts by regex (plain: no escapes, integers, spaces): each must read as Jackson reads it
+    _json(id=0),
+    _json(id="CT-0").replace('"dur": 19', '"dur": -0'),
+    _json(cell="a,b} [x]: y \"id\": 5"),
+    _json(cell='a,b} [x]: "id" 5'),
+    _json(cell="del\x7f 中文 ünï"),
+    _json(peer="id", cell="subscriber"),
+    _json().replace('": ', '" :\t').replace(", ", " , "),
+    _json() + "\r",
+    _json() + " \t ",
+    _json(imei=None, cell=None),
+    _json(dur=123456789012345678901234567890),
+    _json(dur=True, svc=False),
+    _json().replace('"dur": 19', '"dur": 019'),
+    _json().replace('"dur": 19', '"dur": 1e3'),
+    '{"subscriber": "+8613342491460", "id": "CTa", "x": {"id": "CTb"}}',
+    '{"Id": "CT1", "id": "CT2"}',
 ]
 
 

@@ -439,11 +439,43 @@ def _json_object(text: str) -> dict | None:
     return value if isinstance(value, dict) else None
 
 
+# A line that is certainly one flat JSON object of plain values, read the same by Jackson and Python:
+# no escapes (no backslash), no control characters, numbers only as non-negative integers, spaces and
+# tabs only between tokens. Such a line's fields are cut out by regex; every other line goes through
+# Python's json (`_json_object`), as does any with a field named twice.
+_PLAIN_STRING = r'"[^"\\\x00-\x1F]*"'
+_PLAIN_VALUE = rf"(?:{_PLAIN_STRING}|0|[1-9][0-9]*|true|false|null)"
+_PLAIN_MEMBER = rf"[ \t]*{_PLAIN_STRING}[ \t]*:[ \t]*{_PLAIN_VALUE}[ \t]*"
+_PLAIN_OBJECT = rf"^[ \t]*\{{(?:{_PLAIN_MEMBER}(?:,{_PLAIN_MEMBER})*|[ \t]*)\}}[ \t\r]*$"
+
+
+def _plain_field(text: pl.Expr, name: str) -> pl.Expr:
+    """A field of a plain line (see `_PLAIN_OBJECT`) as `_json_text` gives it: a string's
+    characters, an integer's digits, true/false as words, null (or absent) as null."""
+    token = text.str.extract(rf'"{name}"[ \t]*:[ \t]*({_PLAIN_STRING}|[^,}} \t]+)', 1)
+    return (
+        pl.when(token.str.starts_with('"'))
+        .then(token.str.slice(1, token.str.len_chars() - 2))
+        .when(token == "null")
+        .then(None)
+        .otherwise(token)
+    )
+
+
 def parse_jsonl(lines: pl.DataFrame, timezone: str) -> pl.DataFrame:
-    """`timezone` is unused: ts is an instant already. The JSON of each line is read in Python (one
-    object per line; Polars has no per-line JSON reader that keeps bad lines as reasons)."""
+    """`timezone` is unused: ts is an instant already. Plain lines (the carriers' usual output) are
+    cut into fields by Polars; the rest are read one by one with Python's json, as Jackson would."""
     texts, valid = utf8_lines(lines["bytes"])
-    objects = [_json_object(text) for text in texts.to_list()]
+    plain_frame = pl.DataFrame({"_text": texts, "_valid": valid}).select(
+        plain=pl.col("_valid")
+        & ~pl.col("_text").str.contains("\\", literal=True)
+        & pl.col("_text").str.contains(_PLAIN_OBJECT)
+        & pl.all_horizontal(pl.col("_text").str.count_matches(rf'"{name}"[ \t]*:') <= 1 for name in JSONL.fields),
+        **{f"_f_{name}": _plain_field(pl.col("_text"), name) for name in JSONL.fields},
+    )
+    plain = plain_frame["plain"]
+    others = (~plain).arg_true()
+    objects = [_json_object(text) for text in texts.gather(others).to_list()]
     absent = (None,) * len(JSONL.fields)
     rows = [
         absent if o is None else tuple(v if v.__class__ is str else _json_text(v) for v in map(o.get, JSONL.fields))
@@ -451,15 +483,19 @@ def parse_jsonl(lines: pl.DataFrame, timezone: str) -> pl.DataFrame:
     ]
     schema = {f"_f_{name}": pl.String for name in JSONL.fields}
     try:
-        values = pl.DataFrame(rows, schema=schema, orient="row")
+        read = pl.DataFrame(rows, schema=schema, orient="row")
     except UnicodeEncodeError:  # a lone surrogate escape (\\ud800): Java's UTF-8 writes it as '?'
         rows = [tuple(_no_surrogates(v) for v in row) for row in rows]
-        values = pl.DataFrame(rows, schema=schema, orient="row")
+        read = pl.DataFrame(rows, schema=schema, orient="row")
+    values = pl.DataFrame(
+        [plain_frame[f"_f_{name}"].clone().scatter(others, read[f"_f_{name}"]) for name in JSONL.fields]
+    )
+    is_object = plain.clone().scatter(others, pl.Series([o is not None for o in objects], dtype=pl.Boolean))
     frame = (
         lines.with_columns(
             _text=texts,
             _valid=valid,
-            _object=pl.Series(values=[o is not None for o in objects], dtype=pl.Boolean),
+            _object=is_object,
         )
         .hstack(values)
         .with_columns(_text=strip_cr(pl.col("_text")))
