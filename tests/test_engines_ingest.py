@@ -410,3 +410,15 @@ def test_the_ingest_steps_validate_alike(spark, tmp_path):
             for result in saved
         ]
         assert verdicts[0] == verdicts[1], carrier
+
+
+def test_utf8_lines_chunk_by_chunk(monkeypatch):
+    """Lines are decoded a chunk at a time: a chunk with an invalid line is read line by line, its
+    neighbours natively, and every line comes back in place with its own verdict."""
+    monkeypatch.setattr(local_formats, "_UTF8_CHUNK", 3)
+    lines = [b"a", "\u4e2d".encode(), b"\xff", b"", b"ok\r", b"\xe4\xb8", b"\xed\xa0\x80x", b"z"]
+    texts, valid = local_formats.utf8_lines(pl.Series(lines, dtype=pl.Binary))
+    assert texts.to_list() == [line.decode("utf-8", errors="replace") for line in lines]
+    assert valid.to_list() == [True, True, False, True, True, False, False, True]
+    empty = local_formats.utf8_lines(pl.Series([], dtype=pl.Binary))
+    assert (empty[0].to_list(), empty[1].to_list()) == ([], [])

@@ -111,14 +111,22 @@ def utf8(data: bytes) -> str:
 
 
 def utf8_lines(lines: pl.Series) -> tuple[pl.Series, pl.Series]:
-    """Each line as UTF-8 text (`utf8`) and whether it is valid UTF-8 (Spark's is_valid_utf8)."""
-    pieces = lines.to_list()
-    try:
-        b"\n".join(pieces).decode("utf-8")
-        valid = [True] * len(pieces)
-    except UnicodeDecodeError:
-        valid = [_is_utf8(piece) for piece in pieces]
-    return _decode_lines(lines, utf8), pl.Series(values=valid, dtype=pl.Boolean)
+    """Each line as UTF-8 text (`utf8`) and whether it is valid UTF-8 (Spark's is_valid_utf8).
+    Valid text is taken as it is by Polars, a chunk of lines at a time; only a chunk with an invalid
+    line is decoded line by line in Python."""
+    texts, valid = [], []
+    for start in range(0, max(len(lines), 1), _UTF8_CHUNK):
+        chunk = lines.slice(start, _UTF8_CHUNK)
+        try:
+            texts.append(chunk.cast(pl.String))
+            valid.append(pl.repeat(True, len(chunk), dtype=pl.Boolean, eager=True))
+        except pl.exceptions.ComputeError:  # Polars refuses invalid UTF-8 for the whole chunk
+            texts.append(_decode_lines(chunk, utf8))
+            valid.append(pl.Series(values=[_is_utf8(piece) for piece in chunk.to_list()], dtype=pl.Boolean))
+    return pl.concat(texts), pl.concat(valid)
+
+
+_UTF8_CHUNK = 20_000
 
 
 def _is_utf8(data: bytes) -> bool:
@@ -439,43 +447,35 @@ def _json_object(text: str) -> dict | None:
     return value if isinstance(value, dict) else None
 
 
-# A line that is certainly one flat JSON object of plain values, read the same by Jackson and Python:
-# no escapes (no backslash), no control characters, numbers only as non-negative integers, spaces and
-# tabs only between tokens. Such a line's fields are cut out by regex; every other line goes through
-# Python's json (`_json_object`), as does any with a field named twice.
+# A plain line: the contract's object, its keys in the contract's order, each once, with plain values
+# (strings without escapes or control characters, non-negative integers, true/false/null) and only
+# spaces and tabs between tokens: what the carriers write. Jackson and Python's json read such a line
+# alike, so Polars cuts its fields with one regex; every other line is read by Python's json
+# (`_json_object`) and checked for its shape.
 _PLAIN_STRING = r'"[^"\\\x00-\x1F]*"'
-_PLAIN_VALUE = rf"(?:{_PLAIN_STRING}|0|[1-9][0-9]*|true|false|null)"
-_PLAIN_MEMBER = rf"[ \t]*{_PLAIN_STRING}[ \t]*:[ \t]*{_PLAIN_VALUE}[ \t]*"
-_PLAIN_OBJECT = rf"^[ \t]*\{{(?:{_PLAIN_MEMBER}(?:,{_PLAIN_MEMBER})*|[ \t]*)\}}[ \t\r]*$"
+_PLAIN_VALUE = rf"({_PLAIN_STRING}|0|[1-9][0-9]*|true|false|null)"
+_PLAIN_LINE = (
+    r"^[ \t]*\{[ \t]*"
+    + r"[ \t]*,[ \t]*".join(rf'"{name}"[ \t]*:[ \t]*{_PLAIN_VALUE}' for name in JSONL.fields)
+    + r"[ \t]*\}[ \t\r]*$"
+)
 
 
-def _plain_field(text: pl.Expr, name: str) -> pl.Expr:
-    """A field of a plain line (see `_PLAIN_OBJECT`) as `_json_text` gives it: a string's
-    characters, an integer's digits, true/false as words, null (or absent) as null."""
-    token = text.str.extract(rf'"{name}"[ \t]*:[ \t]*({_PLAIN_STRING}|[^,}} \t]+)', 1)
+def _plain_value(token: pl.Expr) -> pl.Expr:
+    """A plain value as `_json_text` gives it: a string's characters, an integer's digits, true or
+    false as words, null as null."""
     return (
         pl.when(token.str.starts_with('"'))
         .then(token.str.slice(1, token.str.len_chars() - 2))
-        .when(token == "null")
-        .then(None)
-        .otherwise(token)
+        .when(token != "null")
+        .then(token)
     )
 
 
-def parse_jsonl(lines: pl.DataFrame, timezone: str) -> pl.DataFrame:
-    """`timezone` is unused: ts is an instant already. Plain lines (the carriers' usual output) are
-    cut into fields by Polars; the rest are read one by one with Python's json, as Jackson would."""
-    texts, valid = utf8_lines(lines["bytes"])
-    plain_frame = pl.DataFrame({"_text": texts, "_valid": valid}).select(
-        plain=pl.col("_valid")
-        & ~pl.col("_text").str.contains("\\", literal=True)
-        & pl.col("_text").str.contains(_PLAIN_OBJECT)
-        & pl.all_horizontal(pl.col("_text").str.count_matches(rf'"{name}"[ \t]*:') <= 1 for name in JSONL.fields),
-        **{f"_f_{name}": _plain_field(pl.col("_text"), name) for name in JSONL.fields},
-    )
-    plain = plain_frame["plain"]
-    others = (~plain).arg_true()
-    objects = [_json_object(text) for text in texts.gather(others).to_list()]
+def _read_json_lines(texts: pl.Series) -> pl.DataFrame:
+    """Lines read one by one with Python's json, as Jackson reads them for from_json: the fields as
+    text (`_f_<name>`), `_object` (the line starts with a whole, valid object) and the shape checks."""
+    objects = [_json_object(text) for text in texts.to_list()]
     absent = (None,) * len(JSONL.fields)
     rows = [
         absent if o is None else tuple(v if v.__class__ is str else _json_text(v) for v in map(o.get, JSONL.fields))
@@ -487,21 +487,44 @@ def parse_jsonl(lines: pl.DataFrame, timezone: str) -> pl.DataFrame:
     except UnicodeEncodeError:  # a lone surrogate escape (\\ud800): Java's UTF-8 writes it as '?'
         rows = [tuple(_no_surrogates(v) for v in row) for row in rows]
         read = pl.DataFrame(rows, schema=schema, orient="row")
-    values = pl.DataFrame(
-        [plain_frame[f"_f_{name}"].clone().scatter(others, read[f"_f_{name}"]) for name in JSONL.fields]
+    shape = strip_cr(pl.col("_shape")).str.replace_all(_STRING_LITERAL, '""')
+    return (
+        read.with_columns(_shape=texts, _object=pl.Series([o is not None for o in objects], dtype=pl.Boolean))
+        .with_columns(_trailing=shape.str.contains(_TRAILING), _flat=shape.str.contains(_ONE_FLAT_OBJECT))
+        .drop("_shape")
     )
-    is_object = plain.clone().scatter(others, pl.Series([o is not None for o in objects], dtype=pl.Boolean))
+
+
+def parse_jsonl(lines: pl.DataFrame, timezone: str) -> pl.DataFrame:
+    """`timezone` is unused: ts is an instant already. Plain lines (`_PLAIN_LINE`) are cut into fields
+    by Polars; the others are read one by one with Python's json, as Jackson would read them."""
+    texts, valid = utf8_lines(lines["bytes"])
+    fields = [f"_f_{name}" for name in JSONL.fields]
+    cut = (
+        pl.DataFrame({"_text": texts})
+        .select(pl.col("_text").str.extract_groups(_PLAIN_LINE).struct.rename_fields(fields).alias("_cut"))
+        .unnest("_cut")
+    )
+    plain = valid & cut[fields[0]].is_not_null()
+    values = cut.select(
+        *[_plain_value(pl.col(name)).alias(name) for name in fields],
+        _object=pl.lit(True),
+        _trailing=pl.lit(False),
+        _flat=pl.lit(True),
+    )
+    others = (~plain).arg_true()
+    if len(others):
+        read = _read_json_lines(texts.gather(others))
+        values = pl.DataFrame([values[name].clone().scatter(others, read[name]) for name in read.columns])
     frame = (
         lines.with_columns(
             _text=texts,
             _valid=valid,
-            _object=is_object,
         )
         .hstack(values)
         .with_columns(_text=strip_cr(pl.col("_text")))
     )
     text = pl.col("_text")
-    shape = text.str.replace_all(_STRING_LITERAL, '""')
     field = {name: pl.col(f"_f_{name}") for name in JSONL.fields}
     record_id, msisdn = blank_to_null(field["id"]), blank_to_null(field["subscriber"])
     direction = lookup(field["dir"], JSONL_DIRECTIONS)
@@ -511,8 +534,8 @@ def parse_jsonl(lines: pl.DataFrame, timezone: str) -> pl.DataFrame:
     reason = first_reason(
         (~pl.col("_valid"), formats.UNDECODABLE),
         (~pl.col("_object"), formats.BROKEN_JSON),
-        (shape.str.contains(_TRAILING), formats.TRAILING_JSON),
-        (~shape.str.contains(_ONE_FLAT_OBJECT), formats.BROKEN_JSON),
+        (pl.col("_trailing"), formats.TRAILING_JSON),
+        (~pl.col("_flat"), formats.BROKEN_JSON),
         *[(field[name].is_null(), f"missing field {name}") for name in JSONL.fields],
         (record_id.is_null(), formats.EMPTY_RECORD_ID),
         (msisdn.is_null(), formats.EMPTY_SERVED_NUMBER),
