@@ -236,21 +236,20 @@ def classify(parsed: pl.DataFrame, day: dt.date, late_days: int, timezone: str) 
     )
     fine = ~pl.col("is_header") & pl.col("reason").is_null()
     candidate = fine & ((pl.col("_off") == 0) | pl.col("arrived"))
-    rows = rows.with_columns(
-        _candidate=candidate,
-        _routed=fine & ~candidate,
-        _key=pl.when(candidate)
-        .then(pl.concat_str(pl.lit("r"), pl.col("record_id")))
-        .otherwise(
-            pl.concat_str(pl.lit("q"), pl.col("source_file"), pl.col("source_line").cast(pl.String), separator=":")
-        ),
-    )
-    # the first row of each (carrier, key) by (source_file, source_line) is the winner
-    rows = rows.sort("source_file", "source_line")
-    group = ["carrier", "_key"]
+    rows = rows.with_columns(_candidate=candidate, _routed=fine & ~candidate).sort("source_file", "source_line")
+    # The first candidate of each (carrier, record_id) by (source_file, source_line) is the winner. Ids
+    # that come more than once are few: only their rows are grouped to find each one's winner.
+    record = pl.struct("carrier", "record_id")
+    repeated = pl.col("_candidate") & pl.when(pl.col("_candidate")).then(record).is_duplicated()
+    rows = rows.with_columns(_repeated=repeated)
     winner = ["source_file", "source_line", *CONTENT]
-    rows = rows.with_columns(
-        [pl.when(pl.col("_candidate")).then(pl.col(c).first().over(group)).alias(f"_w_{c}") for c in winner]
+    winners = (
+        rows.filter(pl.col("_repeated"))
+        .group_by("carrier", "record_id", maintain_order=True)
+        .agg(pl.col(c).first().alias(f"_w_{c}") for c in winner)
+    )
+    rows = rows.join(winners, on=["carrier", "record_id"], how="left", maintain_order="left").with_columns(
+        [pl.when(pl.col("_repeated")).then(pl.col(f"_w_{c}")).alias(f"_w_{c}") for c in winner]
     )
     same = pl.all_horizontal([pl.col(c).eq_missing(pl.col(f"_w_{c}")) for c in CONTENT])
     outcome = (
@@ -260,6 +259,8 @@ def classify(parsed: pl.DataFrame, day: dt.date, late_days: int, timezone: str) 
         .then(pl.lit(QUARANTINED))
         .when(pl.col("_routed"))
         .then(pl.lit(ROUTED_OUT))
+        .when(~pl.col("_repeated"))
+        .then(pl.lit(ACCEPTED))
         .when((pl.col("_w_source_file") == pl.col("source_file")) & (pl.col("_w_source_line") == pl.col("source_line")))
         .then(pl.lit(ACCEPTED))
         .when(same)
@@ -274,7 +275,7 @@ def classify(parsed: pl.DataFrame, day: dt.date, late_days: int, timezone: str) 
         reason=pl.when(pl.col("outcome") == CONFLICT).then(conflict_reason).otherwise(pl.col("reason")),
         date=pl.when(pl.col("outcome").is_in([ACCEPTED, ROUTED_OUT])).then(pl.col("_event")).otherwise(pl.lit(day)),
         raw=pl.when(pl.col("outcome").is_in([HEADER, QUARANTINED, CONFLICT, ROUTED_OUT])).then(pl.col("raw")),
-    ).drop("_event", "_off", "_candidate", "_routed", "_key", *[f"_w_{c}" for c in winner])
+    ).drop("_event", "_off", "_candidate", "_routed", "_repeated", *[f"_w_{c}" for c in winner])
 
 
 def accepted_rows(rows: pl.DataFrame) -> pl.DataFrame:

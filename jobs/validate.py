@@ -376,7 +376,7 @@ def validate_cdr_partition(df, carrier: str, day: dt.date, config: Config, recen
         if cached_here:
             df.persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        with warnings.catch_warnings(), (_gx_on_pandas() if local else nullcontext()):
+        with warnings.catch_warnings(), _gx_on_pandas() if local else nullcontext():
             # pandas says the number patterns have groups (GX matches with `str.contains`): as meant
             warnings.filterwarnings("ignore", "This pattern is interpreted as a regular expression", UserWarning)
             batch = _batch_definition("pandas" if local else "spark").get_batch(batch_parameters={"dataframe": data})

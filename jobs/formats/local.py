@@ -112,18 +112,17 @@ def utf8(data: bytes) -> str:
 
 def utf8_lines(lines: pl.Series) -> tuple[pl.Series, pl.Series]:
     """Each line as UTF-8 text (`utf8`) and whether it is valid UTF-8 (Spark's is_valid_utf8).
-    Valid text is taken as it is by Polars, a chunk of lines at a time; only a chunk with an invalid
-    line is decoded line by line in Python."""
-    texts, valid = [], []
-    for start in range(0, max(len(lines), 1), _UTF8_CHUNK):
-        chunk = lines.slice(start, _UTF8_CHUNK)
+    Valid text is taken as it is by Polars; a chunk that Polars refuses is halved until the invalid
+    lines are found, and only those are decoded in Python."""
+    if len(lines) <= _UTF8_CHUNK:
         try:
-            texts.append(chunk.cast(pl.String))
-            valid.append(pl.repeat(True, len(chunk), dtype=pl.Boolean, eager=True))
-        except pl.exceptions.ComputeError:  # Polars refuses invalid UTF-8 for the whole chunk
-            texts.append(_decode_lines(chunk, utf8))
-            valid.append(pl.Series(values=[_is_utf8(piece) for piece in chunk.to_list()], dtype=pl.Boolean))
-    return pl.concat(texts), pl.concat(valid)
+            return lines.cast(pl.String), pl.repeat(True, len(lines), dtype=pl.Boolean, eager=True)
+        except pl.exceptions.ComputeError:  # an invalid line somewhere in the chunk
+            if len(lines) == 1:
+                return _decode_lines(lines, utf8), pl.Series(values=[_is_utf8(lines[0])], dtype=pl.Boolean)
+    half = min(_UTF8_CHUNK, (len(lines) + 1) // 2)
+    parts = [utf8_lines(lines.slice(start, half)) for start in range(0, len(lines), half)]
+    return pl.concat([t for t, _ in parts]), pl.concat([v for _, v in parts])
 
 
 _UTF8_CHUNK = 20_000
