@@ -53,6 +53,7 @@ from jobs.ingest_books import (  # noqa: F401  (re-exported: `from jobs.ingest i
     open_books,
     relative,
     tally,
+    warn_routing,
 )
 from jobs.io import lake_spark, layout, summaries
 from jobs.io.landing_files import FileFacts, rescue_readable
@@ -387,6 +388,7 @@ def _tally(rows: DataFrame, report: IngestReport, landing: Path) -> None:
             raise CdrwatchError(f"ingest {report.day}: {_read_error(str(err), landing)}") from None
         raise
     tally(report, (Group(**g.asDict()) for g in groups))
+    warn_routing(report)
 
 
 def _validate(rows: DataFrame, report: IngestReport, check: Callable[[str, DataFrame], Any] | None) -> dict[str, str]:

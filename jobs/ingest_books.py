@@ -117,9 +117,11 @@ class IngestReport:
         self.partial_reasons.append(f"{carrier}: {why}")
         self.partial_carriers.setdefault(carrier, []).append(why)
 
-    def check_balanced(self) -> None:
-        """Raise unless every file's rows add up, and add up to its independently counted lines."""
+    def check_balanced(self, carriers: Iterable[str] | None = None) -> None:
+        """Raise unless every file's rows (of `carriers`, default all) add up."""
         for carrier, files in self.files.items():
+            if carriers is not None and carrier not in carriers:
+                continue
             for name, counts in [*files.items(), (f"carrier {carrier}", self.carriers[carrier])]:
                 if not counts.balanced:
                     raise CdrwatchError(
@@ -300,7 +302,8 @@ class Group:
 
 
 def tally(report: IngestReport, groups: Iterable[Group]) -> None:
-    """Fill the report's counts, line ranges and routing warnings from the grouped outcomes."""
+    """Fill the report's counts and line ranges from the grouped outcomes (of some carriers or all:
+    the counts add up). `warn_routing` then says what was routed, once all are counted."""
     for g in sorted(groups, key=lambda g: (g.carrier, g.source_file)):
         if not g.arrived:
             first, last = report.numbered.get(g.source_file, (g.first_line, g.last_line))
@@ -323,6 +326,10 @@ def tally(report: IngestReport, groups: Iterable[Group]) -> None:
             report.routed_out[key] = report.routed_out.get(key, 0) + g.count
         else:
             counts.quarantined[g.kind] = counts.quarantined.get(g.kind, 0) + g.count
+
+
+def warn_routing(report: IngestReport) -> None:
+    """The warnings for records routed out of tonight's folders and in from other dates' folders."""
     for when, n in sorted(report.routed_out.items()):
         report.warnings.append(
             f"{n:,} record(s) of {when} were delivered in the folders of {report.day}: kept in "
@@ -335,9 +342,12 @@ def tally(report: IngestReport, groups: Iterable[Group]) -> None:
         )
 
 
-def check_lines(report: IngestReport, engine: str = "Spark") -> None:
-    """Every file's rows (plus its header) must be its physical lines, counted independently of the engine."""
+def check_lines(report: IngestReport, engine: str = "Spark", carriers: Iterable[str] | None = None) -> None:
+    """Every file's rows (plus its header) must be its physical lines, counted independently of the
+    engine (the files of `carriers`, default all)."""
     for carrier, files in report.files.items():
+        if carriers is not None and carrier not in carriers:
+            continue
         for name, counts in files.items():
             fact = report.facts.get(name)
             if fact is None:
@@ -362,14 +372,18 @@ def check_lines(report: IngestReport, engine: str = "Spark") -> None:
 
 
 def judge_validation(
-    report: IngestReport, check: Callable[[str, Any], Any] | None, accepted: Callable[[str], Any]
+    report: IngestReport,
+    check: Callable[[str, Any], Any] | None,
+    accepted: Callable[[str], Any],
+    carriers: Iterable[str] | None = None,
 ) -> dict[str, str]:
-    """Run `check(carrier, accepted(carrier))` for each delivered carrier; carrier -> failure text of
-    those that failed, whose accepted rows are then counted as quarantined (FAILED_VALIDATION)."""
+    """Run `check(carrier, accepted(carrier))` for each delivered carrier (of `carriers`, default all);
+    carrier -> failure text of those that failed, whose accepted rows are then counted as
+    quarantined (FAILED_VALIDATION)."""
     failed = {}
     if check is None:
         return failed
-    for carrier in sorted(report.files):
+    for carrier in sorted(report.files if carriers is None else set(report.files) & set(carriers)):
         outcome = check(carrier, accepted(carrier))
         if outcome.success:
             report.validation[carrier] = "passed"

@@ -17,7 +17,7 @@ import logging
 import zlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import polars as pl
 
@@ -43,6 +43,7 @@ from jobs.ingest_books import (
     open_books,
     relative,
     tally,
+    warn_routing,
 )
 from jobs.io import lake_polars, layout, summaries
 from jobs.io.landing_files import GZIP_MAGIC
@@ -95,29 +96,45 @@ def ingest_date_local(
 def run_ingest_local(
     config: Config, day: dt.date, check: Callable[[str, pl.DataFrame], Any] | None = None
 ) -> IngestReport:
-    """`jobs.ingest.run_ingest` on Polars: the same lake partitions and summary for the same landing zone."""
+    """`jobs.ingest.run_ingest` on Polars: the same lake partitions and summary for the same landing
+    zone. A carrier at a time (its ids are its own): read, classify, count, check, validate and stage
+    it, so that only one carrier's night is in memory; all are swapped in together at the end."""
     landing, deliveries, report = open_books(config, day)
+    arrivals = routed_arrivals(config, day)
+    carriers = sorted(set(deliveries) | set(() if arrivals is None else arrivals["carrier"].unique().to_list()))
 
     with lake_polars.DayWrite(config, day) as out:
-        parsed = [parse_delivery(config, carrier, files, landing, report) for carrier, files in deliveries.items()]
-        arrivals = routed_arrivals(config, day)
-        if arrivals is not None:
-            parsed.append(arrivals)
-        if parsed:
-            every = pl.concat(parsed, how="vertical")
-            rows = classify(every, day, config.ingest.late_days, config.timezone)
-            _tally(rows, report)
-            report.check_balanced()
-            check_lines(report, "Polars")
-            failed = judge_validation(
-                report, check, lambda carrier: accepted_rows(rows.filter(pl.col("carrier") == carrier))
-            )
-            if failed:
-                rows = quarantine_carriers(rows, failed, every)
-            _load(config, out, rows, report)
+        for carrier in carriers:
+            parsed = []
+            if carrier in deliveries:
+                parsed.append(parse_delivery(config, carrier, deliveries[carrier], landing, report))
+            if arrivals is not None:
+                parsed.append(arrivals.filter(pl.col("carrier") == carrier))
+            _ingest_carrier(config, carrier, pl.concat(parsed, how="vertical"), report, check, out)
+        warn_routing(report)
+        _commit(out, report)
     judge_completeness(report)
     summaries.write_summary(config, "ingest", day, report.as_dict())
     return report
+
+
+def _ingest_carrier(
+    config: Config,
+    carrier: str,
+    parsed: pl.DataFrame,
+    report: IngestReport,
+    check: Callable[[str, pl.DataFrame], Any] | None,
+    out: lake_polars.DayWrite,
+) -> None:
+    """One carrier's parsed rows classified, counted, checked against its files, validated and staged."""
+    rows = classify(parsed, report.day, config.ingest.late_days, config.timezone)
+    _tally(rows, report)
+    report.check_balanced([carrier])
+    check_lines(report, "Polars", [carrier])
+    failed = judge_validation(report, check, lambda _: accepted_rows(rows), [carrier])
+    if failed:
+        rows = quarantine_carriers(rows, failed)
+    _stage(config, out, rows, report)
 
 
 # ---------------------------------------------------------------- extract
@@ -166,12 +183,23 @@ def file_content(path: Path) -> bytes:
     return b"".join(out)
 
 
+# Lines parsed at a time: a parse holds a dozen columns of intermediate text per line, so a large
+# file is parsed in slices (the formats read line by line, so slices parse as the whole would).
+_LINES_AT_ONCE = 200_000
+
+
 def parse_delivery(
     config: Config, carrier: str, files: list[Path], landing: Path, report: IngestReport
 ) -> pl.DataFrame:
     """A carrier's files parsed by its format, with the file-level verdicts of plain Python (a header
     that does not match quarantines its whole file; a damaged gzip's cut last line)."""
-    frame = local_formats.parse(config.carriers[carrier].format, read_lines(files, landing), config.timezone)
+    format_name = config.carriers[carrier].format
+    parsed = [
+        local_formats.parse(format_name, lines, config.timezone)
+        for path in files
+        for lines in read_lines([path], landing).iter_slices(_LINES_AT_ONCE)
+    ]
+    frame = pl.concat(parsed) if parsed else local_formats.parse(format_name, read_lines([], landing), config.timezone)
     bad_header, cut = file_verdicts(report, carrier, files, landing)
     if bad_header:
         in_bad = pl.col("source_file").is_in(bad_header)
@@ -223,8 +251,10 @@ def _empty_parsed() -> pl.DataFrame:
 
 
 def classify(parsed: pl.DataFrame, day: dt.date, late_days: int, timezone: str) -> pl.DataFrame:
-    """`jobs.ingest.classify` on Polars: the parsed rows with `outcome` and `date`, `raw` only where
-    kept. The local date of an event is taken in `timezone` (conf), as Spark's session takes it."""
+    """`jobs.ingest.classify` on Polars: the parsed rows, in their order, with `outcome` and `date`.
+    The local date of an event is taken in `timezone` (conf), as Spark's session takes it. `raw` is
+    left on every row (the parsed frame's own column, no copy): the writers keep it where the lake
+    keeps it."""
     event_date = pl.col("start_time").dt.convert_time_zone(timezone).dt.date()
     rows = parsed.with_columns(_event=event_date).with_columns(_off=(pl.col("_event") - pl.lit(day)).dt.total_days())
     valid = ~pl.col("is_header") & pl.col("reason").is_null()
@@ -236,57 +266,63 @@ def classify(parsed: pl.DataFrame, day: dt.date, late_days: int, timezone: str) 
     )
     fine = ~pl.col("is_header") & pl.col("reason").is_null()
     candidate = fine & ((pl.col("_off") == 0) | pl.col("arrived"))
-    rows = rows.with_columns(_candidate=candidate, _routed=fine & ~candidate).sort("source_file", "source_line")
-    # The first candidate of each (carrier, record_id) by (source_file, source_line) is the winner. Ids
-    # that come more than once are few: only their rows are grouped to find each one's winner.
     record = pl.struct("carrier", "record_id")
-    repeated = pl.col("_candidate") & pl.when(pl.col("_candidate")).then(record).is_duplicated()
-    rows = rows.with_columns(_repeated=repeated)
-    winner = ["source_file", "source_line", *CONTENT]
-    winners = (
-        rows.filter(pl.col("_repeated"))
-        .group_by("carrier", "record_id", maintain_order=True)
-        .agg(pl.col(c).first().alias(f"_w_{c}") for c in winner)
+    rows = rows.with_columns(
+        _routed=fine & ~candidate, _repeated=candidate & pl.when(candidate).then(record).is_duplicated()
     )
-    rows = rows.join(winners, on=["carrier", "record_id"], how="left", maintain_order="left").with_columns(
-        [pl.when(pl.col("_repeated")).then(pl.col(f"_w_{c}")).alias(f"_w_{c}") for c in winner]
-    )
-    same = pl.all_horizontal([pl.col(c).eq_missing(pl.col(f"_w_{c}")) for c in CONTENT])
-    outcome = (
-        pl.when(pl.col("is_header"))
+    rows = rows.with_columns(
+        outcome=pl.when(pl.col("is_header"))
         .then(pl.lit(HEADER))
         .when(pl.col("reason").is_not_null())
         .then(pl.lit(QUARANTINED))
         .when(pl.col("_routed"))
         .then(pl.lit(ROUTED_OUT))
-        .when(~pl.col("_repeated"))
-        .then(pl.lit(ACCEPTED))
-        .when((pl.col("_w_source_file") == pl.col("source_file")) & (pl.col("_w_source_line") == pl.col("source_line")))
-        .then(pl.lit(ACCEPTED))
-        .when(same)
-        .then(pl.lit(DUPLICATE))
-        .otherwise(pl.lit(CONFLICT))
+        .otherwise(pl.lit(ACCEPTED))
     )
-    conflict_reason = pl.concat_str(
+    repeated = rows["_repeated"].arg_true()
+    if len(repeated):  # few: only these rows are sorted and grouped
+        judged = _judge_repeated(rows[repeated].with_columns(_row=repeated))
+        rows = rows.with_columns(
+            outcome=rows["outcome"].clone().scatter(judged["_row"], judged["outcome"]),
+            reason=rows["reason"].clone().scatter(judged["_row"], judged["reason"]),
+        )
+    return rows.with_columns(
+        date=pl.when(pl.col("outcome").is_in([ACCEPTED, ROUTED_OUT])).then(pl.col("_event")).otherwise(pl.lit(day)),
+    ).drop("_event", "_off", "_routed", "_repeated")
+
+
+def _judge_repeated(rows: pl.DataFrame) -> pl.DataFrame:
+    """Candidates whose (carrier, record_id) comes more than once: the first by (source_file,
+    source_line) is accepted, a later one with the same content is a duplicate, with other content
+    a conflict (its reason names the winner's line). Returns `_row`, `outcome`, `reason`."""
+    group = ["carrier", "record_id"]
+    rows = rows.sort("source_file", "source_line").with_columns(
+        pl.col(c).first().over(group).alias(f"_w_{c}") for c in ("source_file", "source_line", *CONTENT)
+    )
+    same = pl.all_horizontal([pl.col(c).eq_missing(pl.col(f"_w_{c}")) for c in CONTENT])
+    first = (pl.col("_w_source_file") == pl.col("source_file")) & (pl.col("_w_source_line") == pl.col("source_line"))
+    conflict = pl.concat_str(
         pl.lit(CONFLICT_PREFIX), pl.col("_w_source_file"), pl.lit(":"), pl.col("_w_source_line").cast(pl.String)
     )
-    rows = rows.with_columns(outcome=outcome)
-    return rows.with_columns(
-        reason=pl.when(pl.col("outcome") == CONFLICT).then(conflict_reason).otherwise(pl.col("reason")),
-        date=pl.when(pl.col("outcome").is_in([ACCEPTED, ROUTED_OUT])).then(pl.col("_event")).otherwise(pl.lit(day)),
-        raw=pl.when(pl.col("outcome").is_in([HEADER, QUARANTINED, CONFLICT, ROUTED_OUT])).then(pl.col("raw")),
-    ).drop("_event", "_off", "_candidate", "_routed", "_repeated", *[f"_w_{c}" for c in winner])
+    return rows.select(
+        "_row",
+        outcome=pl.when(first).then(pl.lit(ACCEPTED)).when(same).then(pl.lit(DUPLICATE)).otherwise(pl.lit(CONFLICT)),
+        reason=pl.when(~first & ~same).then(conflict).otherwise(pl.col("reason")),
+    )
 
 
-def accepted_rows(rows: pl.DataFrame) -> pl.DataFrame:
+Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
+
+
+def accepted_rows(rows: Frame) -> Frame:
     return rows.filter(pl.col("outcome") == ACCEPTED).select(CDR.names)
 
 
-def quarantined_rows(rows: pl.DataFrame) -> pl.DataFrame:
+def quarantined_rows(rows: Frame) -> Frame:
     return rows.filter(pl.col("outcome").is_in([QUARANTINED, CONFLICT])).select(QUARANTINE.names)
 
 
-def routed_rows(rows: pl.DataFrame, day: dt.date) -> pl.DataFrame:
+def routed_rows(rows: Frame, day: dt.date) -> Frame:
     """Routed rows as lake/routed rows of delivery date `day` (their own date in event_date)."""
     return (
         rows.filter(pl.col("outcome") == ROUTED_OUT)
@@ -295,20 +331,12 @@ def routed_rows(rows: pl.DataFrame, day: dt.date) -> pl.DataFrame:
     )
 
 
-def quarantine_carriers(rows: pl.DataFrame, failed: dict[str, str], parsed: pl.DataFrame) -> pl.DataFrame:
-    """The accepted rows of carriers whose suite failed, moved to quarantine with their raw text."""
+def quarantine_carriers(rows: pl.DataFrame, failed: dict[str, str]) -> pl.DataFrame:
+    """The accepted rows of carriers whose suite failed, moved to quarantine (their raw text is on the row)."""
     is_failed = pl.col("carrier").is_in(list(failed)) & (pl.col("outcome") == ACCEPTED)
-    raw = parsed.filter(pl.col("carrier").is_in(list(failed))).select(
-        "carrier", "source_file", "source_line", pl.col("raw").alias("_raw_again")
-    )
-    return (
-        rows.join(raw, on=["carrier", "source_file", "source_line"], how="left", nulls_equal=True)
-        .with_columns(
-            reason=pl.when(is_failed).then(pl.lit(formats.FAILED_VALIDATION)).otherwise(pl.col("reason")),
-            raw=pl.when(is_failed).then(pl.col("_raw_again")).otherwise(pl.col("raw")),
-            outcome=pl.when(is_failed).then(pl.lit(QUARANTINED)).otherwise(pl.col("outcome")),
-        )
-        .drop("_raw_again")
+    return rows.with_columns(
+        reason=pl.when(is_failed).then(pl.lit(formats.FAILED_VALIDATION)).otherwise(pl.col("reason")),
+        outcome=pl.when(is_failed).then(pl.lit(QUARANTINED)).otherwise(pl.col("outcome")),
     )
 
 
@@ -332,12 +360,17 @@ def _tally(rows: pl.DataFrame, report: IngestReport) -> None:
 # ---------------------------------------------------------------- load
 
 
-def _load(config: Config, out: lake_polars.DayWrite, rows: pl.DataFrame, report: IngestReport) -> None:
-    """Stage the three tables, check the staged rows against the report, then swap them in."""
+def _stage(config: Config, out: lake_polars.DayWrite, rows: pl.DataFrame, report: IngestReport) -> None:
+    """Stage the three tables' rows (of one carrier or more)."""
     per_file = config.ingest.rows_per_file
-    out.write(CDR, accepted_rows(rows), sort_by=("msisdn", "start_time", "record_id"), max_rows_per_file=per_file)
-    out.write(QUARANTINE, quarantined_rows(rows), sort_by=("source_file", "source_line"), max_rows_per_file=per_file)
-    out.write(ROUTED, routed_rows(rows, report.day), sort_by=("source_file", "source_line"), max_rows_per_file=per_file)
+    lazy = rows.lazy()  # a table's rows are gathered only when they are written
+    out.write(CDR, accepted_rows(lazy), sort_by=("msisdn", "start_time", "record_id"), max_rows_per_file=per_file)
+    out.write(QUARANTINE, quarantined_rows(lazy), sort_by=("source_file", "source_line"), max_rows_per_file=per_file)
+    out.write(ROUTED, routed_rows(lazy, report.day), sort_by=("source_file", "source_line"), max_rows_per_file=per_file)
+
+
+def _commit(out: lake_polars.DayWrite, report: IngestReport) -> None:
+    """Check the staged rows against the report, then swap them in."""
     written = {
         (table.name, carrier, name): n
         for table in (CDR, QUARANTINE, ROUTED)

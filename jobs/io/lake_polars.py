@@ -152,12 +152,17 @@ class DayWrite:
     def _staged_path(self, table: Table) -> Path:
         return self.root / "new" / table.name / f"date={self.day.isoformat()}"
 
-    def write(self, table: Table, frame: pl.DataFrame, sort_by: tuple[str, ...], max_rows_per_file: int) -> None:
+    def write(
+        self, table: Table, frame: pl.DataFrame | pl.LazyFrame, sort_by: tuple[str, ...], max_rows_per_file: int
+    ) -> None:
+        """Stage `frame`'s rows of `table`, a carrier at a time (only one carrier's rows in memory)."""
         data = [name for name in table.names if name not in ("date", "carrier")]
-        for (carrier,), rows in frame.partition_by("carrier", as_dict=True, maintain_order=True).items():
-            folder = self._staged_path(table) / f"carrier={carrier}"
-            _write_parts(folder, rows.sort(list(sort_by), nulls_last=False), table, data, max_rows_per_file)
-        self._tables.append(table)
+        frame = frame.lazy()
+        for carrier in frame.select(pl.col("carrier").unique().sort()).collect().to_series().to_list():
+            rows = frame.filter(pl.col("carrier") == carrier).sort(list(sort_by), nulls_last=False).collect()
+            _write_parts(self._staged_path(table) / f"carrier={carrier}", rows, table, data, max_rows_per_file)
+        if table not in self._tables:
+            self._tables.append(table)
 
     def staged_counts(self, table: Table) -> dict[tuple[str, str], int]:
         """(carrier, source_file) -> rows staged for `table`, one carrier folder at a time: the staged
