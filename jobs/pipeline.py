@@ -73,10 +73,12 @@ class Run:
         self._local_night = (_night_key(config, day), night)
 
     def local_night(self, config: Config, day: dt.date) -> Any:
-        """The night detect located in this run, if it is still the lake's; else None."""
-        if self._local_night is None or self._local_night[0] != _night_key(config, day):
+        """The night detect located in this run, if it is still the lake's; else None. Handed over
+        once: the run lets go of it, so that a night's rows are not held through the next ingest."""
+        kept, self._local_night = self._local_night, None
+        if kept is None or kept[0] != _night_key(config, day):
             return None
-        return self._local_night[1]
+        return kept[1]
 
 
 def _night_key(config: Config, day: dt.date) -> tuple:

@@ -18,6 +18,7 @@ from jobs.dens.cluster import den_groups, suspect_graph
 
 ROOT = Path(__file__).resolve().parents[1]
 HASH_SEEDS = range(6)
+EXPORT_HASH_SEEDS = range(3)  # a process each: the clustering, where the seed mattered, is checked under all
 
 
 def fuzzy_city(seed=11, groups=4, size=15, trios=40):
@@ -171,7 +172,7 @@ def test_the_outbox_is_the_same_under_every_shuffle_partitioning_and_hash_seed(d
     finally:
         spark.conf.set("spark.sql.shuffle.partitions", "2")
     lake = detected / f"run-{PARTITIONS[0]}" / "lake"
-    for seed in HASH_SEEDS:
+    for seed in EXPORT_HASH_SEEDS:
         outbox = detected / f"seed-{seed}"
         done = subprocess.run(
             [
@@ -201,7 +202,7 @@ def test_the_outbox_is_the_same_under_every_shuffle_partitioning_and_hash_seed(d
     assert any(name.endswith(".xlsx") for name in first) and any(name.endswith(".csv") for name in first)
     assert len(dens[PARTITIONS[0]]) >= 2 and all(len(d["numbers"]) >= 3 for d in dens[PARTITIONS[0]])
     assert all(dens[p] == dens[PARTITIONS[0]] for p in PARTITIONS)
-    assert len(outboxes) == len(PARTITIONS) + len(HASH_SEEDS)
+    assert len(outboxes) == len(PARTITIONS) + len(EXPORT_HASH_SEEDS)
     for key, files in outboxes.items():
         assert sorted(files) == sorted(first), key
         assert [name for name in first if files[name] != first[name]] == [], key
