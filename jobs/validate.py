@@ -303,11 +303,10 @@ def _pandas(frame: pl.DataFrame | pl.LazyFrame):
         pa.string(): arrow_strings,
         pa.large_string(): arrow_strings,
     }
-    whole = [name for name, dtype in frame.schema.items() if dtype.is_integer() and frame[name].null_count() == 0]
-    frame = frame.with_columns(pl.col(whole).cast(pl.Int64))
     data = frame.to_arrow().to_pandas(types_mapper=nullable.get)
-    for name in whole:
-        data[name] = data[name].astype(np.int64)
+    for name, dtype in frame.schema.items():
+        if dtype.is_integer() and frame[name].null_count() == 0:
+            data[name] = data[name].astype(np.int64)
     return data
 
 
